@@ -1,0 +1,358 @@
+// Package record encodes and decodes the event store's on-disk frames and
+// segment headers. It works on byte slices only, never on files, so that every
+// byte of untrusted input passes through code that can be fuzzed in isolation.
+//
+// The layout is drawn in full at the top of eventlog.go in the root package;
+// the constants here are the authority for offsets and sizes.
+package record
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"unicode/utf8"
+)
+
+// Part of the format; never change. Any change bumps Version.
+const (
+	// Version is the format version written in every segment header.
+	Version = 1
+
+	// SegmentHeaderSize is the size of the header at the start of every
+	// segment file.
+	SegmentHeaderSize = 24
+
+	// HeaderSize is the size of a frame header.
+	HeaderSize = 24
+
+	// MaxPayload is the largest frame payload any version of the store
+	// writes. The decoder refuses a larger length before allocating, so a
+	// corrupt length can never make a reader allocate more than this.
+	MaxPayload = 256 << 20
+
+	// IDSize is the size of an event ID.
+	IDSize = 16
+
+	// minEventSize is the smallest an encoded event can be: the ID, a type
+	// of at least one byte with its length, and two empty lengths.
+	minEventSize = IDSize + 2 + 1 + 1
+
+	// payloadPrefixSize is the fixed part of the payload before the
+	// variable-length fields: flags and timestamp.
+	payloadPrefixSize = 1 + 8
+)
+
+// segmentMagic opens every segment file.
+var segmentMagic = [4]byte{'E', 'S', 'L', 'G'}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Checksum returns the CRC-32C (Castagnoli) of b, the checksum used for
+// every header and payload.
+func Checksum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+
+// Errors returned by the decoders. They describe what is wrong with the
+// bytes; deciding whether that is a torn write or corruption is the caller's
+// job, since it needs to know where the bytes sit in the file.
+var (
+	// ErrShort means fewer bytes were given than the structure needs.
+	ErrShort = errors.New("record: short buffer")
+	// ErrHeaderChecksum means a header's checksum does not match its bytes.
+	ErrHeaderChecksum = errors.New("record: header checksum mismatch")
+	// ErrPayloadChecksum means a payload's checksum does not match its bytes.
+	ErrPayloadChecksum = errors.New("record: payload checksum mismatch")
+	// ErrMalformed means the bytes passed their checksum but do not decode:
+	// a bug in the writer, or a format this version does not understand.
+	ErrMalformed = errors.New("record: malformed")
+)
+
+// SegmentHeader is the decoded header of a segment file.
+type SegmentHeader struct {
+	// Base is the global position of the first event the segment holds.
+	Base uint64
+}
+
+// AppendSegmentHeader appends the encoded header of a segment whose first
+// event has position base.
+func AppendSegmentHeader(dst []byte, base uint64) []byte {
+	var b [SegmentHeaderSize]byte
+	copy(b[0:4], segmentMagic[:])
+	b[4] = Version
+	binary.LittleEndian.PutUint64(b[8:16], base)
+	binary.LittleEndian.PutUint32(b[20:24], Checksum(b[:20]))
+	return append(dst, b[:]...)
+}
+
+// DecodeSegmentHeader decodes the first SegmentHeaderSize bytes of b.
+func DecodeSegmentHeader(b []byte) (SegmentHeader, error) {
+	if len(b) < SegmentHeaderSize {
+		return SegmentHeader{}, ErrShort
+	}
+	b = b[:SegmentHeaderSize]
+	if Checksum(b[:20]) != binary.LittleEndian.Uint32(b[20:24]) {
+		return SegmentHeader{}, ErrHeaderChecksum
+	}
+	if [4]byte(b[0:4]) != segmentMagic {
+		return SegmentHeader{}, fmt.Errorf("%w: bad segment magic %q", ErrMalformed, b[0:4])
+	}
+	if b[4] != Version {
+		return SegmentHeader{}, fmt.Errorf("%w: unsupported format version %d", ErrMalformed, b[4])
+	}
+	return SegmentHeader{Base: binary.LittleEndian.Uint64(b[8:16])}, nil
+}
+
+// Header is a decoded frame header.
+type Header struct {
+	// Length is the size of the payload that follows the header.
+	Length uint32
+	// PayloadCRC is the checksum of the payload.
+	PayloadCRC uint32
+	// Position is the global position of the frame's first event.
+	Position uint64
+	// BatchDelta is how many events of the same group commit precede this
+	// frame's first event: Position-BatchDelta is the position of the first
+	// event of the write that carried this frame. Recovery uses it to tell
+	// frames of one unsynced write from frames of a later, synced one.
+	BatchDelta uint32
+}
+
+// BatchStart returns the position of the first event of the group commit
+// that wrote the frame.
+func (h Header) BatchStart() uint64 { return h.Position - uint64(h.BatchDelta) }
+
+// FrameSize returns the size of the whole frame, header included.
+func (h Header) FrameSize() int64 { return HeaderSize + int64(h.Length) }
+
+// DecodeHeader decodes and verifies the frame header at the start of b. It
+// checks the header checksum and the length bound, so a Header it returns
+// can be trusted to size an allocation of at most MaxPayload bytes.
+func DecodeHeader(b []byte) (Header, error) {
+	if len(b) < HeaderSize {
+		return Header{}, ErrShort
+	}
+	if Checksum(b[:20]) != binary.LittleEndian.Uint32(b[20:24]) {
+		return Header{}, ErrHeaderChecksum
+	}
+	h := Header{
+		Length:     binary.LittleEndian.Uint32(b[0:4]),
+		PayloadCRC: binary.LittleEndian.Uint32(b[4:8]),
+		Position:   binary.LittleEndian.Uint64(b[8:16]),
+		BatchDelta: binary.LittleEndian.Uint32(b[16:20]),
+	}
+	if h.Length > MaxPayload || int(h.Length) < payloadPrefixSize+4 {
+		return Header{}, fmt.Errorf("%w: payload length %d out of range", ErrMalformed, h.Length)
+	}
+	if uint64(h.BatchDelta) > h.Position {
+		return Header{}, fmt.Errorf("%w: batch delta %d past position %d", ErrMalformed, h.BatchDelta, h.Position)
+	}
+	return h, nil
+}
+
+// Event is one event inside a frame. Its slices alias the buffer it was
+// decoded from.
+type Event struct {
+	ID       [IDSize]byte
+	Type     []byte
+	Metadata []byte
+	Data     []byte
+}
+
+// Frame is a decoded frame: one Append call's events, all in one stream.
+type Frame struct {
+	Header
+	// Timestamp is the commit time in Unix nanoseconds.
+	Timestamp int64
+	// FirstVersion is the stream version of the first event.
+	FirstVersion uint64
+	// Stream is the stream name; it aliases the decoded buffer.
+	Stream []byte
+	// Events holds the events in order; their slices alias the buffer.
+	Events []Event
+}
+
+// EventSize returns the encoded size of one event in a frame body.
+func EventSize(typ string, metadata, data []byte) int {
+	return IDSize + uvarintLen(uint64(len(typ))) + len(typ) +
+		uvarintLen(uint64(len(metadata))) + len(metadata) +
+		uvarintLen(uint64(len(data))) + len(data)
+}
+
+// BodyHeadSize returns the encoded size of the body's stream name and event
+// count.
+func BodyHeadSize(stream string, count int) int {
+	return uvarintLen(uint64(len(stream))) + len(stream) + uvarintLen(uint64(count))
+}
+
+// AppendBodyHead appends the stream name and event count that open a frame
+// body. The events follow, each appended with AppendEvent.
+func AppendBodyHead(dst []byte, stream string, count int) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(stream)))
+	dst = append(dst, stream...)
+	return binary.AppendUvarint(dst, uint64(count))
+}
+
+// AppendEvent appends one encoded event to a frame body.
+func AppendEvent(dst []byte, id [IDSize]byte, typ string, metadata, data []byte) []byte {
+	dst = append(dst, id[:]...)
+	dst = binary.AppendUvarint(dst, uint64(len(typ)))
+	dst = append(dst, typ...)
+	dst = binary.AppendUvarint(dst, uint64(len(metadata)))
+	dst = append(dst, metadata...)
+	dst = binary.AppendUvarint(dst, uint64(len(data)))
+	return append(dst, data...)
+}
+
+// FrameSize returns the size of a whole frame holding body.
+func FrameSize(firstVersion uint64, body []byte) int {
+	return HeaderSize + payloadPrefixSize + uvarintLen(firstVersion) + len(body)
+}
+
+// AppendFrame appends a complete frame to dst: header, then payload made of
+// the writer's fields and body (built with AppendBodyHead and AppendEvent).
+// It fills in both checksums. The caller keeps len(payload) <= MaxPayload.
+func AppendFrame(dst []byte, position uint64, batchDelta uint32, timestamp int64, firstVersion uint64, body []byte) []byte {
+	start := len(dst)
+	dst = append(dst, make([]byte, HeaderSize)...)
+	dst = append(dst, 0) // flags: none defined in version 1
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(timestamp))
+	dst = binary.AppendUvarint(dst, firstVersion)
+	dst = append(dst, body...)
+
+	h := dst[start : start+HeaderSize]
+	payload := dst[start+HeaderSize:]
+	binary.LittleEndian.PutUint32(h[0:4], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(h[4:8], Checksum(payload))
+	binary.LittleEndian.PutUint64(h[8:16], position)
+	binary.LittleEndian.PutUint32(h[16:20], batchDelta)
+	binary.LittleEndian.PutUint32(h[20:24], Checksum(h[:20]))
+	return dst
+}
+
+// DecodePayload verifies payload against h and decodes it. The events are
+// appended to events[:0], so a caller decoding many frames can reuse one
+// slice; the returned Frame's slices alias payload.
+//
+// Allocation is bounded by len(payload): the event count is checked against
+// the bytes left before the events slice grows.
+func DecodePayload(h Header, payload []byte, events []Event) (Frame, error) {
+	if len(payload) != int(h.Length) {
+		return Frame{}, ErrShort
+	}
+	if Checksum(payload) != h.PayloadCRC {
+		return Frame{}, ErrPayloadChecksum
+	}
+	f := Frame{Header: h}
+	d := decoder{b: payload}
+	if flags := d.byte(); flags != 0 {
+		return Frame{}, fmt.Errorf("%w: unknown flags %#x", ErrMalformed, flags)
+	}
+	f.Timestamp = int64(d.uint64())
+	f.FirstVersion = d.uvarint()
+	f.Stream = d.bytes()
+	count := d.uvarint()
+	if d.err != nil {
+		return Frame{}, d.err
+	}
+	if count == 0 || count > uint64(len(d.b))/minEventSize {
+		return Frame{}, fmt.Errorf("%w: event count %d does not fit %d bytes", ErrMalformed, count, len(d.b))
+	}
+	if len(f.Stream) == 0 || !utf8.Valid(f.Stream) {
+		return Frame{}, fmt.Errorf("%w: invalid stream name", ErrMalformed)
+	}
+	if f.FirstVersion+count < f.FirstVersion || h.Position+count < h.Position {
+		return Frame{}, fmt.Errorf("%w: version or position overflows", ErrMalformed)
+	}
+	events = events[:0]
+	for range count {
+		var e Event
+		copy(e.ID[:], d.fixed(IDSize))
+		e.Type = d.bytes()
+		e.Metadata = d.bytes()
+		e.Data = d.bytes()
+		if d.err != nil {
+			return Frame{}, d.err
+		}
+		if len(e.Type) == 0 {
+			return Frame{}, fmt.Errorf("%w: event without a type", ErrMalformed)
+		}
+		events = append(events, e)
+	}
+	if len(d.b) != 0 {
+		return Frame{}, fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(d.b))
+	}
+	f.Events = events
+	return f, nil
+}
+
+// decoder reads fields off the front of b, recording the first error and
+// returning zero values after it, so a decode reads as a straight line.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fixed(n int) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if len(d.b) < n {
+		d.err = fmt.Errorf("%w: field of %d bytes past the end", ErrMalformed, n)
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) byte() byte {
+	if v := d.fixed(1); v != nil {
+		return v[0]
+	}
+	return 0
+}
+
+func (d *decoder) uint64() uint64 {
+	if v := d.fixed(8); v != nil {
+		return binary.LittleEndian.Uint64(v)
+	}
+	return 0
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = fmt.Errorf("%w: bad varint", ErrMalformed)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// bytes reads a uvarint length and that many bytes; a zero length yields nil.
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.err = fmt.Errorf("%w: length %d past the end", ErrMalformed, n)
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	return d.fixed(int(n))
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
