@@ -1,0 +1,503 @@
+package eventstore
+
+// The on-disk format.
+//
+// A store directory holds a LOCK file and a series of segment files named
+// for the global position of their first event, zero-padded to 20 digits:
+// 00000000000000000000.seg, 00000000000000001734.seg, ... Each segment starts
+// with a header, written and fsynced (with the directory) before any frame:
+//
+//	0       4     5       8                16      20      24
+//	+-------+-----+-------+----------------+-------+-------+
+//	| magic | ver | rsvd  | base (u64)     | rsvd  | crc   |
+//	+-------+-----+-------+----------------+-------+-------+
+//
+//	magic  "ESLG"
+//	ver    format version, 1
+//	base   global position of the segment's first event (equals the name)
+//	crc    CRC-32C of bytes 0-19
+//
+// Frames follow back to back, one per Append call, holding all of its events,
+// so that recovery keeps or drops a call whole:
+//
+//	0            4            8                    16           20      24
+//	+------------+------------+--------------------+------------+-------+
+//	| length u32 | pcrc u32   | position u64       | delta u32  | hcrc  |
+//	+------------+------------+--------------------+------------+-------+
+//	| payload (length bytes):                                          |
+//	|   flags u8 | timestamp i64 | first version uv | stream len uv    |
+//	|   stream | count uv | count × event                               |
+//	| event:                                                            |
+//	|   id [16] | type len uv | type | meta len uv | meta | data len uv |
+//	|   data                                                            |
+//	+-------------------------------------------------------------------+
+//
+//	length    payload size; at most record.MaxPayload (256 MiB)
+//	pcrc      CRC-32C of the payload
+//	position  global position of the frame's first event
+//	delta     events of the same group commit before this frame, so that
+//	          position-delta is where that write began
+//	hcrc      CRC-32C of header bytes 0-19, so length is trusted before use
+//	flags     0; other values are reserved and rejected
+//	timestamp commit time, Unix nanoseconds
+//	uv        unsigned LEB128 varint
+//
+// All fixed-width integers are little-endian. Positions run on across
+// segments without a gap; a stream's versions run on across frames.
+//
+// Recovery, run by Open before the writer starts:
+//
+//   - Every segment but the last must decode whole. A bad frame there, a
+//     missing segment or a position out of sequence fails Open with a
+//     *CorruptionError, and nothing is changed.
+//   - In the last segment, a bad frame at offset X is a torn write (a crash
+//     before the fsync that would have acknowledged it) when it shows the
+//     marks of one: it runs past the end of the file, or one of its 512-byte
+//     sectors is unwritten (all zeros, or a written prefix with at least
+//     16 zero bytes to the sector's end). It must also have no valid frame
+//     after it that belongs to a later group commit (delta tells): a later
+//     write only starts after the earlier one's fsync, so such a frame proves
+//     X was acknowledged and has since been damaged. A torn tail is truncated
+//     at X, fsynced, logged and counted in Stats.TornBytes; anything else is
+//     a *CorruptionError.
+//   - A last segment whose header never reached the disk is removed.
+//
+// A bit flip inside the last frame of the log is reported as corruption
+// unless the damaged frame also holds 16 or more zero bytes at the end of a
+// sector or of the file (an event whose data is mostly zeros, say): such a
+// frame cannot be told from a torn write, and is dropped as one.
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/go-eventstore/eventstore/internal/record"
+	"github.com/go-eventstore/eventstore/internal/vfs"
+)
+
+const (
+	segmentSuffix = ".seg"
+	lockName      = "LOCK"
+	sectorSize    = 512
+	// readChunk is how much a sequential scan reads per system call.
+	readChunk = 1 << 20
+	// tornZeroRun is how many zero bytes must end a sector for it to count
+	// as partly written: more than the longest zero run a frame header and
+	// payload prefix can hold (11 bytes: position's high bytes and delta).
+	tornZeroRun = 16
+)
+
+// segment is one segment file. base and file never change once the segment
+// is listed; size is the writer's own count of bytes written.
+type segment struct {
+	base uint64
+	path string
+	file vfs.File
+	size int64 // bytes written; touched only by the writer goroutine (and Open)
+
+	// Guarded by readIndex.mu: what readers may see of the segment.
+	frames []frameRef // one per committed frame, in file order
+	end    int64      // end of the last committed frame
+}
+
+func segmentName(base uint64) string { return fmt.Sprintf("%020d%s", base, segmentSuffix) }
+
+// parseSegmentName returns the base position a segment file name encodes.
+func parseSegmentName(name string) (uint64, bool) {
+	digits, ok := strings.CutSuffix(name, segmentSuffix)
+	if !ok || len(digits) != 20 {
+		return 0, false
+	}
+	base, err := strconv.ParseUint(digits, 10, 64)
+	return base, err == nil
+}
+
+// eventLog is the append-only, file-backed log: an ordered list of segments,
+// the last of them open for appending. It has no goroutines or channels of its
+// own. After openLog returns, one goroutine at a time (the writer) calls
+// write, sync and roll; segment files are read concurrently through
+// segment.file.ReadAt, which needs no lock.
+type eventLog struct {
+	dir         string
+	fs          vfs.FS
+	logger      *slog.Logger
+	lock        io.Closer
+	segmentSize int64
+
+	// Touched only by the writer goroutine, and by Open and Close when it is
+	// not running.
+	segments []*segment // ascending by base; the last is active
+}
+
+// recovery reports what openLog found and repaired.
+type recovery struct {
+	next      uint64 // position the next event will get
+	tornBytes int64  // bytes of torn tail truncated
+}
+
+// frameVisitor is called by openLog for every valid frame, in log order.
+// It may keep nothing that aliases f's slices.
+type frameVisitor func(seg *segment, offset int64, f *record.Frame) error
+
+// openLog locks dir, opens every segment, checks and recovers them, and calls
+// visit for every frame. On error it leaves nothing open.
+func openLog(dir string, fsys vfs.FS, logger *slog.Logger, segmentSize int64, visit frameVisitor) (_ *eventLog, rec recovery, err error) {
+	if err := fsys.MkdirAll(dir, 0o755); err != nil {
+		return nil, rec, fmt.Errorf("eventstore: open %s: %w", dir, err)
+	}
+	lock, err := fsys.Lock(filepath.Join(dir, lockName))
+	if errors.Is(err, vfs.ErrLocked) {
+		return nil, rec, fmt.Errorf("eventstore: open %s: %w", dir, ErrLocked)
+	}
+	if err != nil {
+		return nil, rec, fmt.Errorf("eventstore: open %s: %w", dir, err)
+	}
+	l := &eventLog{dir: dir, fs: fsys, logger: logger, lock: lock, segmentSize: segmentSize}
+	defer func() {
+		if err != nil {
+			l.close()
+		}
+	}()
+
+	names, err := fsys.ReadDir(dir)
+	if err != nil {
+		return nil, rec, fmt.Errorf("eventstore: open %s: %w", dir, err)
+	}
+	for _, name := range names {
+		base, ok := parseSegmentName(name)
+		if !ok {
+			continue
+		}
+		path := filepath.Join(dir, name)
+		f, err := fsys.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			return nil, rec, fmt.Errorf("eventstore: open %s: %w", path, err)
+		}
+		l.segments = append(l.segments, &segment{base: base, path: path, file: f})
+	}
+
+	scanner := &frameReader{}
+	for i := 0; i < len(l.segments); i++ {
+		seg := l.segments[i]
+		last := i == len(l.segments)-1
+		if seg.base != rec.next {
+			return nil, rec, &CorruptionError{Path: seg.path, Reason: fmt.Sprintf("segment starts at position %d, want %d", seg.base, rec.next)}
+		}
+		torn, err := l.scanSegment(scanner, seg, last, &rec, visit)
+		if err != nil {
+			return nil, rec, err
+		}
+		if torn {
+			// Only the last segment can be torn, so the loop ends here.
+			l.segments = l.segments[:i]
+			break
+		}
+	}
+
+	if len(l.segments) == 0 {
+		if _, err := l.createSegment(rec.next); err != nil {
+			return nil, rec, err
+		}
+	}
+	return l, rec, nil
+}
+
+// scanSegment checks seg's header and every frame, calls visit for each
+// valid frame and advances rec.next past it. In the last segment it repairs a
+// torn tail; it reports true if the whole segment was torn away (its header
+// never reached the disk) and has been removed.
+func (l *eventLog) scanSegment(r *frameReader, seg *segment, last bool, rec *recovery, visit frameVisitor) (removed bool, err error) {
+	size, err := seg.file.Size()
+	if err != nil {
+		return false, fmt.Errorf("eventstore: open %s: %w", seg.path, err)
+	}
+	r.reset(seg.file, size)
+
+	hb, herr := r.bytes(0, record.SegmentHeaderSize)
+	if herr == nil {
+		var h record.SegmentHeader
+		h, herr = record.DecodeSegmentHeader(hb)
+		if herr == nil && h.Base != seg.base {
+			return false, &CorruptionError{Path: seg.path, Reason: fmt.Sprintf("header base %d does not match file name", h.Base)}
+		}
+	}
+	if herr != nil {
+		// A header is fsynced before any frame is written, so a torn one
+		// means the segment was being created and holds nothing acknowledged.
+		if last && r.looksTorn(0, record.SegmentHeaderSize, herr) {
+			if _, later := r.findLaterWrite(1, 0); !later {
+				return true, l.removeTornSegment(seg, size, rec)
+			}
+		}
+		return false, &CorruptionError{Path: seg.path, Reason: "segment header: " + herr.Error()}
+	}
+
+	var events []record.Event
+	off := int64(record.SegmentHeaderSize)
+	for off < size {
+		f, ferr := r.frame(off, events)
+		if ferr == nil && f.Position != rec.next {
+			return false, &CorruptionError{Path: seg.path, Offset: off, Reason: fmt.Sprintf("frame position %d, want %d", f.Position, rec.next)}
+		}
+		if ferr != nil {
+			if !last {
+				return false, &CorruptionError{Path: seg.path, Offset: off, Reason: ferr.Error()}
+			}
+			return false, l.repairTail(r, seg, off, size, ferr, rec)
+		}
+		events = f.Events
+		if err := visit(seg, off, &f); err != nil {
+			return false, &CorruptionError{Path: seg.path, Offset: off, Reason: err.Error()}
+		}
+		rec.next += uint64(len(f.Events))
+		off += f.FrameSize()
+	}
+	seg.size = size
+	return false, nil
+}
+
+// repairTail decides whether the bad frame at off in the last segment is a
+// torn write or corruption, and truncates it if torn.
+func (l *eventLog) repairTail(r *frameReader, seg *segment, off, size int64, cause error, rec *recovery) error {
+	if !r.looksTorn(off, r.badFrameEnd(off), cause) {
+		return &CorruptionError{Path: seg.path, Offset: off, Reason: cause.Error()}
+	}
+	if later, ok := r.findLaterWrite(off+1, rec.next+1); ok {
+		return &CorruptionError{Path: seg.path, Offset: off, Reason: fmt.Sprintf("%v, and a later write is intact at offset %d", cause, later)}
+	}
+	if err := seg.file.Truncate(off); err != nil {
+		return fmt.Errorf("eventstore: truncate torn tail of %s: %w", seg.path, err)
+	}
+	if err := seg.file.Sync(); err != nil {
+		return fmt.Errorf("eventstore: truncate torn tail of %s: %w", seg.path, err)
+	}
+	dropped := size - off
+	rec.tornBytes += dropped
+	seg.size = off
+	l.logger.Warn("eventstore: truncated torn write at end of log",
+		"segment", seg.path, "offset", off, "bytes", dropped, "cause", cause.Error())
+	return nil
+}
+
+// removeTornSegment deletes a last segment whose header never reached disk.
+func (l *eventLog) removeTornSegment(seg *segment, size int64, rec *recovery) error {
+	if err := seg.file.Close(); err != nil {
+		return fmt.Errorf("eventstore: remove torn segment %s: %w", seg.path, err)
+	}
+	seg.file = nil
+	if err := l.fs.Remove(seg.path); err != nil {
+		return fmt.Errorf("eventstore: remove torn segment %s: %w", seg.path, err)
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return fmt.Errorf("eventstore: remove torn segment %s: %w", seg.path, err)
+	}
+	rec.tornBytes += size
+	l.logger.Warn("eventstore: removed segment whose header was torn", "segment", seg.path, "bytes", size)
+	return nil
+}
+
+// createSegment creates a segment starting at base and makes it the active
+// one. Its header and directory entry are durable before it returns, so a
+// crash can never leave frames in a segment recovery cannot find.
+func (l *eventLog) createSegment(base uint64) (*segment, error) {
+	path := filepath.Join(l.dir, segmentName(base))
+	f, err := l.fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, &StorageError{Op: "create", Path: path, Err: err}
+	}
+	seg := &segment{base: base, path: path, file: f}
+	fail := func(op string, err error) (*segment, error) {
+		f.Close()
+		return nil, &StorageError{Op: op, Path: path, Err: err}
+	}
+	hdr := record.AppendSegmentHeader(nil, base)
+	if _, err := f.WriteAt(hdr, 0); err != nil {
+		return fail("write", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail("fdatasync", err)
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return fail("fsync directory", err)
+	}
+	seg.size = int64(len(hdr))
+	l.segments = append(l.segments, seg)
+	return seg, nil
+}
+
+// active returns the segment appends go to.
+func (l *eventLog) active() *segment { return l.segments[len(l.segments)-1] }
+
+// write appends whole frames to the active segment.
+func (l *eventLog) write(b []byte) error {
+	seg := l.active()
+	if _, err := seg.file.WriteAt(b, seg.size); err != nil {
+		return &StorageError{Op: "write", Path: seg.path, Err: err}
+	}
+	seg.size += int64(len(b))
+	return nil
+}
+
+// sync makes everything written to the active segment durable.
+func (l *eventLog) sync() error {
+	seg := l.active()
+	if err := seg.file.Sync(); err != nil {
+		return &StorageError{Op: "fdatasync", Path: seg.path, Err: err}
+	}
+	return nil
+}
+
+// roll syncs the active segment and starts a new one at base. Syncing first
+// keeps the rule recovery relies on: only the last segment can be torn.
+func (l *eventLog) roll(base uint64) (*segment, error) {
+	if err := l.sync(); err != nil {
+		return nil, err
+	}
+	return l.createSegment(base)
+}
+
+// close closes every segment and releases the lock. It returns the first
+// error met.
+func (l *eventLog) close() error {
+	var first error
+	for _, seg := range l.segments {
+		if seg.file == nil {
+			continue
+		}
+		if err := seg.file.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	if err := l.lock.Close(); err != nil && first == nil {
+		first = err
+	}
+	return first
+}
+
+// frameReader reads frames from a segment file through a read-ahead window,
+// so a sequential scan costs one system call per readChunk bytes, not two per
+// frame. It is not safe for concurrent use; each reader has its own.
+type frameReader struct {
+	file   vfs.File
+	limit  int64  // bytes past limit are never read
+	buf    []byte // window of the file starting at bufOff
+	bufOff int64
+}
+
+func (r *frameReader) reset(f vfs.File, limit int64) {
+	r.file, r.limit, r.buf, r.bufOff = f, limit, r.buf[:0], 0
+}
+
+// bytes returns the n bytes at off, valid until the next call. It returns
+// io.ErrUnexpectedEOF if they run past the limit.
+func (r *frameReader) bytes(off int64, n int) ([]byte, error) {
+	if n < 0 || off < 0 || off+int64(n) > r.limit {
+		return nil, io.ErrUnexpectedEOF
+	}
+	if off >= r.bufOff && off+int64(n) <= r.bufOff+int64(len(r.buf)) {
+		start := off - r.bufOff
+		return r.buf[start : start+int64(n)], nil
+	}
+	want := int64(max(n, readChunk))
+	want = min(want, r.limit-off)
+	if int64(cap(r.buf)) < want {
+		r.buf = make([]byte, want)
+	}
+	r.buf = r.buf[:want]
+	got, err := r.file.ReadAt(r.buf, off)
+	r.bufOff = off
+	r.buf = r.buf[:got]
+	if got < n {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return r.buf[:n], nil
+}
+
+// frame reads, verifies and decodes the frame at off. The frame's slices
+// alias the reader's window; events is reused for the frame's events.
+func (r *frameReader) frame(off int64, events []record.Event) (record.Frame, error) {
+	hb, err := r.bytes(off, record.HeaderSize)
+	if err != nil {
+		return record.Frame{}, err
+	}
+	h, err := record.DecodeHeader(hb)
+	if err != nil {
+		return record.Frame{}, err
+	}
+	payload, err := r.bytes(off+record.HeaderSize, int(h.Length))
+	if err != nil {
+		return record.Frame{}, err
+	}
+	return record.DecodePayload(h, payload, events)
+}
+
+// badFrameEnd returns where the bad frame at off ends, as far as can be
+// told: its stated end if its header is sound, else the end of the sector
+// holding its header.
+func (r *frameReader) badFrameEnd(off int64) int64 {
+	if hb, err := r.bytes(off, record.HeaderSize); err == nil {
+		if h, err := record.DecodeHeader(hb); err == nil {
+			return off + h.FrameSize()
+		}
+	}
+	end := off + record.HeaderSize
+	return (end + sectorSize - 1) / sectorSize * sectorSize
+}
+
+// looksTorn reports whether the bytes [off, end) bear the marks of a write
+// that did not reach the disk whole: they run past the end of the file, or a
+// 512-byte sector they touch was left unwritten from some point on. Each
+// sector is looked at from off (or its start) to its end (or the file's), so
+// zeros that a frame holds legitimately, such as the high bytes of a small
+// position, never reach tornZeroRun: the header checksum follows them.
+func (r *frameReader) looksTorn(off, end int64, cause error) bool {
+	if errors.Is(cause, io.ErrUnexpectedEOF) || end > r.limit {
+		return true
+	}
+	for sector := off / sectorSize * sectorSize; sector < end; sector += sectorSize {
+		from, to := max(sector, off), min(sector+sectorSize, r.limit)
+		b, err := r.bytes(from, int(to-from))
+		if err != nil {
+			return true
+		}
+		zeros := 0
+		for zeros < len(b) && b[len(b)-1-zeros] == 0 {
+			zeros++
+		}
+		if zeros == len(b) || zeros >= tornZeroRun {
+			return true
+		}
+	}
+	return false
+}
+
+// findLaterWrite looks for a valid frame at or after offset from whose group
+// commit began at position minBatch or later, and returns its offset. A bad
+// frame at position p was written by a commit that began at or before p, so a
+// valid frame whose commit began after p was written after that commit's
+// fsync returned.
+func (r *frameReader) findLaterWrite(from int64, minBatch uint64) (int64, bool) {
+	for off := from; off+record.HeaderSize <= r.limit; off++ {
+		hb, err := r.bytes(off, record.HeaderSize)
+		if err != nil {
+			return 0, false
+		}
+		h, err := record.DecodeHeader(hb)
+		if err != nil || h.BatchStart() < minBatch {
+			continue
+		}
+		if _, err := r.frame(off, nil); err == nil {
+			return off, true
+		}
+	}
+	return 0, false
+}

@@ -1,0 +1,566 @@
+// Package eventstore is an embeddable, append-only event store: events go to
+// named streams with optimistic concurrency, every event gets a gapless global
+// position and a per-stream version, and an acknowledged append has been
+// fsynced to disk.
+//
+// # Guarantees
+//
+// With the default Options.Sync (SyncAlways), Append returns only after its
+// events have been written and fdatasync'ed. Each Append is atomic: after a
+// crash it is there whole or not at all. Global positions start at 0 and
+// have no gaps; a stream's versions start at 0 and are contiguous. Readers see
+// only events whose Append has been acknowledged (or, under SyncInterval and
+// SyncNone, written), never part of one. Open repairs a torn write at the end
+// of the log, reporting it in Stats.TornBytes, and refuses with a
+// *CorruptionError any damage a crash cannot explain.
+//
+// # Concurrency
+//
+// A Store is safe for concurrent use by multiple goroutines. One writer
+// goroutine owns the log: Append validates and encodes its events on the
+// caller's goroutine, queues them on a bounded channel, and waits. The writer
+// takes every waiting request (up to Options.MaxBatch), checks each against
+// the streams' versions, writes them all with one write and one fdatasync,
+// publishes them to readers, and answers each caller. Many concurrent callers
+// therefore share each fsync. Reads never wait for the writer's I/O: they look
+// up locations in an in-memory index under a read lock held for no I/O, and
+// read the segment files directly.
+//
+// The on-disk format and the recovery rules are described at the top of
+// eventlog.go.
+package eventstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-eventstore/eventstore/internal/record"
+	"github.com/go-eventstore/eventstore/internal/vfs"
+)
+
+// Limits on names, fixed for every store.
+const (
+	// MaxStreamNameLen is the longest stream name, in bytes.
+	MaxStreamNameLen = 1024
+	// MaxEventTypeLen is the longest event type, in bytes.
+	MaxEventTypeLen = 1024
+	// IdempotencyWindow is how many of a stream's most recent events an
+	// Append with Any or StreamExists searches for its first event's ID.
+	IdempotencyWindow = 1000
+)
+
+// SyncMode says when appended events are made durable.
+type SyncMode int
+
+const (
+	// SyncAlways fdatasyncs every batch before acknowledging it: an
+	// acknowledged Append survives a crash of the process or the machine.
+	SyncAlways SyncMode = iota
+	// SyncInterval acknowledges a batch once written and fdatasyncs at most
+	// Options.SyncInterval later. A process crash loses nothing; a machine
+	// crash or power loss may lose up to SyncInterval of acknowledged
+	// appends (always a whole number of them, at the end of the log).
+	SyncInterval
+	// SyncNone never fdatasyncs except when a segment fills up and at Close.
+	// A machine crash may lose any acknowledged append not yet flushed by
+	// the operating system. For tests and throwaway data.
+	SyncNone
+)
+
+// String returns the mode's name.
+func (m SyncMode) String() string {
+	switch m {
+	case SyncAlways:
+		return "SyncAlways"
+	case SyncInterval:
+		return "SyncInterval"
+	case SyncNone:
+		return "SyncNone"
+	}
+	return "SyncMode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// Options configure a Store. The zero value of each field selects its
+// default, and a nil *Options selects every default.
+type Options struct {
+	// MaxEventSize is the largest encoded event (ID, type, metadata and
+	// data with their lengths); 0 means 4 MiB. At most 64 MiB.
+	MaxEventSize int
+	// MaxAppendSize is the largest total encoded size of one Append's
+	// events; 0 means 16 MiB, or MaxEventSize if larger. At most 255 MiB.
+	MaxAppendSize int
+	// QueueSize is the capacity of the writer's request channel, the
+	// backpressure limit: when it is full, Append blocks until there is
+	// room, its context ends, or the store closes. 0 means 1024: room for
+	// four full batches, so that hundreds of concurrent callers seldom block
+	// while the writer is in fsync, while queued requests (each holding only
+	// its own encoded events) stay bounded.
+	QueueSize int
+	// MaxBatch is the most requests the writer commits with one write and
+	// one fsync; 0 means 256.
+	MaxBatch int
+	// SegmentSize is the size at which the log rolls over to a new segment
+	// file; 0 means 64 MiB. At least 512 bytes, at most 1 GiB. An Append
+	// larger than a segment gets a segment of its own.
+	SegmentSize int64
+	// Sync says when appends are made durable; the zero value is SyncAlways.
+	Sync SyncMode
+	// SyncInterval is the longest an acknowledged append stays unsynced
+	// under SyncInterval; 0 means 100 ms. Ignored by the other modes.
+	SyncInterval time.Duration
+	// Logger receives recovery actions (a truncated torn tail) and storage
+	// failures; nil discards them.
+	Logger *slog.Logger
+
+	// fs replaces the file system, for fault injection in tests.
+	fs vfs.FS
+}
+
+// withDefaults returns a copy of o (which may be nil) with defaults filled
+// in, or an error naming the first field out of range.
+func (o *Options) withDefaults() (Options, error) {
+	var c Options
+	if o != nil {
+		c = *o
+	}
+	bad := func(field string, v any) (Options, error) {
+		return Options{}, fmt.Errorf("%w: %s %v out of range", ErrInvalidOptions, field, v)
+	}
+	if c.MaxEventSize == 0 {
+		c.MaxEventSize = 4 << 20
+	}
+	if c.MaxEventSize < 0 || c.MaxEventSize > 64<<20 {
+		return bad("MaxEventSize", c.MaxEventSize)
+	}
+	if c.MaxAppendSize == 0 {
+		c.MaxAppendSize = max(16<<20, c.MaxEventSize)
+	}
+	if c.MaxAppendSize < c.MaxEventSize || c.MaxAppendSize > 255<<20 {
+		return bad("MaxAppendSize", c.MaxAppendSize)
+	}
+	if c.QueueSize == 0 {
+		c.QueueSize = 1024
+	}
+	if c.QueueSize < 0 || c.QueueSize > 1<<20 {
+		return bad("QueueSize", c.QueueSize)
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 256
+	}
+	if c.MaxBatch < 0 || c.MaxBatch > 1<<16 {
+		return bad("MaxBatch", c.MaxBatch)
+	}
+	if c.SegmentSize == 0 {
+		c.SegmentSize = 64 << 20
+	}
+	if c.SegmentSize < 512 || c.SegmentSize > 1<<30 {
+		return bad("SegmentSize", c.SegmentSize)
+	}
+	if c.Sync < SyncAlways || c.Sync > SyncNone {
+		return bad("Sync", c.Sync)
+	}
+	if c.SyncInterval == 0 {
+		c.SyncInterval = 100 * time.Millisecond
+	}
+	if c.SyncInterval < 0 {
+		return bad("SyncInterval", c.SyncInterval)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.fs == nil {
+		c.fs = vfs.OS()
+	}
+	return c, nil
+}
+
+// EventID identifies an event: a UUID, in its 16 bytes.
+type EventID [16]byte
+
+// NewEventID returns a fresh random, time-ordered UUID (version 7).
+func NewEventID() EventID {
+	var id EventID
+	ms := uint64(time.Now().UnixMilli())
+	binary.BigEndian.PutUint16(id[0:2], uint16(ms>>32))
+	binary.BigEndian.PutUint32(id[2:6], uint32(ms))
+	rand.Read(id[6:]) // never fails: see crypto/rand.Read
+	id[6] = 0x70 | id[6]&0x0f
+	id[8] = 0x80 | id[8]&0x3f
+	return id
+}
+
+// IsZero reports whether id is the zero ID, which asks the store to assign
+// one.
+func (id EventID) IsZero() bool { return id == EventID{} }
+
+// String returns the canonical UUID form, xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx.
+func (id EventID) String() string {
+	var b [36]byte
+	hex.Encode(b[0:8], id[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], id[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], id[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], id[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:36], id[10:16])
+	return string(b[:])
+}
+
+// ExpectedVersion is the condition an Append places on its stream's version.
+// Use Any, NoStream, StreamExists or Exact.
+type ExpectedVersion int64
+
+const (
+	// Any appends whatever the stream's version.
+	Any ExpectedVersion = -2
+	// NoStream appends only to a stream that has no events.
+	NoStream ExpectedVersion = -1
+	// StreamExists appends only to a stream that has events.
+	StreamExists ExpectedVersion = -4
+)
+
+// Exact returns the condition that the stream's last event has version v.
+func Exact(v uint64) ExpectedVersion {
+	if v > math.MaxInt64 {
+		return ExpectedVersion(math.MinInt64) // unreachable version: refused as invalid
+	}
+	return ExpectedVersion(v)
+}
+
+func (e ExpectedVersion) valid() bool {
+	return e >= 0 || e == Any || e == NoStream || e == StreamExists
+}
+
+// String returns "Any", "NoStream", "StreamExists" or the exact version.
+func (e ExpectedVersion) String() string {
+	switch e {
+	case Any:
+		return "Any"
+	case NoStream:
+		return "NoStream"
+	case StreamExists:
+		return "StreamExists"
+	}
+	if e < 0 {
+		return "ExpectedVersion(" + strconv.FormatInt(int64(e), 10) + ")"
+	}
+	return strconv.FormatInt(int64(e), 10)
+}
+
+// EventData is an event to append.
+type EventData struct {
+	// ID identifies the event. The zero ID asks the store to assign a fresh
+	// one; give your own to make a retried Append idempotent.
+	ID EventID
+	// Type names the kind of event; it must not be empty.
+	Type string
+	// Data and Metadata are opaque to the store. Empty and nil are stored
+	// alike and read back as nil.
+	Data, Metadata []byte
+}
+
+// RecordedEvent is an event read from the store. It owns its byte slices.
+type RecordedEvent struct {
+	ID            EventID
+	Stream        string
+	StreamVersion uint64
+	Position      uint64
+	Type          string
+	Data          []byte
+	Metadata      []byte
+	// Timestamp is when the writer committed the event, in UTC.
+	Timestamp time.Time
+}
+
+// AppendResult reports where an Append's last event went.
+type AppendResult struct {
+	Position      uint64
+	StreamVersion uint64
+}
+
+// Stats is a snapshot of a Store's counters.
+type Stats struct {
+	// Events is the number of committed events, and so the position the
+	// next event will get.
+	Events uint64
+	// Streams is the number of streams with at least one event.
+	Streams int
+	// Segments is the number of segment files.
+	Segments int
+	// Appends counts Append calls committed since Open (an idempotent
+	// retry that wrote nothing included).
+	Appends uint64
+	// Batches counts group commits since Open: one write each.
+	Batches uint64
+	// Syncs counts fdatasync calls on segment files since Open.
+	Syncs uint64
+	// TornBytes is how many bytes of torn write Open truncated.
+	TornBytes int64
+	// QueueDepth is the number of requests waiting for the writer.
+	QueueDepth int
+	// Err is the storage error that poisoned the store, or nil.
+	Err error
+}
+
+// Store is an open event store. A Store is safe for concurrent use by
+// multiple goroutines.
+type Store struct {
+	opts      Options
+	log       *eventLog
+	index     *readIndex
+	w         *writer
+	tornBytes int64
+
+	closeOnce sync.Once
+	closeErr  error // set by the first Close
+}
+
+// Open opens the store in dir, creating the directory if it is missing. A nil
+// opts selects the defaults. Open takes an exclusive lock on the directory
+// (ErrLocked if another Store has it, in this or another process), recovers
+// the log (truncating a torn write at its end, failing with a
+// *CorruptionError on any other damage), and only then starts the writer, so
+// a failed Open leaves nothing running or open.
+func Open(dir string, opts *Options) (*Store, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	index := newReadIndex()
+	var ids []EventID
+	visit := func(seg *segment, off int64, f *record.Frame) error {
+		ids = ids[:0]
+		for i := range f.Events {
+			ids = append(ids, EventID(f.Events[i].ID))
+		}
+		return index.addFrameLocked(seg, off, f.Position, f.FirstVersion, index.streamName(f.Stream), ids)
+	}
+	log, rec, err := openLog(dir, o.fs, o.Logger, o.SegmentSize, visit)
+	if err != nil {
+		return nil, err
+	}
+	index.segments = slices.Clone(log.segments)
+	for _, seg := range index.segments {
+		seg.end = seg.size
+	}
+	index.next = rec.next
+	s := &Store{opts: o, log: log, index: index, tornBytes: rec.tornBytes}
+	s.w = newWriter(log, index, &s.opts)
+	go s.w.run()
+	return s, nil
+}
+
+// Close stops the store: it stops taking requests, answers every request
+// already queued (committed, or ErrClosed), stops the writer, syncs and
+// closes the files and releases the directory lock. Reads and appends after
+// Close return ErrClosed. Close is idempotent: later calls return nil.
+func (s *Store) Close() error {
+	first := false
+	s.closeOnce.Do(func() {
+		first = true
+		s.w.stop()
+		s.index.mu.Lock()
+		s.index.closed = true
+		s.index.mu.Unlock()
+		var err error
+		// A poisoned log is not synced: its fsync has failed once already.
+		if s.w.failed == nil && s.w.dirty {
+			err = s.log.sync()
+		}
+		if cerr := s.log.close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			s.closeErr = fmt.Errorf("eventstore: close: %w", err)
+		}
+	})
+	if !first {
+		return nil
+	}
+	return s.closeErr
+}
+
+// Append appends events to stream, atomically, if the stream's version
+// matches expected. It returns where the last event went.
+//
+// With the default SyncAlways, Append returns only once the events are
+// durable. Bad input is refused before anything is queued (ErrInvalidStream,
+// ErrInvalidEvent, ErrNoEvents, ErrEventTooLarge, ErrAppendTooLarge,
+// ErrInvalidExpectedVersion). A failed version check returns a
+// *WrongExpectedVersionError and writes nothing.
+//
+// Appending again events with the same IDs to the same stream returns the
+// original result and writes nothing; a retry that matches only some of
+// them returns a *WrongExpectedVersionError. With NoStream or Exact the
+// original is found at the expected version, however old; with Any or
+// StreamExists, among the stream's last IdempotencyWindow events.
+//
+// If ctx ends before the writer takes the request, nothing is written and
+// Append returns ctx.Err(). If it ends after, the events may be committed or
+// not: Append returns an error matching both ErrOutcomeUnknown and ctx.Err(),
+// and an Append of the same events with the same IDs settles it.
+//
+// After a write or fsync has failed, Append returns a *StorageError
+// (ErrStorageFailed) until the store is reopened.
+func (s *Store) Append(ctx context.Context, stream string, expected ExpectedVersion, events ...EventData) (AppendResult, error) {
+	if err := ctx.Err(); err != nil {
+		return AppendResult{}, err
+	}
+	r, err := s.newRequest(stream, expected, events)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	return s.w.submit(ctx, r)
+}
+
+// newRequest validates an Append and encodes its events, on the caller's
+// goroutine, so the writer only checks versions and copies bytes.
+func (s *Store) newRequest(stream string, expected ExpectedVersion, events []EventData) (*request, error) {
+	if err := checkName(stream, MaxStreamNameLen); err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrInvalidStream, err)
+	}
+	if !expected.valid() {
+		return nil, fmt.Errorf("%w: %d", ErrInvalidExpectedVersion, int64(expected))
+	}
+	if len(events) == 0 {
+		return nil, ErrNoEvents
+	}
+	r := &request{
+		stream:      stream,
+		expected:    expected,
+		ids:         make([]EventID, len(events)),
+		explicitIDs: true,
+		reply:       make(chan result, 1),
+	}
+	size := record.BodyHeadSize(stream, len(events))
+	for i := range events {
+		e := &events[i]
+		if err := checkName(e.Type, MaxEventTypeLen); err != nil {
+			return nil, fmt.Errorf("%w: event %d: type %s", ErrInvalidEvent, i, err)
+		}
+		n := record.EventSize(e.Type, e.Metadata, e.Data)
+		if n > s.opts.MaxEventSize {
+			return nil, fmt.Errorf("%w: event %d is %d bytes, limit %d", ErrEventTooLarge, i, n, s.opts.MaxEventSize)
+		}
+		size += n
+		if size > s.opts.MaxAppendSize {
+			return nil, fmt.Errorf("%w: over %d bytes, limit %d", ErrAppendTooLarge, size, s.opts.MaxAppendSize)
+		}
+		r.ids[i] = e.ID
+		if e.ID.IsZero() {
+			r.ids[i] = NewEventID()
+			r.explicitIDs = false
+		}
+	}
+	if err := checkDistinct(r.ids); err != nil {
+		return nil, err
+	}
+	body := make([]byte, 0, size)
+	body = record.AppendBodyHead(body, stream, len(events))
+	for i := range events {
+		e := &events[i]
+		body = record.AppendEvent(body, r.ids[i], e.Type, e.Metadata, e.Data)
+	}
+	r.body = body
+	return r, nil
+}
+
+// checkName checks a stream name or event type: not empty, at most max
+// bytes, valid UTF-8, no NUL.
+func checkName(name string, max int) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("is empty")
+	case len(name) > max:
+		return fmt.Errorf("is %d bytes, limit %d", len(name), max)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("is not valid UTF-8")
+	}
+	for i := 0; i < len(name); i++ {
+		if name[i] == 0 {
+			return fmt.Errorf("holds a NUL byte at %d", i)
+		}
+	}
+	return nil
+}
+
+// checkDistinct refuses two events of one Append sharing an ID.
+func checkDistinct(ids []EventID) error {
+	if len(ids) <= 16 {
+		for i := range ids {
+			for j := range i {
+				if ids[i] == ids[j] {
+					return fmt.Errorf("%w: events %d and %d share ID %v", ErrInvalidEvent, j, i, ids[i])
+				}
+			}
+		}
+		return nil
+	}
+	seen := make(map[EventID]int, len(ids))
+	for i, id := range ids {
+		if j, ok := seen[id]; ok {
+			return fmt.Errorf("%w: events %d and %d share ID %v", ErrInvalidEvent, j, i, id)
+		}
+		seen[id] = i
+	}
+	return nil
+}
+
+// ReadStream returns up to limit events of stream (limit <= 0: all of them)
+// from version from upward. A stream with no events reads as empty, with a
+// nil error. It does not wait for the writer.
+func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limit int) ([]RecordedEvent, error) {
+	return s.index.readStream(ctx, stream, from, limit, false)
+}
+
+// ReadStreamBackward returns up to limit events of stream (limit <= 0: all
+// of them) from version from downward; from = math.MaxUint64 starts at the
+// stream's last event.
+func (s *Store) ReadStreamBackward(ctx context.Context, stream string, from uint64, limit int) ([]RecordedEvent, error) {
+	return s.index.readStream(ctx, stream, from, limit, true)
+}
+
+// ReadAll returns up to limit events of the whole log (limit <= 0: all of
+// them) from position from upward, in commit order.
+func (s *Store) ReadAll(ctx context.Context, from uint64, limit int) ([]RecordedEvent, error) {
+	return s.index.readAll(ctx, from, limit, false)
+}
+
+// ReadAllBackward returns up to limit events of the whole log (limit <= 0:
+// all of them) from position from downward; from = math.MaxUint64 starts at
+// the last event.
+func (s *Store) ReadAllBackward(ctx context.Context, from uint64, limit int) ([]RecordedEvent, error) {
+	return s.index.readAll(ctx, from, limit, true)
+}
+
+// Stats returns a snapshot of the store's counters.
+func (s *Store) Stats() Stats {
+	s.index.mu.RLock()
+	st := Stats{
+		Events:   s.index.next,
+		Streams:  len(s.index.streams),
+		Segments: len(s.index.segments),
+	}
+	s.index.mu.RUnlock()
+	st.Appends = s.w.appends.Load()
+	st.Batches = s.w.batches.Load()
+	st.Syncs = s.w.syncs.Load()
+	st.TornBytes = s.tornBytes
+	st.QueueDepth = len(s.w.reqs)
+	if err := s.w.sticky.Load(); err != nil {
+		st.Err = *err
+	}
+	return st
+}

@@ -1,0 +1,608 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-eventstore/eventstore/internal/record"
+)
+
+// Request states. A request is queued until either the writer takes it (it
+// may then be committed) or its caller abandons it (it will never be). The
+// compare-and-swap between the two is what lets an Append whose context
+// ended report plain ctx.Err() only when nothing can have been written.
+const (
+	stateQueued int32 = iota
+	stateTaken
+	stateAbandoned
+)
+
+// request is one Append on its way to the writer. Everything but state is
+// set by the caller before it is queued and only read afterwards.
+type request struct {
+	stream      string
+	expected    ExpectedVersion
+	ids         []EventID // one per event; assigned ones included
+	explicitIDs bool      // every ID came from the caller, so a retry can match
+	body        []byte    // record body: stream, count, encoded events
+	state       atomic.Int32
+	reply       chan result // capacity 1: the writer never blocks on it
+}
+
+// take moves the request from queued to taken, and reports false if its
+// caller abandoned it first. Taking an already taken request succeeds.
+func (r *request) take() bool {
+	return r.state.CompareAndSwap(stateQueued, stateTaken) || r.state.Load() == stateTaken
+}
+
+type result struct {
+	res AppendResult
+	err error
+}
+
+// pendingFrame is a frame accepted into the current batch.
+type pendingFrame struct {
+	req          *request
+	seg          *segment
+	off          int64
+	position     uint64
+	firstVersion uint64
+	size         int64
+}
+
+// pendingStream is what the current batch has accepted for one stream.
+type pendingStream struct {
+	frames []int // indexes into writer.frames, in version order
+	added  uint64
+}
+
+// writer is the single goroutine that appends to the log.
+type writer struct {
+	log   *eventLog
+	index *readIndex
+	opts  *Options
+
+	reqs chan *request // bounded: its capacity is the backpressure limit
+	quit chan struct{} // closed by stop; never reqs, so senders cannot panic
+	done chan struct{} // closed by run when it returns
+
+	// Counters read by Stats.
+	appends atomic.Uint64
+	batches atomic.Uint64
+	syncs   atomic.Uint64
+	sticky  atomic.Pointer[error] // the storage error, once failed
+
+	// Touched only by the writer goroutine (and by Close after done).
+	failed   error                     // sticky storage error; nil while healthy
+	batch    []*request                // requests of the batch being committed
+	carry    []*request                // taken requests left for the next batch
+	frames   []pendingFrame            // frames accepted into the batch
+	outcomes []result                  // per batch request; zero err with res set: committed or duplicate
+	pending  map[string]*pendingStream // per stream, what the batch added
+	buf      []byte                    // encoded frames not yet written
+	next     uint64                    // position of the next event, counting the batch
+	dirty    bool                      // written but not yet synced (SyncInterval, SyncNone)
+	lastSync time.Time
+	timer    *time.Timer // SyncInterval's deferred sync
+}
+
+func newWriter(log *eventLog, index *readIndex, opts *Options) *writer {
+	w := &writer{
+		log:     log,
+		index:   index,
+		opts:    opts,
+		reqs:    make(chan *request, opts.QueueSize),
+		quit:    make(chan struct{}),
+		done:    make(chan struct{}),
+		pending: make(map[string]*pendingStream),
+		next:    index.next,
+	}
+	if opts.Sync == SyncInterval {
+		w.timer = time.NewTimer(opts.SyncInterval)
+		w.timer.Stop()
+	}
+	return w
+}
+
+// submit queues r and waits for its answer. See Store.Append for what each
+// outcome of ctx means.
+func (w *writer) submit(ctx context.Context, r *request) (AppendResult, error) {
+	select {
+	case <-w.quit:
+		return AppendResult{}, ErrClosed
+	default:
+	}
+	select {
+	case w.reqs <- r:
+	case <-ctx.Done():
+		return AppendResult{}, ctx.Err()
+	case <-w.quit:
+		return AppendResult{}, ErrClosed
+	}
+	select {
+	case res := <-r.reply:
+		return res.res, res.err
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(stateQueued, stateAbandoned) {
+			return AppendResult{}, ctx.Err()
+		}
+		select {
+		case res := <-r.reply:
+			return res.res, res.err
+		default:
+		}
+		return AppendResult{}, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
+	case <-w.done:
+		// The writer answers every request it takes before it exits; one
+		// still queued was never taken and never will be.
+		select {
+		case res := <-r.reply:
+			return res.res, res.err
+		default:
+		}
+		r.state.CompareAndSwap(stateQueued, stateAbandoned)
+		return AppendResult{}, ErrClosed
+	}
+}
+
+// stop makes run return after answering what it has taken, and waits.
+func (w *writer) stop() {
+	close(w.quit)
+	<-w.done
+}
+
+// run is the single writer. It owns the fields marked as its own and exits
+// when quit is closed, after answering every request it took.
+func (w *writer) run() {
+	defer close(w.done)
+	for {
+		first, ok := w.nextRequest()
+		if !ok {
+			w.drain()
+			return
+		}
+		w.collect(first)
+		w.commit()
+		w.publish()
+		w.reply()
+	}
+}
+
+// nextRequest blocks until there is a request, or quit. Under SyncInterval it
+// also wakes to sync a batch acknowledged before its fsync.
+func (w *writer) nextRequest() (*request, bool) {
+	select {
+	case <-w.quit:
+		return nil, false
+	default:
+	}
+	if len(w.carry) > 0 {
+		r := w.carry[0]
+		w.carry = w.carry[1:]
+		return r, true
+	}
+	var tick <-chan time.Time
+	if w.timer != nil {
+		tick = w.timer.C
+	}
+	for {
+		select {
+		case r := <-w.reqs:
+			return r, true
+		case <-w.quit:
+			return nil, false
+		case <-tick:
+			w.syncDirty()
+		}
+	}
+}
+
+// collect gathers the batch: first, then whatever is already waiting (carried
+// over requests first), up to MaxBatch, without blocking.
+func (w *writer) collect(first *request) {
+	w.batch = append(w.batch[:0], first)
+	for len(w.batch) < w.opts.MaxBatch && len(w.carry) > 0 {
+		w.batch = append(w.batch, w.carry[0])
+		w.carry = w.carry[1:]
+	}
+	for len(w.batch) < w.opts.MaxBatch {
+		select {
+		case r := <-w.reqs:
+			w.batch = append(w.batch, r)
+		default:
+			return
+		}
+	}
+}
+
+// commit checks every request of the batch, encodes the accepted ones and
+// writes them with one write and (under SyncAlways) one fdatasync, rolling to
+// a new segment where one fills up. It fills w.outcomes; a request failing
+// its checks gets its error there and is left out of the write.
+func (w *writer) commit() {
+	w.frames = w.frames[:0]
+	w.outcomes = w.outcomes[:0]
+	w.buf = w.buf[:0]
+	clear(w.pending)
+	batchStart := w.next
+	now := time.Now().UnixNano()
+
+	for i, r := range w.batch {
+		if !r.take() {
+			w.outcomes = append(w.outcomes, result{err: errAbandoned})
+			continue
+		}
+		if w.failed != nil {
+			w.outcomes = append(w.outcomes, result{err: w.failed})
+			continue
+		}
+		res, dup, err := w.check(r)
+		if err != nil || dup {
+			w.outcomes = append(w.outcomes, result{res: res, err: err})
+			continue
+		}
+		count := uint64(len(r.ids))
+		if w.next+count-batchStart > math.MaxUint32 {
+			// The frame's batch delta would overflow: leave the rest of the
+			// batch for the next write, which starts a new delta.
+			w.carry = append(slices.Clone(w.batch[i:]), w.carry...)
+			w.batch = w.batch[:i]
+			break
+		}
+		firstVersion := uint64(w.index.stream(r.stream).version()+1) + w.pendingAdded(r.stream)
+		size := int64(record.FrameSize(firstVersion, r.body))
+		if err := w.ensureRoom(size); err != nil {
+			w.fail(err)
+			w.outcomes = append(w.outcomes, result{err: w.failed})
+			continue
+		}
+		seg := w.log.active()
+		w.frames = append(w.frames, pendingFrame{
+			req: r, seg: seg, off: seg.size + int64(len(w.buf)),
+			position: w.next, firstVersion: firstVersion, size: size,
+		})
+		w.buf = record.AppendFrame(w.buf, w.next, uint32(w.next-batchStart), now, firstVersion, r.body)
+		ps := w.pending[r.stream]
+		if ps == nil {
+			ps = &pendingStream{}
+			w.pending[r.stream] = ps
+		}
+		ps.frames = append(ps.frames, len(w.frames)-1)
+		ps.added += count
+		w.next += count
+		w.outcomes = append(w.outcomes, result{res: AppendResult{
+			Position:      w.next - 1,
+			StreamVersion: firstVersion + count - 1,
+		}})
+	}
+
+	if w.failed == nil && len(w.buf) > 0 {
+		w.batches.Add(1)
+		if err := w.log.write(w.buf); err != nil {
+			w.fail(err)
+		} else {
+			w.dirty = true
+			w.syncBatch()
+		}
+	}
+	if w.failed != nil {
+		// Nothing of this batch is published, so nothing of it is
+		// acknowledged, whatever reached the disk.
+		for i := range w.outcomes {
+			if w.outcomes[i].err == nil {
+				w.outcomes[i] = result{err: w.failed}
+			}
+		}
+		w.frames = w.frames[:0]
+		w.next = w.index.next
+	}
+}
+
+// errAbandoned marks, in w.outcomes, a request whose caller left before the
+// writer took it; it is never sent to anyone.
+var errAbandoned = errors.New("eventstore: request abandoned")
+
+// ensureRoom makes sure a frame of size bytes goes to a segment with room for
+// it, writing out the frames so far and rolling to a new segment if not. A
+// frame larger than a whole segment gets an empty segment of its own.
+func (w *writer) ensureRoom(size int64) error {
+	seg := w.log.active()
+	used := seg.size + int64(len(w.buf))
+	if used+size <= w.log.segmentSize || used == record.SegmentHeaderSize {
+		return nil
+	}
+	if len(w.buf) > 0 {
+		if err := w.log.write(w.buf); err != nil {
+			return err
+		}
+		w.buf = w.buf[:0]
+	}
+	// roll syncs the full segment before starting the next one.
+	w.syncs.Add(1)
+	if _, err := w.log.roll(w.next); err != nil {
+		return err
+	}
+	w.syncs.Add(1) // the new segment's header
+	return nil
+}
+
+// syncBatch makes the batch durable as the sync mode asks.
+func (w *writer) syncBatch() {
+	switch w.opts.Sync {
+	case SyncAlways:
+		w.syncNow()
+	case SyncInterval:
+		if time.Since(w.lastSync) >= w.opts.SyncInterval {
+			w.syncNow()
+		} else {
+			w.timer.Reset(w.opts.SyncInterval - time.Since(w.lastSync))
+		}
+	}
+}
+
+// syncDirty syncs data acknowledged before its fsync, if any is left.
+func (w *writer) syncDirty() {
+	if w.dirty && w.failed == nil {
+		w.syncNow()
+	}
+}
+
+func (w *writer) syncNow() {
+	w.syncs.Add(1)
+	if err := w.log.sync(); err != nil {
+		w.fail(err)
+		return
+	}
+	w.dirty = false
+	w.lastSync = time.Now()
+}
+
+// fail poisons the writer. The failed fsync is never retried: after one, the
+// kernel may have dropped the dirty pages, so a later success proves nothing.
+func (w *writer) fail(err error) {
+	if w.failed != nil {
+		return
+	}
+	w.failed = err
+	w.sticky.Store(&err)
+	w.log.logger.Error("eventstore: storage failed; appends refused until reopen", "err", err)
+}
+
+// check runs a request's version check against the stream as committed plus
+// what this batch has accepted. It reports dup when the request repeats
+// events already appended, with the original result.
+func (w *writer) check(r *request) (res AppendResult, dup bool, err error) {
+	st := w.index.stream(r.stream)
+	current := uint64(st.version()+1) + w.pendingAdded(r.stream) // events in the stream
+	var ok bool
+	switch r.expected {
+	case Any:
+		ok = true
+	case NoStream:
+		ok = current == 0
+	case StreamExists:
+		ok = current > 0
+	default:
+		ok = current == uint64(r.expected)+1
+	}
+	wrong := func() error {
+		return &WrongExpectedVersionError{Stream: r.stream, Expected: r.expected, Actual: int64(current) - 1}
+	}
+	if !r.explicitIDs || current == 0 {
+		if ok {
+			return AppendResult{}, false, nil
+		}
+		return AppendResult{}, false, wrong()
+	}
+
+	switch r.expected {
+	case Any, StreamExists:
+		if !ok {
+			return AppendResult{}, false, wrong()
+		}
+		v, found, err := w.findRecent(r.stream, r.ids[0], current)
+		if err != nil {
+			return AppendResult{}, false, err
+		}
+		if !found {
+			return AppendResult{}, false, nil
+		}
+		return w.matchAt(r, v, current, wrong)
+	default:
+		if ok {
+			return AppendResult{}, false, nil
+		}
+		start := uint64(0)
+		if r.expected != NoStream {
+			start = uint64(r.expected) + 1
+		}
+		if start >= current {
+			return AppendResult{}, false, wrong()
+		}
+		id, err := w.idAt(r.stream, start)
+		if err != nil {
+			return AppendResult{}, false, err
+		}
+		if id != r.ids[0] {
+			return AppendResult{}, false, wrong()
+		}
+		return w.matchAt(r, start, current, wrong)
+	}
+}
+
+// matchAt decides an Append whose first event ID is the stream's event at
+// version v: a duplicate if every event matches, in order, else a wrong
+// expected version.
+func (w *writer) matchAt(r *request, v, current uint64, wrong func() error) (AppendResult, bool, error) {
+	last := v + uint64(len(r.ids)) - 1
+	if last >= current {
+		return AppendResult{}, false, wrong()
+	}
+	for i := 1; i < len(r.ids); i++ {
+		id, err := w.idAt(r.stream, v+uint64(i))
+		if err != nil {
+			return AppendResult{}, false, err
+		}
+		if id != r.ids[i] {
+			return AppendResult{}, false, wrong()
+		}
+	}
+	pos, err := w.positionOf(r.stream, last)
+	if err != nil {
+		return AppendResult{}, false, err
+	}
+	return AppendResult{Position: pos, StreamVersion: last}, true, nil
+}
+
+// findRecent looks for id among the stream's last IdempotencyWindow events
+// (of current), newest first, and returns its version.
+func (w *writer) findRecent(stream string, id EventID, current uint64) (uint64, bool, error) {
+	lowest := uint64(0)
+	if current > IdempotencyWindow {
+		lowest = current - IdempotencyWindow
+	}
+	// Events of this batch are in memory.
+	if ps := w.pending[stream]; ps != nil {
+		for k := len(ps.frames) - 1; k >= 0; k-- {
+			f := &w.frames[ps.frames[k]]
+			for i := len(f.req.ids) - 1; i >= 0; i-- {
+				if v := f.firstVersion + uint64(i); v >= lowest && f.req.ids[i] == id {
+					return v, true, nil
+				}
+			}
+		}
+	}
+	// Committed events: fingerprints pick candidates, the log confirms.
+	st := w.index.stream(stream)
+	if st == nil {
+		return 0, false, nil
+	}
+	fp := fingerprint(id)
+	for v := len(st.fingerprints) - 1; v >= 0 && uint64(v) >= lowest; v-- {
+		if st.fingerprints[v] != fp {
+			continue
+		}
+		got, err := w.idAt(stream, uint64(v))
+		if err != nil {
+			return 0, false, err
+		}
+		if got == id {
+			return uint64(v), true, nil
+		}
+	}
+	return 0, false, nil
+}
+
+// pendingAdded returns how many events the batch has accepted for stream.
+func (w *writer) pendingAdded(stream string) uint64 {
+	if ps := w.pending[stream]; ps != nil {
+		return ps.added
+	}
+	return 0
+}
+
+// pendingEvent finds version v of stream among the batch's frames.
+func (w *writer) pendingEvent(stream string, v uint64) (f *pendingFrame, i int, ok bool) {
+	ps := w.pending[stream]
+	if ps == nil {
+		return nil, 0, false
+	}
+	for _, k := range ps.frames {
+		f := &w.frames[k]
+		if v >= f.firstVersion && v < f.firstVersion+uint64(len(f.req.ids)) {
+			return f, int(v - f.firstVersion), true
+		}
+	}
+	return nil, 0, false
+}
+
+// idAt returns the ID of version v of stream, from the batch or the log.
+func (w *writer) idAt(stream string, v uint64) (EventID, error) {
+	if f, i, ok := w.pendingEvent(stream, v); ok {
+		return f.req.ids[i], nil
+	}
+	evs, err := w.index.readStream(context.Background(), stream, v, 1, false)
+	if err != nil {
+		return EventID{}, err
+	}
+	if len(evs) != 1 {
+		return EventID{}, fmt.Errorf("eventstore: stream %q version %d: %w", stream, v, ErrNotFound)
+	}
+	return evs[0].ID, nil
+}
+
+// positionOf returns the global position of version v of stream.
+func (w *writer) positionOf(stream string, v uint64) (uint64, error) {
+	if f, i, ok := w.pendingEvent(stream, v); ok {
+		return f.position + uint64(i), nil
+	}
+	st := w.index.stream(stream)
+	if st == nil || v >= uint64(len(st.positions)) {
+		return 0, fmt.Errorf("eventstore: stream %q version %d: %w", stream, v, ErrNotFound)
+	}
+	return st.positions[v], nil
+}
+
+// publish makes the batch's frames visible to readers, all at once. It runs
+// after the batch's fsync (or, under the relaxed sync modes, its write), and
+// holds the write lock for no I/O.
+func (w *writer) publish() {
+	if len(w.frames) == 0 {
+		return
+	}
+	ix := w.index
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	for _, seg := range w.log.segments[len(ix.segments):] {
+		seg.end = record.SegmentHeaderSize
+		ix.segments = append(ix.segments, seg)
+	}
+	for i := range w.frames {
+		f := &w.frames[i]
+		// The writer checked the versions, so this cannot fail.
+		_ = ix.addFrameLocked(f.seg, f.off, f.position, f.firstVersion, f.req.stream, f.req.ids)
+		f.seg.end = f.off + f.size
+	}
+	ix.next = w.next
+}
+
+// reply answers every request of the batch on its own channel.
+func (w *writer) reply() {
+	for i, r := range w.batch {
+		out := w.outcomes[i]
+		if out.err == errAbandoned {
+			continue
+		}
+		if out.err == nil {
+			w.appends.Add(1)
+		}
+		r.reply <- out
+	}
+	clear(w.batch) // drop references to answered requests
+}
+
+// drain answers ErrClosed to every request taken or still queued at quit.
+func (w *writer) drain() {
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	for _, r := range w.carry {
+		r.reply <- result{err: ErrClosed}
+	}
+	w.carry = nil
+	for {
+		select {
+		case r := <-w.reqs:
+			if r.take() {
+				r.reply <- result{err: ErrClosed}
+			}
+		default:
+			return
+		}
+	}
+}
