@@ -1,0 +1,66 @@
+# eventstore: run `make` to list the targets.
+
+GO          ?= go
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME    ?= 60s
+PKGS        := ./...
+
+.DEFAULT_GOAL := help
+
+## help: list the targets
+.PHONY: help
+help:
+	@grep -E '^## ' $(MAKEFILE_LIST) | sed 's/^## /  /'
+
+## demo: run examples/quickstart: append, read back, close, reopen, show the events survived
+.PHONY: demo
+demo:
+	$(GO) run ./examples/quickstart
+
+## fmt: fail if gofmt would change any file
+.PHONY: fmt
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+## vet: go vet
+.PHONY: vet
+vet:
+	$(GO) vet $(PKGS)
+
+## lint: fmt, vet and staticcheck (pinned, run through go run so it is not a module dependency)
+.PHONY: lint
+lint: fmt vet
+	$(GO) run $(STATICCHECK) $(PKGS)
+
+## test: all tests with the race detector, in random order
+.PHONY: test
+test:
+	$(GO) test -race -count=1 -shuffle=on $(PKGS)
+
+## test-cpu: the tests with GOMAXPROCS 1 and 4
+.PHONY: test-cpu
+test-cpu:
+	$(GO) test -race -count=1 -shuffle=on -cpu=1,4 $(PKGS)
+
+## fuzz: fuzz the frame and segment header decoders for FUZZTIME each (default 60s)
+.PHONY: fuzz
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeFrame$$' -fuzztime=$(FUZZTIME) ./internal/record
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeSegmentHeader$$' -fuzztime=$(FUZZTIME) ./internal/record
+
+## bench: the benchmarks, 10 runs each, into bench.txt (compare runs with benchstat)
+.PHONY: bench
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem -count=10 $(PKGS) | tee bench.txt
+
+## cover: coverage profile and HTML report (cover.out, cover.html)
+.PHONY: cover
+cover:
+	$(GO) test -race -count=1 -coverprofile=cover.out -coverpkg=./... $(PKGS)
+	$(GO) tool cover -func=cover.out | tail -1
+	$(GO) tool cover -html=cover.out -o cover.html
+
+## check: what CI runs: lint and test
+.PHONY: check
+check: lint test

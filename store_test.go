@@ -1,0 +1,966 @@
+package eventstore_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/go-eventstore/eventstore"
+)
+
+// ExampleOpen is the README's quick start.
+func ExampleOpen() {
+	dir, _ := os.MkdirTemp("", "eventstore-example")
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+
+	store, err := eventstore.Open(dir, nil)
+	if err != nil {
+		panic(err)
+	}
+	defer store.Close()
+	_, err = store.Append(ctx, "order-42", eventstore.NoStream,
+		eventstore.EventData{Type: "OrderPlaced", Data: []byte(`{"total":99}`)})
+	if err != nil {
+		panic(err)
+	}
+	events, _ := store.ReadStream(ctx, "order-42", 0, 0)
+	fmt.Println(events[0].Type, events[0].StreamVersion, string(events[0].Data))
+	// Output: OrderPlaced 0 {"total":99}
+}
+
+// ExampleStore_Append shows optimistic concurrency: an Append that expects a
+// version the stream has moved past is refused.
+func ExampleStore_Append() {
+	dir, _ := os.MkdirTemp("", "eventstore-example")
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	store, _ := eventstore.Open(dir, nil)
+	defer store.Close()
+
+	res, _ := store.Append(ctx, "cart-7", eventstore.NoStream, eventstore.EventData{Type: "ItemAdded"})
+	fmt.Println("appended version", res.StreamVersion)
+	res, _ = store.Append(ctx, "cart-7", eventstore.Exact(res.StreamVersion), eventstore.EventData{Type: "ItemAdded"})
+	fmt.Println("appended version", res.StreamVersion)
+
+	_, err := store.Append(ctx, "cart-7", eventstore.Exact(0), eventstore.EventData{Type: "CheckedOut"})
+	var wrong *eventstore.WrongExpectedVersionError
+	if errors.As(err, &wrong) {
+		fmt.Println("conflict: stream is at version", wrong.Actual)
+	}
+	// Output:
+	// appended version 0
+	// appended version 1
+	// conflict: stream is at version 1
+}
+
+// newStore opens a store in a fresh directory and closes it when the test
+// ends.
+func newStore(t testing.TB, opts *eventstore.Options) (*eventstore.Store, string) {
+	t.Helper()
+	dir := t.TempDir()
+	s, err := eventstore.Open(dir, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	return s, dir
+}
+
+func reopen(t testing.TB, dir string, opts *eventstore.Options) *eventstore.Store {
+	t.Helper()
+	s, err := eventstore.Open(dir, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func event(typ, data string) eventstore.EventData {
+	return eventstore.EventData{Type: typ, Data: []byte(data)}
+}
+
+func TestOpen_Options_Invalid(t *testing.T) {
+	tests := []struct {
+		name  string
+		opts  eventstore.Options
+		field string
+	}{
+		{"negative event size", eventstore.Options{MaxEventSize: -1}, "MaxEventSize"},
+		{"event size over 64 MiB", eventstore.Options{MaxEventSize: 65 << 20}, "MaxEventSize"},
+		{"append smaller than event", eventstore.Options{MaxEventSize: 2 << 20, MaxAppendSize: 1 << 20}, "MaxAppendSize"},
+		{"append over 255 MiB", eventstore.Options{MaxAppendSize: 256 << 20}, "MaxAppendSize"},
+		{"negative queue", eventstore.Options{QueueSize: -1}, "QueueSize"},
+		{"negative batch", eventstore.Options{MaxBatch: -5}, "MaxBatch"},
+		{"tiny segment", eventstore.Options{SegmentSize: 100}, "SegmentSize"},
+		{"huge segment", eventstore.Options{SegmentSize: 2 << 30}, "SegmentSize"},
+		{"unknown sync mode", eventstore.Options{Sync: eventstore.SyncMode(9)}, "Sync"},
+		{"negative interval", eventstore.Options{SyncInterval: -time.Second}, "SyncInterval"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "store")
+			opts := tc.opts
+			s, err := eventstore.Open(dir, &opts)
+			require.ErrorIs(t, err, eventstore.ErrInvalidOptions)
+			assert.Nil(t, s)
+			assert.Contains(t, err.Error(), tc.field)
+			assert.NoDirExists(t, dir, "options are checked before touching disk")
+			assert.Equal(t, tc.opts, opts, "the caller's options are not modified")
+		})
+	}
+}
+
+func TestOpen_DefaultsDoNotModifyCaller(t *testing.T) {
+	opts := &eventstore.Options{MaxBatch: 8}
+	newStore(t, opts)
+	assert.Equal(t, eventstore.Options{MaxBatch: 8}, *opts)
+}
+
+func TestStore_Append_ExpectedVersion(t *testing.T) {
+	tests := []struct {
+		name     string
+		existing int // events already in the stream
+		expected eventstore.ExpectedVersion
+		ok       bool
+	}{
+		{"Any on missing stream", 0, eventstore.Any, true},
+		{"Any on stream", 3, eventstore.Any, true},
+		{"NoStream on missing stream", 0, eventstore.NoStream, true},
+		{"NoStream on stream", 1, eventstore.NoStream, false},
+		{"StreamExists on missing stream", 0, eventstore.StreamExists, false},
+		{"StreamExists on stream", 2, eventstore.StreamExists, true},
+		{"Exact(0) on missing stream", 0, eventstore.Exact(0), false},
+		{"Exact(0) on one event", 1, eventstore.Exact(0), true},
+		{"Exact(2) on three events", 3, eventstore.Exact(2), true},
+		{"Exact(1) on three events", 3, eventstore.Exact(1), false},
+		{"Exact(5) on three events", 3, eventstore.Exact(5), false},
+		{"Exact(5) after NoStream", 1, eventstore.Exact(5), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := newStore(t, nil)
+			ctx := context.Background()
+			for i := range tc.existing {
+				_, err := s.Append(ctx, "s", eventstore.Any, event("t", strconv.Itoa(i)))
+				require.NoError(t, err)
+			}
+			res, err := s.Append(ctx, "s", tc.expected, event("t", "new"))
+			if tc.ok {
+				require.NoError(t, err)
+				assert.Equal(t, uint64(tc.existing), res.StreamVersion)
+				assert.Equal(t, uint64(tc.existing), res.Position)
+				return
+			}
+			var wrong *eventstore.WrongExpectedVersionError
+			require.ErrorAs(t, err, &wrong)
+			require.ErrorIs(t, err, eventstore.ErrWrongExpectedVersion)
+			assert.Equal(t, "s", wrong.Stream)
+			assert.Equal(t, tc.expected, wrong.Expected)
+			assert.Equal(t, int64(tc.existing)-1, wrong.Actual)
+			evs, err := s.ReadStream(ctx, "s", 0, 0)
+			require.NoError(t, err)
+			assert.Len(t, evs, tc.existing, "a failed check writes nothing")
+		})
+	}
+}
+
+func TestStore_Append_BadInput(t *testing.T) {
+	id := eventstore.NewEventID()
+	tests := []struct {
+		name     string
+		stream   string
+		expected eventstore.ExpectedVersion
+		events   []eventstore.EventData
+		want     error
+		message  string
+	}{
+		{"empty stream", "", eventstore.Any, []eventstore.EventData{event("t", "")}, eventstore.ErrInvalidStream, "empty"},
+		{"stream over 1 KiB", strings.Repeat("s", 1025), eventstore.Any, []eventstore.EventData{event("t", "")}, eventstore.ErrInvalidStream, "1025"},
+		{"stream not UTF-8", "bad\xff", eventstore.Any, []eventstore.EventData{event("t", "")}, eventstore.ErrInvalidStream, "UTF-8"},
+		{"stream with NUL", "a\x00b", eventstore.Any, []eventstore.EventData{event("t", "")}, eventstore.ErrInvalidStream, "NUL"},
+		{"no events", "s", eventstore.Any, nil, eventstore.ErrNoEvents, ""},
+		{"missing type", "s", eventstore.Any, []eventstore.EventData{event("t", "ok"), {Data: []byte("x")}}, eventstore.ErrInvalidEvent, "event 1"},
+		{"type not UTF-8", "s", eventstore.Any, []eventstore.EventData{event("\xfe", "")}, eventstore.ErrInvalidEvent, "UTF-8"},
+		{"event too large", "s", eventstore.Any, []eventstore.EventData{{Type: "t", Data: make([]byte, 5000)}}, eventstore.ErrEventTooLarge, "limit 4096"},
+		{"append too large", "s", eventstore.Any, []eventstore.EventData{{Type: "t", Data: make([]byte, 4000)}, {Type: "t", Data: make([]byte, 4000)}, {Type: "t", Data: make([]byte, 4000)}}, eventstore.ErrAppendTooLarge, "limit 10000"},
+		{"duplicate IDs", "s", eventstore.Any, []eventstore.EventData{{ID: id, Type: "t"}, {ID: id, Type: "t"}}, eventstore.ErrInvalidEvent, id.String()},
+		{"invalid expected version", "s", eventstore.ExpectedVersion(-3), []eventstore.EventData{event("t", "")}, eventstore.ErrInvalidExpectedVersion, "-3"},
+		{"expected version out of range", "s", eventstore.Exact(math.MaxUint64), []eventstore.EventData{event("t", "")}, eventstore.ErrInvalidExpectedVersion, ""},
+	}
+	s, _ := newStore(t, &eventstore.Options{MaxEventSize: 4096, MaxAppendSize: 10000})
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := s.Append(context.Background(), tc.stream, tc.expected, tc.events...)
+			require.ErrorIs(t, err, tc.want)
+			assert.Contains(t, err.Error(), tc.message)
+			assert.Equal(t, uint64(0), s.Stats().Events, "nothing is written")
+		})
+	}
+	// The store is unharmed.
+	_, err := s.Append(context.Background(), "s", eventstore.NoStream, event("t", "fine"))
+	require.NoError(t, err)
+}
+
+func TestStore_Append_NilAndEmptyDataReadBackNil(t *testing.T) {
+	s, _ := newStore(t, nil)
+	ctx := context.Background()
+	_, err := s.Append(ctx, "s", eventstore.Any,
+		eventstore.EventData{Type: "nil"},
+		eventstore.EventData{Type: "empty", Data: []byte{}, Metadata: []byte{}},
+		eventstore.EventData{Type: "meta-only", Metadata: []byte("m")})
+	require.NoError(t, err)
+	evs, err := s.ReadStream(ctx, "s", 0, 0)
+	require.NoError(t, err)
+	require.Len(t, evs, 3)
+	assert.Nil(t, evs[0].Data)
+	assert.Nil(t, evs[0].Metadata)
+	assert.Nil(t, evs[1].Data)
+	assert.Nil(t, evs[1].Metadata)
+	assert.Nil(t, evs[2].Data)
+	assert.Equal(t, []byte("m"), evs[2].Metadata)
+}
+
+func TestStore_Append_ManyEventsAtomicAndContiguous(t *testing.T) {
+	s, _ := newStore(t, nil)
+	ctx := context.Background()
+	_, err := s.Append(ctx, "other", eventstore.Any, event("t", "first"))
+	require.NoError(t, err)
+	batch := make([]eventstore.EventData, 10)
+	for i := range batch {
+		batch[i] = event("t", strconv.Itoa(i))
+	}
+	res, err := s.Append(ctx, "s", eventstore.NoStream, batch...)
+	require.NoError(t, err)
+	assert.Equal(t, eventstore.AppendResult{Position: 10, StreamVersion: 9}, res, "result of the last event")
+	evs, err := s.ReadStream(ctx, "s", 0, 0)
+	require.NoError(t, err)
+	require.Len(t, evs, 10)
+	for i, e := range evs {
+		assert.Equal(t, uint64(i), e.StreamVersion)
+		assert.Equal(t, uint64(i+1), e.Position)
+		assert.Equal(t, strconv.Itoa(i), string(e.Data))
+		assert.Equal(t, evs[0].Timestamp, e.Timestamp, "one commit time")
+	}
+}
+
+func TestStore_Reopen_KeepsEveryFieldAndContinues(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := eventstore.Open(dir, nil)
+	require.NoError(t, err)
+	id := eventstore.NewEventID()
+	before := time.Now()
+	_, err = s.Append(ctx, "a", eventstore.NoStream, eventstore.EventData{ID: id, Type: "Created", Data: []byte("data"), Metadata: []byte("meta")})
+	require.NoError(t, err)
+	_, err = s.Append(ctx, "b", eventstore.NoStream, event("Other", "x"), event("Other", "y"))
+	require.NoError(t, err)
+	want, err := s.ReadAll(ctx, 0, 0)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+
+	s = reopen(t, dir, nil)
+	got, err := s.ReadAll(ctx, 0, 0)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	assert.Equal(t, id, got[0].ID)
+	assert.Equal(t, "a", got[0].Stream)
+	assert.Equal(t, "Created", got[0].Type)
+	assert.Equal(t, []byte("meta"), got[0].Metadata)
+	assert.WithinDuration(t, before, got[0].Timestamp, time.Minute)
+	assert.Equal(t, time.UTC, got[0].Timestamp.Location())
+
+	res, err := s.Append(ctx, "b", eventstore.Exact(1), event("Other", "z"))
+	require.NoError(t, err)
+	assert.Equal(t, eventstore.AppendResult{Position: 3, StreamVersion: 2}, res)
+	st := s.Stats()
+	assert.Equal(t, uint64(4), st.Events)
+	assert.Equal(t, 2, st.Streams)
+}
+
+func TestStore_Append_IdempotentRetry(t *testing.T) {
+	ctx := context.Background()
+	withIDs := func(n int) []eventstore.EventData {
+		evs := make([]eventstore.EventData, n)
+		for i := range evs {
+			evs[i] = eventstore.EventData{ID: eventstore.NewEventID(), Type: "t", Data: []byte(strconv.Itoa(i))}
+		}
+		return evs
+	}
+	fill := func(t *testing.T, s *eventstore.Store, stream string, n int) {
+		for i := 0; i < n; i += 100 {
+			_, err := s.Append(ctx, stream, eventstore.Any, withIDs(min(100, n-i))...)
+			require.NoError(t, err)
+		}
+	}
+
+	t.Run("NoStream however old", func(t *testing.T) {
+		s, _ := newStore(t, nil)
+		orig := withIDs(3)
+		first, err := s.Append(ctx, "s", eventstore.NoStream, orig...)
+		require.NoError(t, err)
+		fill(t, s, "s", 2*eventstore.IdempotencyWindow)
+		again, err := s.Append(ctx, "s", eventstore.NoStream, orig...)
+		require.NoError(t, err)
+		assert.Equal(t, first, again)
+		assert.Equal(t, uint64(3+2*eventstore.IdempotencyWindow), s.Stats().Events, "nothing written")
+	})
+	t.Run("Exact however old, after reopen", func(t *testing.T) {
+		s, dir := newStore(t, nil)
+		fill(t, s, "s", 5)
+		orig := withIDs(2)
+		first, err := s.Append(ctx, "s", eventstore.Exact(4), orig...)
+		require.NoError(t, err)
+		fill(t, s, "s", 1500)
+		require.NoError(t, s.Close())
+		s = reopen(t, dir, nil)
+		again, err := s.Append(ctx, "s", eventstore.Exact(4), orig...)
+		require.NoError(t, err)
+		assert.Equal(t, first, again)
+	})
+	t.Run("Any within the window, after reopen", func(t *testing.T) {
+		s, dir := newStore(t, nil)
+		fill(t, s, "s", 50)
+		orig := withIDs(2)
+		first, err := s.Append(ctx, "s", eventstore.Any, orig...)
+		require.NoError(t, err)
+		fill(t, s, "s", eventstore.IdempotencyWindow-10)
+		fill(t, s, "elsewhere", 300)
+		require.NoError(t, s.Close())
+		s = reopen(t, dir, nil)
+		events := s.Stats().Events
+		again, err := s.Append(ctx, "s", eventstore.Any, orig...)
+		require.NoError(t, err)
+		assert.Equal(t, first, again)
+		again, err = s.Append(ctx, "s", eventstore.StreamExists, orig...)
+		require.NoError(t, err)
+		assert.Equal(t, first, again)
+		assert.Equal(t, events, s.Stats().Events, "nothing written")
+	})
+	t.Run("partial match is a conflict", func(t *testing.T) {
+		s, _ := newStore(t, nil)
+		orig := withIDs(3)
+		_, err := s.Append(ctx, "s", eventstore.NoStream, orig...)
+		require.NoError(t, err)
+		changed := append([]eventstore.EventData{}, orig...)
+		changed[2].ID = eventstore.NewEventID()
+		_, err = s.Append(ctx, "s", eventstore.NoStream, changed...)
+		require.ErrorIs(t, err, eventstore.ErrWrongExpectedVersion)
+		_, err = s.Append(ctx, "s", eventstore.Any, changed...)
+		require.ErrorIs(t, err, eventstore.ErrWrongExpectedVersion)
+		longer := append(append([]eventstore.EventData{}, orig...), withIDs(1)...)
+		_, err = s.Append(ctx, "s", eventstore.Any, longer...)
+		require.ErrorIs(t, err, eventstore.ErrWrongExpectedVersion)
+		assert.Equal(t, uint64(3), s.Stats().Events)
+	})
+	t.Run("concurrent retries of one append", func(t *testing.T) {
+		s, _ := newStore(t, nil)
+		orig := withIDs(2)
+		var wg sync.WaitGroup
+		results := make([]eventstore.AppendResult, 20)
+		for i := range results {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res, err := s.Append(ctx, "s", eventstore.Any, orig...)
+				assert.NoError(t, err)
+				results[i] = res
+			}()
+		}
+		wg.Wait()
+		for _, r := range results {
+			assert.Equal(t, results[0], r)
+		}
+		assert.Equal(t, uint64(2), s.Stats().Events, "written once")
+	})
+}
+
+func TestStore_Reads_RangesAndDirections(t *testing.T) {
+	s, _ := newStore(t, &eventstore.Options{SegmentSize: 1024})
+	ctx := context.Background()
+	for i := range 60 {
+		_, err := s.Append(ctx, fmt.Sprint("s", i%3), eventstore.Any, event("t", strconv.Itoa(i)))
+		require.NoError(t, err)
+	}
+	require.Greater(t, s.Stats().Segments, 1, "reads must cross segments")
+	positions := func(evs []eventstore.RecordedEvent) []uint64 {
+		var ps []uint64
+		for _, e := range evs {
+			ps = append(ps, e.Position)
+		}
+		return ps
+	}
+	tests := []struct {
+		name string
+		read func() ([]eventstore.RecordedEvent, error)
+		want []uint64
+	}{
+		{"all from 55", func() ([]eventstore.RecordedEvent, error) { return s.ReadAll(ctx, 55, 0) }, []uint64{55, 56, 57, 58, 59}},
+		{"all limit", func() ([]eventstore.RecordedEvent, error) { return s.ReadAll(ctx, 10, 3) }, []uint64{10, 11, 12}},
+		{"all past end", func() ([]eventstore.RecordedEvent, error) { return s.ReadAll(ctx, 60, 0) }, nil},
+		{"all backward from end", func() ([]eventstore.RecordedEvent, error) { return s.ReadAllBackward(ctx, math.MaxUint64, 3) }, []uint64{59, 58, 57}},
+		{"all backward from 2", func() ([]eventstore.RecordedEvent, error) { return s.ReadAllBackward(ctx, 2, 0) }, []uint64{2, 1, 0}},
+		{"stream from 18", func() ([]eventstore.RecordedEvent, error) { return s.ReadStream(ctx, "s1", 18, 0) }, []uint64{55, 58}},
+		{"stream limit", func() ([]eventstore.RecordedEvent, error) { return s.ReadStream(ctx, "s2", 0, 2) }, []uint64{2, 5}},
+		{"stream backward", func() ([]eventstore.RecordedEvent, error) { return s.ReadStreamBackward(ctx, "s0", math.MaxUint64, 2) }, []uint64{57, 54}},
+		{"stream backward from 1", func() ([]eventstore.RecordedEvent, error) { return s.ReadStreamBackward(ctx, "s0", 1, 5) }, []uint64{3, 0}},
+		{"missing stream", func() ([]eventstore.RecordedEvent, error) { return s.ReadStream(ctx, "nope", 0, 0) }, nil},
+		{"missing stream backward", func() ([]eventstore.RecordedEvent, error) {
+			return s.ReadStreamBackward(ctx, "nope", math.MaxUint64, 0)
+		}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			evs, err := tc.read()
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, positions(evs))
+			for _, e := range evs {
+				assert.Equal(t, strconv.Itoa(int(e.Position)), string(e.Data))
+			}
+		})
+	}
+	all, err := s.ReadAll(ctx, 0, 0)
+	require.NoError(t, err)
+	assert.Len(t, all, 60)
+}
+
+func TestStore_Reads_ReturnOwnedBytes(t *testing.T) {
+	s, _ := newStore(t, nil)
+	ctx := context.Background()
+	data := []byte("original")
+	_, err := s.Append(ctx, "s", eventstore.Any, eventstore.EventData{Type: "t", Data: data, Metadata: []byte("meta")})
+	require.NoError(t, err)
+	copy(data, "CHANGED!")
+	evs, err := s.ReadStream(ctx, "s", 0, 0)
+	require.NoError(t, err)
+	assert.Equal(t, "original", string(evs[0].Data))
+	evs[0].Data[0] = 'X'
+	evs[0].Data = append(evs[0].Data, "-appended"...)
+	assert.Equal(t, "meta", string(evs[0].Metadata), "appending to Data does not touch Metadata")
+	again, err := s.ReadAll(ctx, 0, 0)
+	require.NoError(t, err)
+	assert.Equal(t, "original", string(again[0].Data))
+}
+
+func TestStore_SegmentRollOver_LargeEventAndReopen(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	opts := &eventstore.Options{SegmentSize: 2048}
+	s, err := eventstore.Open(dir, opts)
+	require.NoError(t, err)
+	big := bytes.Repeat([]byte("B"), 10000) // larger than a segment: gets one of its own
+	for i := range 40 {
+		e := event("t", strconv.Itoa(i)+strings.Repeat(".", 200))
+		if i == 20 {
+			e.Data = big
+		}
+		_, err := s.Append(ctx, "s", after(i-1), e)
+		require.NoError(t, err)
+	}
+	segments := s.Stats().Segments
+	require.Greater(t, segments, 5)
+	require.NoError(t, s.Close())
+	files, err := filepath.Glob(filepath.Join(dir, "*.seg"))
+	require.NoError(t, err)
+	assert.Len(t, files, segments)
+
+	s = reopen(t, dir, opts)
+	evs, err := s.ReadStream(ctx, "s", 0, 0)
+	require.NoError(t, err)
+	require.Len(t, evs, 40)
+	assert.Equal(t, big, evs[20].Data)
+	assert.Equal(t, "39"+strings.Repeat(".", 200), string(evs[39].Data))
+	_, err = s.Append(ctx, "s", eventstore.Exact(39), event("t", "40"))
+	require.NoError(t, err)
+}
+
+// after returns the expected version of a stream whose last version is v,
+// NoStream for -1.
+func after(v int) eventstore.ExpectedVersion {
+	if v < 0 {
+		return eventstore.NoStream
+	}
+	return eventstore.Exact(uint64(v))
+}
+
+func TestStore_SyncModes_RoundTrip(t *testing.T) {
+	for _, mode := range []eventstore.SyncMode{eventstore.SyncAlways, eventstore.SyncInterval, eventstore.SyncNone} {
+		t.Run(mode.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			opts := &eventstore.Options{Sync: mode, SegmentSize: 4096}
+			s, err := eventstore.Open(dir, opts)
+			require.NoError(t, err)
+			for i := range 100 {
+				_, err := s.Append(context.Background(), "s", eventstore.Any, event("t", strconv.Itoa(i)))
+				require.NoError(t, err)
+			}
+			require.NoError(t, s.Close())
+			s = reopen(t, dir, opts)
+			evs, err := s.ReadStream(context.Background(), "s", 0, 0)
+			require.NoError(t, err)
+			assert.Len(t, evs, 100)
+		})
+	}
+}
+
+func TestStore_Open_LockedInProcess(t *testing.T) {
+	s, dir := newStore(t, nil)
+	_, err := eventstore.Open(dir, nil)
+	require.ErrorIs(t, err, eventstore.ErrLocked)
+	require.NoError(t, s.Close())
+	s2, err := eventstore.Open(dir, nil)
+	require.NoError(t, err, "Close frees the lock")
+	require.NoError(t, s2.Close())
+}
+
+func TestStore_Open_LockedAcrossProcesses(t *testing.T) {
+	dir := t.TempDir()
+	child, lines := startChild(t, "hold", dir)
+	require.Equal(t, "opened", <-lines)
+
+	_, err := eventstore.Open(dir, nil)
+	require.ErrorIs(t, err, eventstore.ErrLocked, "another process holds it")
+
+	require.NoError(t, child.Process.Signal(syscall.SIGKILL))
+	_ = child.Wait()
+	s, err := eventstore.Open(dir, nil)
+	require.NoError(t, err, "SIGKILL frees the lock")
+	require.NoError(t, s.Close())
+}
+
+// segmentFile returns the path of the only segment file in dir.
+func segmentFile(t *testing.T, dir string) string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.seg"))
+	require.NoError(t, err)
+	require.Len(t, files, 1)
+	return files[0]
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	return fi.Size()
+}
+
+// writeLog writes n single-event appends, the last of dataLen random bytes,
+// and returns the directory, the segment's bytes and the last frame's offset.
+func writeLog(t *testing.T, n, dataLen int) (string, []byte, int64) {
+	t.Helper()
+	dir := t.TempDir()
+	s, err := eventstore.Open(dir, nil)
+	require.NoError(t, err)
+	rng := rand.New(rand.NewPCG(uint64(n), uint64(dataLen)))
+	var lastStart int64
+	for i := range n {
+		data := []byte(fmt.Sprintf("event-%d", i))
+		if i == n-1 {
+			lastStart = fileSize(t, segmentFile(t, dir))
+			data = make([]byte, dataLen)
+			for k := range data {
+				data[k] = byte(rng.IntN(255) + 1) // no zero bytes: see the torn-write rule
+			}
+		}
+		_, err := s.Append(context.Background(), "s", eventstore.Any, eventstore.EventData{Type: "t", Data: data})
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.Close())
+	b, err := os.ReadFile(segmentFile(t, dir))
+	require.NoError(t, err)
+	return dir, b, lastStart
+}
+
+func TestStore_Open_TornTailAtEveryOffset(t *testing.T) {
+	for _, dataLen := range []int{1, 700} {
+		t.Run(fmt.Sprintf("data %d", dataLen), func(t *testing.T) {
+			const n = 4
+			_, full, last := writeLog(t, n, dataLen)
+			work := t.TempDir()
+			seg := filepath.Join(work, "00000000000000000000.seg")
+			for cut := last; cut < int64(len(full)); cut++ {
+				require.NoError(t, os.WriteFile(seg, full[:cut], 0o644))
+				s, err := eventstore.Open(work, nil)
+				require.NoError(t, err, "cut at %d", cut)
+				st := s.Stats()
+				assert.Equal(t, uint64(n-1), st.Events, "cut at %d", cut)
+				assert.Equal(t, cut-last, st.TornBytes, "cut at %d", cut)
+				res, err := s.Append(context.Background(), "s", eventstore.Exact(n-2), event("t", "after"))
+				require.NoError(t, err, "cut at %d", cut)
+				assert.Equal(t, uint64(n-1), res.Position)
+				require.NoError(t, s.Close())
+			}
+		})
+	}
+}
+
+func TestStore_Open_ZeroedSectorInLastFrameIsTorn(t *testing.T) {
+	dir, full, last := writeLog(t, 3, 3000)
+	seg := segmentFile(t, dir)
+	damaged := bytes.Clone(full)
+	// The sector after the one holding the frame header never reached disk.
+	sector := (last/512 + 2) * 512
+	clear(damaged[sector : sector+512])
+	require.NoError(t, os.WriteFile(seg, damaged, 0o644))
+	s := reopen(t, dir, nil)
+	assert.Equal(t, uint64(2), s.Stats().Events)
+	assert.Equal(t, int64(len(full))-last, s.Stats().TornBytes)
+}
+
+func TestStore_Open_CorruptionIsReportedNotRepaired(t *testing.T) {
+	const n = 5
+	dir, full, last := writeLog(t, n, 300)
+	seg := segmentFile(t, dir)
+	// Frame offsets: the header is 24 bytes, each small frame follows.
+	s := reopen(t, dir, nil)
+	var offsets []int64
+	off := int64(24)
+	for i := range n - 1 {
+		offsets = append(offsets, off)
+		evs, err := s.ReadAll(context.Background(), uint64(i), 1)
+		require.NoError(t, err)
+		off += int64(24 + 1 + 8 + 1 + 2 + 1 + 16 + 2 + 1 + 1 + len(evs[0].Data))
+	}
+	require.Equal(t, last, off, "frame layout as documented")
+	offsets = append(offsets, last)
+	require.NoError(t, s.Close())
+
+	tests := []struct {
+		name   string
+		frame  int
+		offset int64 // within the frame
+	}{
+		{"middle frame length", 2, 0},
+		{"middle frame payload crc", 2, 5},
+		{"middle frame position", 2, 9},
+		{"middle frame delta", 2, 17},
+		{"middle frame payload", 2, 40},
+		{"first frame payload", 0, 30},
+		{"last frame payload", n - 1, 100},
+		{"last frame header crc", n - 1, 21},
+		{"last frame length", n - 1, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			damaged := bytes.Clone(full)
+			damaged[offsets[tc.frame]+tc.offset] ^= 0x10
+			require.NoError(t, os.WriteFile(seg, damaged, 0o644))
+			_, err := eventstore.Open(dir, nil)
+			require.ErrorIs(t, err, eventstore.ErrCorrupt)
+			var cerr *eventstore.CorruptionError
+			require.ErrorAs(t, err, &cerr)
+			assert.Equal(t, seg, cerr.Path)
+			assert.Equal(t, offsets[tc.frame], cerr.Offset)
+			after, rerr := os.ReadFile(seg)
+			require.NoError(t, rerr)
+			assert.Equal(t, damaged, after, "nothing is truncated")
+		})
+	}
+}
+
+func TestStore_Open_CorruptSegmentHeader(t *testing.T) {
+	dir, full, _ := writeLog(t, 3, 10)
+	seg := segmentFile(t, dir)
+	damaged := bytes.Clone(full)
+	damaged[9] ^= 1 // the base position
+	require.NoError(t, os.WriteFile(seg, damaged, 0o644))
+	_, err := eventstore.Open(dir, nil)
+	require.ErrorIs(t, err, eventstore.ErrCorrupt)
+}
+
+// The crash test runs a child process (this test binary, re-executed) that
+// appends from 8 goroutines and prints each acknowledged append; the parent
+// kills it with SIGKILL at a random moment and checks the store.
+
+const childEnv = "EVENTSTORE_TEST_CHILD"
+
+// startChild re-executes the test binary in child mode and returns it with
+// a channel of the lines it prints.
+func startChild(t *testing.T, mode, dir string) (*exec.Cmd, <-chan string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestChildProcess$")
+	cmd.Env = append(os.Environ(), childEnv+"="+mode+":"+dir)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	lines := make(chan string, 1<<16)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	return cmd, lines
+}
+
+// crashData is the payload of version v of stream: its size varies from 1
+// byte to about 3 KiB so that kills land inside frames of every size.
+func crashData(stream string, v uint64) []byte {
+	seed := fmt.Sprintf("%s/%d;", stream, v)
+	return bytes.Repeat([]byte(seed), int(v*7919%3000)/len(seed)+1)
+}
+
+// TestChildProcess is the child's body; it runs only when re-executed by a
+// test in this file.
+func TestChildProcess(t *testing.T) {
+	mode, dir, ok := strings.Cut(os.Getenv(childEnv), ":")
+	if !ok {
+		t.Skip("runs only as a child process")
+	}
+	s, err := eventstore.Open(dir, &eventstore.Options{SegmentSize: 64 << 10})
+	if err != nil {
+		fmt.Println("open:", err)
+		os.Exit(1)
+	}
+	fmt.Println("opened")
+	if mode == "hold" {
+		select {} // until killed
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stream := fmt.Sprint("w", g)
+			ctx := context.Background()
+			evs, err := s.ReadStreamBackward(ctx, stream, math.MaxUint64, 1)
+			if err != nil {
+				panic(err)
+			}
+			next := uint64(0)
+			expected := eventstore.NoStream
+			if len(evs) == 1 {
+				next = evs[0].StreamVersion + 1
+				expected = eventstore.Exact(evs[0].StreamVersion)
+			}
+			for ; ; next++ {
+				id := eventstore.NewEventID()
+				res, err := s.Append(ctx, stream, expected, eventstore.EventData{ID: id, Type: "crash", Data: crashData(stream, next)})
+				if err != nil {
+					panic(err)
+				}
+				mu.Lock()
+				fmt.Printf("ack %s %d %d %s\n", stream, res.StreamVersion, res.Position, id)
+				mu.Unlock()
+				expected = eventstore.Exact(next)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestStore_Crash_SIGKILLLosesNothingAcknowledged(t *testing.T) {
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))
+	type ack struct {
+		stream   string
+		version  uint64
+		position uint64
+		id       string
+	}
+	var acked []ack
+	const rounds = 8
+	for round := range rounds {
+		child, lines := startChild(t, "append", dir)
+		require.Equal(t, "opened", <-lines, "round %d", round)
+		killAfter := 1 + rng.IntN(400)
+		for range killAfter {
+			line, ok := <-lines
+			require.True(t, ok, "child ended early")
+			var a ack
+			_, err := fmt.Sscanf(line, "ack %s %d %d %s", &a.stream, &a.version, &a.position, &a.id)
+			require.NoError(t, err, line)
+			acked = append(acked, a)
+		}
+		require.NoError(t, child.Process.Signal(syscall.SIGKILL))
+		_ = child.Wait()
+		// Acknowledgements printed before the kill landed count too.
+		for line := range lines {
+			var a ack
+			if _, err := fmt.Sscanf(line, "ack %s %d %d %s", &a.stream, &a.version, &a.position, &a.id); err == nil {
+				acked = append(acked, a)
+			}
+		}
+
+		s, err := eventstore.Open(dir, nil)
+		require.NoError(t, err, "round %d", round)
+		all, err := s.ReadAll(context.Background(), 0, 0)
+		require.NoError(t, err)
+		versions := make(map[string]uint64)
+		for i, e := range all {
+			require.Equal(t, uint64(i), e.Position, "positions are gapless")
+			require.Equal(t, versions[e.Stream], e.StreamVersion, "versions are contiguous")
+			versions[e.Stream]++
+			require.Equal(t, crashData(e.Stream, e.StreamVersion), e.Data, "position %d", i)
+		}
+		for _, a := range acked {
+			require.Less(t, a.position, uint64(len(all)), "acknowledged position %d lost in round %d", a.position, round)
+			e := all[a.position]
+			require.Equal(t, a.stream, e.Stream)
+			require.Equal(t, a.version, e.StreamVersion)
+			require.Equal(t, a.id, e.ID.String())
+		}
+		t.Logf("round %d: %d acknowledged, %d on disk, %d segments, %d torn bytes", round, len(acked), len(all), s.Stats().Segments, s.Stats().TornBytes)
+		require.NoError(t, s.Close())
+	}
+}
+
+func TestStore_IndexMemory_StaysSmall(t *testing.T) {
+	const n = 200_000
+	s, _ := newStore(t, &eventstore.Options{Sync: eventstore.SyncNone})
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	appendMany(t, s, n, 200, 64)
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	perEvent := float64(after.HeapAlloc-before.HeapAlloc) / n
+	t.Logf("heap per event: %.1f bytes", perEvent)
+	assert.Less(t, perEvent, 64.0, "the index holds offsets, not payloads")
+	runtime.KeepAlive(s)
+}
+
+// appendMany appends n single-event appends of size bytes over streams
+// streams from callers goroutines.
+func appendMany(t testing.TB, s *eventstore.Store, n, size, callers int) {
+	t.Helper()
+	data := bytes.Repeat([]byte{'x'}, size)
+	var wg sync.WaitGroup
+	per := n / callers
+	for c := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range per + boolInt(c < n%callers) {
+				stream := "stream-" + strconv.Itoa((c*per+i)%1000)
+				if _, err := s.Append(context.Background(), stream, eventstore.Any, eventstore.EventData{Type: "Bench", Data: data}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// BenchmarkAppend measures durable single-event appends (SyncAlways) from
+// 1, 16 and 256 concurrent callers, with 128-byte and 4 KiB payloads.
+func BenchmarkAppend(b *testing.B) {
+	for _, callers := range []int{1, 16, 256} {
+		for _, size := range []int{128, 4096} {
+			b.Run(fmt.Sprintf("callers=%d/payload=%d", callers, size), func(b *testing.B) {
+				s, _ := newStore(b, nil)
+				b.ReportAllocs()
+				b.SetBytes(int64(size))
+				b.ResetTimer()
+				start := time.Now()
+				appendMany(b, s, b.N, size, callers)
+				elapsed := time.Since(start)
+				b.StopTimer()
+				st := s.Stats()
+				b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+				b.ReportMetric(float64(st.Syncs)/float64(b.N), "fsyncs/append")
+			})
+		}
+	}
+}
+
+// BenchmarkAppendBatch measures durable Appends of 1, 16 and 128 events
+// each, from one caller.
+func BenchmarkAppendBatch(b *testing.B) {
+	for _, batch := range []int{1, 16, 128} {
+		b.Run(fmt.Sprintf("events=%d", batch), func(b *testing.B) {
+			s, _ := newStore(b, nil)
+			events := make([]eventstore.EventData, batch)
+			for i := range events {
+				events[i] = eventstore.EventData{Type: "Bench", Data: bytes.Repeat([]byte{'x'}, 200)}
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(200 * batch))
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := s.Append(context.Background(), "s", eventstore.Any, events...); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// benchStore is a store of 100,000 200-byte events over 1,000 streams.
+func benchStore(b *testing.B) *eventstore.Store {
+	b.Helper()
+	s, _ := newStore(b, &eventstore.Options{Sync: eventstore.SyncNone})
+	appendMany(b, s, 100_000, 200, 64)
+	return s
+}
+
+// BenchmarkReadAll measures reading the whole log forward in pages of 1,000.
+func BenchmarkReadAll(b *testing.B) {
+	s := benchStore(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	events := 0
+	for b.Loop() {
+		for from := uint64(0); ; {
+			evs, err := s.ReadAll(context.Background(), from, 1000)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(evs) == 0 {
+				break
+			}
+			events += len(evs)
+			from = evs[len(evs)-1].Position + 1
+		}
+	}
+	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkReadStream measures reading one 100-event stream among 1,000.
+func BenchmarkReadStream(b *testing.B) {
+	s := benchStore(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	events := 0
+	i := 0
+	for b.Loop() {
+		evs, err := s.ReadStream(context.Background(), "stream-"+strconv.Itoa(i%1000), 0, 0)
+		if err != nil || len(evs) != 100 {
+			b.Fatal(len(evs), err)
+		}
+		events += len(evs)
+		i++
+	}
+	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+}
