@@ -41,6 +41,11 @@ const (
 	// payloadPrefixSize is the fixed part of the payload before the
 	// variable-length fields: flags and timestamp.
 	payloadPrefixSize = 1 + 8
+
+	// minPayload is the smallest valid payload: the prefix, a one-byte
+	// first version, a one-byte stream name with its length, a count and
+	// one smallest event.
+	minPayload = payloadPrefixSize + 1 + 2 + 1 + minEventSize
 )
 
 // segmentMagic opens every segment file.
@@ -99,6 +104,9 @@ func DecodeSegmentHeader(b []byte) (SegmentHeader, error) {
 	if b[4] != Version {
 		return SegmentHeader{}, fmt.Errorf("%w: unsupported format version %d", ErrMalformed, b[4])
 	}
+	if [3]byte(b[5:8]) != [3]byte{} || [4]byte(b[16:20]) != [4]byte{} {
+		return SegmentHeader{}, fmt.Errorf("%w: reserved segment header bytes are not zero", ErrMalformed)
+	}
 	return SegmentHeader{Base: binary.LittleEndian.Uint64(b[8:16])}, nil
 }
 
@@ -140,7 +148,7 @@ func DecodeHeader(b []byte) (Header, error) {
 		Position:   binary.LittleEndian.Uint64(b[8:16]),
 		BatchDelta: binary.LittleEndian.Uint32(b[16:20]),
 	}
-	if h.Length > MaxPayload || int(h.Length) < payloadPrefixSize+4 {
+	if h.Length > MaxPayload || h.Length < minPayload {
 		return Header{}, fmt.Errorf("%w: payload length %d out of range", ErrMalformed, h.Length)
 	}
 	if uint64(h.BatchDelta) > h.Position {
@@ -236,8 +244,11 @@ func AppendFrame(dst []byte, position uint64, batchDelta uint32, timestamp int64
 // Allocation is bounded by len(payload): the event count is checked against
 // the bytes left before the events slice grows.
 func DecodePayload(h Header, payload []byte, events []Event) (Frame, error) {
-	if len(payload) != int(h.Length) {
+	if len(payload) < int(h.Length) {
 		return Frame{}, ErrShort
+	}
+	if len(payload) > int(h.Length) {
+		return Frame{}, fmt.Errorf("%w: %d payload bytes for a header saying %d", ErrMalformed, len(payload), h.Length)
 	}
 	if Checksum(payload) != h.PayloadCRC {
 		return Frame{}, ErrPayloadChecksum
@@ -273,8 +284,8 @@ func DecodePayload(h Header, payload []byte, events []Event) (Frame, error) {
 		if d.err != nil {
 			return Frame{}, d.err
 		}
-		if len(e.Type) == 0 {
-			return Frame{}, fmt.Errorf("%w: event without a type", ErrMalformed)
+		if len(e.Type) == 0 || !utf8.Valid(e.Type) {
+			return Frame{}, fmt.Errorf("%w: event type empty or not UTF-8", ErrMalformed)
 		}
 		events = append(events, e)
 	}
@@ -324,7 +335,9 @@ func (d *decoder) uvarint() uint64 {
 		return 0
 	}
 	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
+	// Only the shortest encoding is valid, so every frame has exactly one
+	// encoding and re-encoding a decoded frame gives back its bytes.
+	if n <= 0 || n != uvarintLen(v) {
 		d.err = fmt.Errorf("%w: bad varint", ErrMalformed)
 		return 0
 	}
