@@ -3,7 +3,9 @@ package eventstore
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sort"
 	"sync"
@@ -292,16 +294,22 @@ func decodeFrameAt(b []byte, events []record.Event) (record.Frame, error) {
 }
 
 // readError turns a failure to read committed bytes into the error a reader
-// returns: ErrClosed once the store is closing, else corruption, since these
-// bytes were verified when written or recovered.
+// returns: ErrClosed once the store is closing; a *CorruptionError when the
+// bytes fail their checksums or are missing (they were whole when written or
+// recovered, so something has changed them since); else the I/O error.
 func (ix *readIndex) readError(seg *segment, off int64, err error) error {
 	ix.mu.RLock()
 	closed := ix.closed
 	ix.mu.RUnlock()
-	if closed {
+	switch {
+	case closed:
 		return ErrClosed
+	case errors.Is(err, record.ErrShort), errors.Is(err, record.ErrHeaderChecksum),
+		errors.Is(err, record.ErrPayloadChecksum), errors.Is(err, record.ErrMalformed),
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return &CorruptionError{Path: seg.path, Offset: off, Reason: err.Error()}
 	}
-	return &CorruptionError{Path: seg.path, Offset: off, Reason: err.Error()}
+	return fmt.Errorf("eventstore: read %s at offset %d: %w", seg.path, off, err)
 }
 
 // converter copies decoded events out of shared buffers into RecordedEvents

@@ -131,6 +131,8 @@ func TestOpen_DefaultsDoNotModifyCaller(t *testing.T) {
 	assert.Equal(t, eventstore.Options{MaxBatch: 8}, *opts)
 }
 
+// Prototype AC-1 (first append: position 0, version 0) and AC-4a/b/c, within
+// the whole expected-version matrix.
 func TestStore_Append_ExpectedVersion(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -258,6 +260,7 @@ func TestStore_Append_ManyEventsAtomicAndContiguous(t *testing.T) {
 	}
 }
 
+// Prototype AC-6: events survive a restart.
 func TestStore_Reopen_KeepsEveryFieldAndContinues(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -389,6 +392,8 @@ func TestStore_Append_IdempotentRetry(t *testing.T) {
 	})
 }
 
+// Prototype AC-2 and AC-5: sequential appends get positions 0, 1, 2, ... and
+// both ReadAll and ReadStream reflect them.
 func TestStore_Reads_RangesAndDirections(t *testing.T) {
 	s, _ := newStore(t, &eventstore.Options{SegmentSize: 1024})
 	ctx := context.Background()
@@ -963,4 +968,33 @@ func BenchmarkReadStream(b *testing.B) {
 		i++
 	}
 	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+}
+
+func TestStore_Read_BadChecksumIsCorruptionNotData(t *testing.T) {
+	s, dir := newStore(t, nil)
+	ctx := context.Background()
+	for i := range 3 {
+		_, err := s.Append(ctx, "s", eventstore.Any, event("t", fmt.Sprintf("event-%d-payload", i)))
+		require.NoError(t, err)
+	}
+	seg := segmentFile(t, dir)
+	b, err := os.ReadFile(seg)
+	require.NoError(t, err)
+	at := bytes.Index(b, []byte("event-1-payload"))
+	require.Positive(t, at)
+	f, err := os.OpenFile(seg, os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteAt([]byte("E"), int64(at)) // damage the committed log under the open store
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	_, err = s.ReadAll(ctx, 0, 0)
+	require.ErrorIs(t, err, eventstore.ErrCorrupt)
+	_, err = s.ReadStream(ctx, "s", 1, 1)
+	var cerr *eventstore.CorruptionError
+	require.ErrorAs(t, err, &cerr)
+	assert.Equal(t, seg, cerr.Path)
+	evs, err := s.ReadStream(ctx, "s", 2, 1)
+	require.NoError(t, err, "undamaged frames still read")
+	assert.Equal(t, "event-2-payload", string(evs[0].Data))
 }

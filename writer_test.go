@@ -125,6 +125,7 @@ func parkWriter(t *testing.T, s *Store, gate *gateFS) <-chan result {
 	return ch
 }
 
+// Prototype AC-3, at scale: concurrent Any appends get unique, gapless positions.
 func TestWriter_ConcurrentAppends_GaplessAndBatched(t *testing.T) {
 	s, _ := openWithFS(t, vfs.OS(), nil)
 	const writers, perWriter, streams = 200, 10, 37
@@ -296,6 +297,8 @@ func TestWriter_WriteFailure_ReachesWholeBatch(t *testing.T) {
 	require.ErrorIs(t, err, ErrStorageFailed)
 }
 
+// Prototype AC-9a and AC-9b: an oversized event is refused and the writer
+// is not poisoned by it.
 func TestWriter_RequestError_DoesNotPoison(t *testing.T) {
 	s, _ := openWithFS(t, vfs.OS(), &Options{MaxEventSize: 1024})
 	ctx := context.Background()
@@ -363,6 +366,7 @@ func TestWriter_Context_CancelledAfterTaken_OutcomeUnknownThenRetry(t *testing.T
 	assert.Len(t, evs, 1, "the retry wrote nothing")
 }
 
+// Prototype AC-8: a full channel applies backpressure.
 func TestWriter_Backpressure_FullChannelBlocks(t *testing.T) {
 	gate := newGateFS(vfs.OS())
 	s, _ := openWithFS(t, gate, &Options{QueueSize: 1})
@@ -386,6 +390,8 @@ func TestWriter_Backpressure_FullChannelBlocks(t *testing.T) {
 	assert.Equal(t, "queued", string(evs[0].Data))
 }
 
+// Prototype AC-7: shutdown answers everything and returns promptly; goleak in
+// TestMain checks no goroutine survives.
 func TestWriter_Close_WithAppendsInFlight(t *testing.T) {
 	gate := newGateFS(vfs.OS())
 	s, dir := openWithFS(t, gate, nil)
