@@ -55,9 +55,11 @@ var (
 
 	// ErrOutcomeUnknown is returned, together with the context's error,
 	// when the context ended after the writer took the request: the events
-	// may or may not be committed. Appending the same events again, with
-	// the same IDs, settles it: the retry returns the original result if
-	// the first attempt committed, and commits the events if it did not.
+	// may or may not be committed. If every event had an ID from the
+	// caller, appending the same events again settles it: the retry returns
+	// the original result if the first attempt committed, and commits the
+	// events if it did not. Events given the zero ID got IDs the caller
+	// never learns, so a retry of those can only append them again.
 	ErrOutcomeUnknown = errors.New("eventstore: append outcome unknown")
 
 	// ErrStorageFailed is matched by every *StorageError. It is sticky: once
@@ -72,13 +74,6 @@ var (
 	// begun, and by an Append the writer had accepted but not committed
 	// when Close stopped it.
 	ErrClosed = errors.New("eventstore: store is closed")
-)
-
-// Errors returned by reads.
-var (
-	// ErrNotFound is wrapped by point lookups of an event that does not
-	// exist. Range reads of a missing stream return no events and no error.
-	ErrNotFound = errors.New("eventstore: not found")
 )
 
 // WrongExpectedVersionError reports an Append whose expected version did not

@@ -35,8 +35,9 @@ package eventstore
 //	length    payload size; at most record.MaxPayload (256 MiB)
 //	pcrc      CRC-32C of the payload
 //	position  global position of the frame's first event
-//	delta     events of the same group commit before this frame, so that
-//	          position-delta is where that write began
+//	delta     events written since the last completed fsync before this
+//	          frame, so that position-delta is the first position a crash
+//	          at this point could lose
 //	hcrc      CRC-32C of header bytes 0-19, so length is trusted before use
 //	flags     0; other values are reserved and rejected
 //	timestamp commit time, Unix nanoseconds
@@ -47,25 +48,34 @@ package eventstore
 //
 // Recovery, run by Open before the writer starts:
 //
-//   - Every segment but the last must decode whole. A bad frame there, a
-//     missing segment or a position out of sequence fails Open with a
+//   - Every segment but the last must decode whole: a segment is synced
+//     before the next one is created. A bad frame there, a missing segment,
+//     or a position or stream version out of sequence fails Open with a
 //     *CorruptionError, and nothing is changed.
-//   - In the last segment, a bad frame at offset X is a torn write (a crash
-//     before the fsync that would have acknowledged it) when it shows the
-//     marks of one: it runs past the end of the file, or one of its 512-byte
-//     sectors is unwritten (all zeros, or a written prefix with at least
-//     16 zero bytes to the sector's end). It must also have no valid frame
-//     after it that belongs to a later group commit (delta tells): a later
-//     write only starts after the earlier one's fsync, so such a frame proves
-//     X was acknowledged and has since been damaged. A torn tail is truncated
-//     at X, fsynced, logged and counted in Stats.TornBytes; anything else is
-//     a *CorruptionError.
+//   - In the last segment, a bad frame at offset X, holding position P, is a
+//     torn write (a crash before the fsync that would have made it durable)
+//     when both hold:
+//     1. It bears the marks of one: its header is cut off by the end of the
+//     file; its header is sound but the frame runs past the end of the
+//     file; or a 512-byte sector it touches ends, within the file, in 16
+//     or more zero bytes (a sector written in part or not at all; no
+//     header holds such a run). A header that fails its checksum is never
+//     trusted for the frame's length.
+//     2. No valid frame after X has position-delta > P. Such a frame was
+//     written after an fsync that covered X, so X was once durable and
+//     has been damaged since. Frames after X with position-delta <= P were
+//     written since the same fsync as X, so the crash may have torn them
+//     with it; they go with it.
+//     A torn tail is truncated at X, fsynced, logged and counted in
+//     Stats.TornBytes; anything else is a *CorruptionError.
 //   - A last segment whose header never reached the disk is removed.
 //
-// A bit flip inside the last frame of the log is reported as corruption
-// unless the damaged frame also holds 16 or more zero bytes at the end of a
-// sector or of the file (an event whose data is mostly zeros, say): such a
-// frame cannot be told from a torn write, and is dropped as one.
+// A bit flip inside the last frames of the log (those written since the last
+// fsync before the crash, or the last frame if there was none) is reported as
+// corruption, unless the damaged frame also holds 16 or more zero bytes at
+// the end of a sector or of the file (an event whose data ends in zeros,
+// say): such a frame cannot be told from a torn write, and is dropped as
+// one, with the frames written after it.
 
 import (
 	"errors"
@@ -85,12 +95,15 @@ const (
 	segmentSuffix = ".seg"
 	lockName      = "LOCK"
 	sectorSize    = 512
-	// readChunk is how much a sequential scan reads per system call.
-	readChunk = 1 << 20
+	// A sequential scan reads firstReadChunk bytes per system call at first,
+	// doubling up to readChunk, so short reads stay cheap and long ones
+	// make few calls.
+	firstReadChunk = 64 << 10
+	readChunk      = 1 << 20
 	// tornZeroRun is how many zero bytes must end a sector for it to count
 	// as partly written: more than the longest zero run a frame header and
 	// payload prefix can hold (11 bytes: position's high bytes and delta).
-	tornZeroRun = 16
+	tornZeroRun = 16 // the segment header's longest legitimate run is 15
 )
 
 // segment is one segment file. base and file never change once the segment
@@ -230,7 +243,7 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last bool, rec *rec
 	if herr != nil {
 		// A header is fsynced before any frame is written, so a torn one
 		// means the segment was being created and holds nothing acknowledged.
-		if last && r.looksTorn(0, record.SegmentHeaderSize, herr) {
+		if last && (errors.Is(herr, io.ErrUnexpectedEOF) || r.unwrittenSector(0, min(sectorSize, size))) {
 			if _, later := r.findLaterWrite(1, 0); !later {
 				return true, l.removeTornSegment(seg, size, rec)
 			}
@@ -265,7 +278,7 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last bool, rec *rec
 // repairTail decides whether the bad frame at off in the last segment is a
 // torn write or corruption, and truncates it if torn.
 func (l *eventLog) repairTail(r *frameReader, seg *segment, off, size int64, cause error, rec *recovery) error {
-	if !r.looksTorn(off, r.badFrameEnd(off), cause) {
+	if !r.tornFrame(off) {
 		return &CorruptionError{Path: seg.path, Offset: off, Reason: cause.Error()}
 	}
 	if later, ok := r.findLaterWrite(off+1, rec.next+1); ok {
@@ -381,17 +394,18 @@ func (l *eventLog) close() error {
 }
 
 // frameReader reads frames from a segment file through a read-ahead window,
-// so a sequential scan costs one system call per readChunk bytes, not two per
-// frame. It is not safe for concurrent use; each reader has its own.
+// so a sequential scan costs one system call per chunk of up to readChunk
+// bytes, not two per frame. It is not safe for concurrent use; each reader has its own.
 type frameReader struct {
 	file   vfs.File
 	limit  int64  // bytes past limit are never read
 	buf    []byte // window of the file starting at bufOff
 	bufOff int64
+	chunk  int // next read size: grows from firstReadChunk to readChunk
 }
 
 func (r *frameReader) reset(f vfs.File, limit int64) {
-	r.file, r.limit, r.buf, r.bufOff = f, limit, r.buf[:0], 0
+	r.file, r.limit, r.buf, r.bufOff, r.chunk = f, limit, r.buf[:0], 0, firstReadChunk
 }
 
 // bytes returns the n bytes at off, valid until the next call. It returns
@@ -404,8 +418,9 @@ func (r *frameReader) bytes(off int64, n int) ([]byte, error) {
 		start := off - r.bufOff
 		return r.buf[start : start+int64(n)], nil
 	}
-	want := int64(max(n, readChunk))
+	want := int64(max(n, r.chunk))
 	want = min(want, r.limit-off)
+	r.chunk = min(2*r.chunk, readChunk)
 	if int64(cap(r.buf)) < want {
 		r.buf = make([]byte, want)
 	}
@@ -440,59 +455,61 @@ func (r *frameReader) frame(off int64, events []record.Event) (record.Frame, err
 	return record.DecodePayload(h, payload, events)
 }
 
-// badFrameEnd returns where the bad frame at off ends, as far as can be
-// told: its stated end if its header is sound, else the end of the sector
-// holding its header.
-func (r *frameReader) badFrameEnd(off int64) int64 {
-	if hb, err := r.bytes(off, record.HeaderSize); err == nil {
-		if h, err := record.DecodeHeader(hb); err == nil {
-			return off + h.FrameSize()
-		}
-	}
-	end := off + record.HeaderSize
-	return (end + sectorSize - 1) / sectorSize * sectorSize
-}
-
-// looksTorn reports whether the bytes [off, end) bear the marks of a write
-// that did not reach the disk whole: they run past the end of the file, or a
-// 512-byte sector they touch was left unwritten from some point on. Each
-// sector is looked at from off (or its start) to its end (or the file's), so
-// zeros that a frame holds legitimately, such as the high bytes of a small
-// position, never reach tornZeroRun: the header checksum follows them.
-func (r *frameReader) looksTorn(off, end int64, cause error) bool {
-	if errors.Is(cause, io.ErrUnexpectedEOF) || end > r.limit {
+// tornFrame reports whether the bad frame at off bears the marks of a write
+// that did not reach the disk whole: its header is cut off by the end of the
+// file; its header is sound but the frame runs past the end of the file; or
+// a 512-byte sector it touches was left unwritten. A header that fails its
+// checksum is never taken at its word: only its own bytes, and the rest of
+// their sector, are looked at.
+func (r *frameReader) tornFrame(off int64) bool {
+	hb, err := r.bytes(off, record.HeaderSize)
+	if err != nil {
 		return true
 	}
+	end := min((off+record.HeaderSize+sectorSize-1)/sectorSize*sectorSize, r.limit)
+	if h, err := record.DecodeHeader(hb); err == nil {
+		end = off + h.FrameSize()
+		if end > r.limit {
+			return true
+		}
+	}
+	return r.unwrittenSector(off, end)
+}
+
+// unwrittenSector reports whether a 512-byte sector touched by [off, end)
+// ends, within the file, in a run of at least tornZeroRun zero bytes that
+// starts at or after off: the mark of a sector written only in part, or not
+// at all. Zeros a frame holds legitimately never make such a run in its
+// header (the longest there is 11 bytes, before the header checksum).
+func (r *frameReader) unwrittenSector(off, end int64) bool {
 	for sector := off / sectorSize * sectorSize; sector < end; sector += sectorSize {
 		from, to := max(sector, off), min(sector+sectorSize, r.limit)
 		b, err := r.bytes(from, int(to-from))
 		if err != nil {
-			return true
+			return false
 		}
 		zeros := 0
 		for zeros < len(b) && b[len(b)-1-zeros] == 0 {
 			zeros++
 		}
-		if zeros == len(b) || zeros >= tornZeroRun {
+		if zeros >= tornZeroRun {
 			return true
 		}
 	}
 	return false
 }
 
-// findLaterWrite looks for a valid frame at or after offset from whose group
-// commit began at position minBatch or later, and returns its offset. A bad
-// frame at position p was written by a commit that began at or before p, so a
-// valid frame whose commit began after p was written after that commit's
-// fsync returned.
-func (r *frameReader) findLaterWrite(from int64, minBatch uint64) (int64, bool) {
+// findLaterWrite looks for a valid frame at or after offset from whose
+// position-delta is at least minSyncStart, and returns its offset. Such a frame
+// was written after an fsync that covered every position below minSyncStart.
+func (r *frameReader) findLaterWrite(from int64, minSyncStart uint64) (int64, bool) {
 	for off := from; off+record.HeaderSize <= r.limit; off++ {
 		hb, err := r.bytes(off, record.HeaderSize)
 		if err != nil {
 			return 0, false
 		}
 		h, err := record.DecodeHeader(hb)
-		if err != nil || h.BatchStart() < minBatch {
+		if err != nil || h.SyncStart() < minSyncStart {
 			continue
 		}
 		if _, err := r.frame(off, nil); err == nil {

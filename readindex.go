@@ -193,18 +193,49 @@ func (ix *readIndex) readAll(ctx context.Context, from uint64, limit int, backwa
 // readStream returns up to limit events (limit <= 0: all) of a stream from
 // version from upward, or downward when backward is set.
 func (ix *readIndex) readStream(ctx context.Context, stream string, from uint64, limit int, backward bool) ([]RecordedEvent, error) {
+	var out []RecordedEvent
+	conv := newConverter()
+	err := ix.scanStream(ctx, stream,
+		func(count uint64) (uint64, uint64) { return span(from, limit, backward, count) },
+		func(f *record.Frame, i int) { out = append(out, conv.event(f, i)) })
+	if err != nil {
+		return nil, err
+	}
+	if backward {
+		slices.Reverse(out)
+	}
+	return out, nil
+}
+
+// streamIDs appends to dst the IDs of the stream's events with versions in
+// [lo, hi), reading each frame once and copying no data.
+func (ix *readIndex) streamIDs(stream string, lo, hi uint64, dst []EventID) ([]EventID, error) {
+	err := ix.scanStream(context.Background(), stream,
+		func(count uint64) (uint64, uint64) { return min(lo, count), min(hi, count) },
+		func(f *record.Frame, i int) { dst = append(dst, EventID(f.Events[i].ID)) })
+	return dst, err
+}
+
+// scanStream calls fn, in version order, for every event of stream whose
+// version is in the range bounds returns for the stream's event count. The
+// frame passed to fn aliases a shared buffer, valid only during the call.
+func (ix *readIndex) scanStream(ctx context.Context, stream string, bounds func(count uint64) (lo, hi uint64), fn func(f *record.Frame, i int)) error {
 	ix.mu.RLock()
 	if ix.closed {
 		ix.mu.RUnlock()
-		return nil, ErrClosed
+		return ErrClosed
 	}
 	st := ix.streams[stream]
 	if st == nil {
 		ix.mu.RUnlock()
-		return nil, nil
+		return nil
 	}
 	positions := st.positions // elements below len never change
-	lo, hi := span(from, limit, backward, uint64(len(positions)))
+	lo, hi := bounds(uint64(len(positions)))
+	if lo >= hi {
+		ix.mu.RUnlock()
+		return nil
+	}
 	var locs []frameLoc
 	for _, p := range positions[lo:hi] {
 		loc := ix.locateLocked(p)
@@ -214,15 +245,12 @@ func (ix *readIndex) readStream(ctx context.Context, stream string, from uint64,
 	}
 	ix.mu.RUnlock()
 
-	out := make([]RecordedEvent, 0, hi-lo)
-	conv := newConverter()
-	conv.streams[st.name] = st.name
 	var buf []byte
 	var events []record.Event
 	// Frames near each other in a file are fetched with one read.
 	for i := 0; i < len(locs); {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 		j := i + 1
 		for j < len(locs) && locs[j].seg == locs[i].seg && locs[j].off-locs[j-1].end <= coalesceGap && locs[j].end-locs[i].off <= readChunk {
@@ -232,26 +260,23 @@ func (ix *readIndex) readStream(ctx context.Context, stream string, from uint64,
 		n := locs[j-1].end - base
 		buf = slices.Grow(buf[:0], int(n))[:n]
 		if _, err := locs[i].seg.file.ReadAt(buf, base); err != nil {
-			return nil, ix.readError(locs[i].seg, base, err)
+			return ix.readError(locs[i].seg, base, err)
 		}
 		for _, loc := range locs[i:j] {
 			f, err := decodeFrameAt(buf[loc.off-base:loc.end-base], events)
 			if err != nil {
-				return nil, ix.readError(loc.seg, loc.off, err)
+				return ix.readError(loc.seg, loc.off, err)
 			}
 			events = f.Events
 			for k := range f.Events {
 				if v := f.FirstVersion + uint64(k); v >= lo && v < hi {
-					out = append(out, conv.event(&f, k))
+					fn(&f, k)
 				}
 			}
 		}
 		i = j
 	}
-	if backward {
-		slices.Reverse(out)
-	}
-	return out, nil
+	return nil
 }
 
 // coalesceGap is the widest gap between two frames of a stream read that is

@@ -20,7 +20,8 @@
 // goroutine owns the log: Append validates and encodes its events on the
 // caller's goroutine, queues them on a bounded channel, and waits. The writer
 // takes every waiting request (up to Options.MaxBatch), checks each against
-// the streams' versions, writes them all with one write and one fdatasync,
+// the streams' versions, writes them all with one write and one fdatasync
+// (a batch that fills a segment also syncs it and creates the next one),
 // publishes them to readers, and answers each caller. Many concurrent callers
 // therefore share each fsync. Reads never wait for the writer's I/O: they look
 // up locations in an in-memory index under a read lock held for no I/O, and
@@ -401,16 +402,20 @@ func (s *Store) Close() error {
 // ErrInvalidExpectedVersion). A failed version check returns a
 // *WrongExpectedVersionError and writes nothing.
 //
-// Appending again events with the same IDs to the same stream returns the
-// original result and writes nothing; a retry that matches only some of
-// them returns a *WrongExpectedVersionError. With NoStream or Exact the
-// original is found at the expected version, however old; with Any or
-// StreamExists, among the stream's last IdempotencyWindow events.
+// Idempotency: when every event has an ID from the caller, and the stream
+// already holds events with those IDs, in the same order and contiguous,
+// Append writes nothing and returns the result of the last of them: for a
+// retry of an earlier Append, its original result. A retry that matches only
+// some of them returns a *WrongExpectedVersionError. With NoStream or Exact
+// the events are looked for at the expected version, however old; with Any
+// or StreamExists, the first one among the stream's last IdempotencyWindow
+// events. Matching is by event, not by call: a retry of the first k events
+// of an earlier Append succeeds with the result of the k-th.
 //
 // If ctx ends before the writer takes the request, nothing is written and
 // Append returns ctx.Err(). If it ends after, the events may be committed or
-// not: Append returns an error matching both ErrOutcomeUnknown and ctx.Err(),
-// and an Append of the same events with the same IDs settles it.
+// not: Append returns an error matching both ErrOutcomeUnknown and ctx.Err();
+// with caller-given IDs, appending the same events again settles it.
 //
 // After a write or fsync has failed, Append returns a *StorageError
 // (ErrStorageFailed) until the store is reopened.

@@ -998,3 +998,51 @@ func TestStore_Read_BadChecksumIsCorruptionNotData(t *testing.T) {
 	require.NoError(t, err, "undamaged frames still read")
 	assert.Equal(t, "event-2-payload", string(evs[0].Data))
 }
+
+func TestStore_Open_EveryBitFlipOfASmallLogIsCorruption(t *testing.T) {
+	dir, full, _ := writeLog(t, 3, 40)
+	seg := segmentFile(t, dir)
+	for bit := range len(full) * 8 {
+		damaged := bytes.Clone(full)
+		damaged[bit/8] ^= 1 << (bit % 8)
+		require.NoError(t, os.WriteFile(seg, damaged, 0o644))
+		s, err := eventstore.Open(dir, nil)
+		if err == nil {
+			st := s.Stats()
+			s.Close()
+			t.Fatalf("bit %d (byte %d): opened with %d events, %d torn bytes", bit, bit/8, st.Events, st.TornBytes)
+		}
+		require.ErrorIs(t, err, eventstore.ErrCorrupt, "bit %d", bit)
+		after, err := os.ReadFile(seg)
+		require.NoError(t, err)
+		require.Equal(t, damaged, after, "bit %d: nothing is truncated", bit)
+	}
+}
+
+func TestStore_Open_RelaxedSyncTornEarlierWriteIsNotCorruption(t *testing.T) {
+	// Under SyncNone, writes are not separated by fsyncs, so a power loss
+	// can keep a later write and lose an earlier one's page. That is a torn
+	// tail, not corruption: the store must open.
+	dir := t.TempDir()
+	opts := &eventstore.Options{Sync: eventstore.SyncNone}
+	s, err := eventstore.Open(dir, opts)
+	require.NoError(t, err)
+	starts := make([]int64, 3)
+	for i := range starts {
+		starts[i] = fileSize(t, segmentFile(t, dir))
+		_, err := s.Append(context.Background(), "s", eventstore.Any,
+			eventstore.EventData{Type: "t", Data: bytes.Repeat([]byte{byte('a' + i)}, 3000)})
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.Close())
+	seg := segmentFile(t, dir)
+	b, err := os.ReadFile(seg)
+	require.NoError(t, err)
+	sector := (starts[1]/512 + 2) * 512 // inside the second write's data
+	clear(b[sector : sector+512])
+	require.NoError(t, os.WriteFile(seg, b, 0o644))
+
+	s = reopen(t, dir, opts)
+	assert.Equal(t, uint64(1), s.Stats().Events, "the torn write and the one after it are dropped")
+	assert.Equal(t, int64(len(b))-starts[1], s.Stats().TornBytes)
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -35,9 +34,9 @@ type request struct {
 }
 
 // take moves the request from queued to taken, and reports false if its
-// caller abandoned it first. Taking an already taken request succeeds.
+// caller abandoned it first.
 func (r *request) take() bool {
-	return r.state.CompareAndSwap(stateQueued, stateTaken) || r.state.Load() == stateTaken
+	return r.state.CompareAndSwap(stateQueued, stateTaken)
 }
 
 type result struct {
@@ -80,12 +79,12 @@ type writer struct {
 	// Touched only by the writer goroutine (and by Close after done).
 	failed   error                     // sticky storage error; nil while healthy
 	batch    []*request                // requests of the batch being committed
-	carry    []*request                // taken requests left for the next batch
 	frames   []pendingFrame            // frames accepted into the batch
 	outcomes []result                  // per batch request; zero err with res set: committed or duplicate
 	pending  map[string]*pendingStream // per stream, what the batch added
 	buf      []byte                    // encoded frames not yet written
 	next     uint64                    // position of the next event, counting the batch
+	synced   uint64                    // every event before this position has been fsynced
 	dirty    bool                      // written but not yet synced (SyncInterval, SyncNone)
 	lastSync time.Time
 	timer    *time.Timer // SyncInterval's deferred sync
@@ -101,6 +100,7 @@ func newWriter(log *eventLog, index *readIndex, opts *Options) *writer {
 		done:    make(chan struct{}),
 		pending: make(map[string]*pendingStream),
 		next:    index.next,
+		synced:  index.next, // recovery leaves only synced (or truncated) data
 	}
 	if opts.Sync == SyncInterval {
 		w.timer = time.NewTimer(opts.SyncInterval)
@@ -181,11 +181,6 @@ func (w *writer) nextRequest() (*request, bool) {
 		return nil, false
 	default:
 	}
-	if len(w.carry) > 0 {
-		r := w.carry[0]
-		w.carry = w.carry[1:]
-		return r, true
-	}
 	var tick <-chan time.Time
 	if w.timer != nil {
 		tick = w.timer.C
@@ -202,14 +197,10 @@ func (w *writer) nextRequest() (*request, bool) {
 	}
 }
 
-// collect gathers the batch: first, then whatever is already waiting (carried
-// over requests first), up to MaxBatch, without blocking.
+// collect gathers the batch: first, then whatever is already waiting, up to
+// MaxBatch, without blocking.
 func (w *writer) collect(first *request) {
 	w.batch = append(w.batch[:0], first)
-	for len(w.batch) < w.opts.MaxBatch && len(w.carry) > 0 {
-		w.batch = append(w.batch, w.carry[0])
-		w.carry = w.carry[1:]
-	}
 	for len(w.batch) < w.opts.MaxBatch {
 		select {
 		case r := <-w.reqs:
@@ -229,10 +220,9 @@ func (w *writer) commit() {
 	w.outcomes = w.outcomes[:0]
 	w.buf = w.buf[:0]
 	clear(w.pending)
-	batchStart := w.next
 	now := time.Now().UnixNano()
 
-	for i, r := range w.batch {
+	for _, r := range w.batch {
 		if !r.take() {
 			w.outcomes = append(w.outcomes, result{err: errAbandoned})
 			continue
@@ -247,13 +237,6 @@ func (w *writer) commit() {
 			continue
 		}
 		count := uint64(len(r.ids))
-		if w.next+count-batchStart > math.MaxUint32 {
-			// The frame's batch delta would overflow: leave the rest of the
-			// batch for the next write, which starts a new delta.
-			w.carry = append(slices.Clone(w.batch[i:]), w.carry...)
-			w.batch = w.batch[:i]
-			break
-		}
 		firstVersion := uint64(w.index.stream(r.stream).version()+1) + w.pendingAdded(r.stream)
 		size := int64(record.FrameSize(firstVersion, r.body))
 		if err := w.ensureRoom(size); err != nil {
@@ -266,7 +249,11 @@ func (w *writer) commit() {
 			req: r, seg: seg, off: seg.size + int64(len(w.buf)),
 			position: w.next, firstVersion: firstVersion, size: size,
 		})
-		w.buf = record.AppendFrame(w.buf, w.next, uint32(w.next-batchStart), now, firstVersion, r.body)
+		// The delta counts the events written since the last fsync, so
+		// recovery can tell which frames a crash may have torn together.
+		// Every roll-over syncs, so it stays below the events a segment can
+		// hold (under 2^32).
+		w.buf = record.AppendFrame(w.buf, w.next, uint32(w.next-w.synced), now, firstVersion, r.body)
 		ps := w.pending[r.stream]
 		if ps == nil {
 			ps = &pendingStream{}
@@ -328,6 +315,7 @@ func (w *writer) ensureRoom(size int64) error {
 		return err
 	}
 	w.syncs.Add(1) // the new segment's header
+	w.synced = w.next
 	return nil
 }
 
@@ -359,6 +347,7 @@ func (w *writer) syncNow() {
 		return
 	}
 	w.dirty = false
+	w.synced = w.next
 	w.lastSync = time.Now()
 }
 
@@ -424,13 +413,6 @@ func (w *writer) check(r *request) (res AppendResult, dup bool, err error) {
 		if start >= current {
 			return AppendResult{}, false, wrong()
 		}
-		id, err := w.idAt(r.stream, start)
-		if err != nil {
-			return AppendResult{}, false, err
-		}
-		if id != r.ids[0] {
-			return AppendResult{}, false, wrong()
-		}
 		return w.matchAt(r, start, current, wrong)
 	}
 }
@@ -443,14 +425,12 @@ func (w *writer) matchAt(r *request, v, current uint64, wrong func() error) (App
 	if last >= current {
 		return AppendResult{}, false, wrong()
 	}
-	for i := 1; i < len(r.ids); i++ {
-		id, err := w.idAt(r.stream, v+uint64(i))
-		if err != nil {
-			return AppendResult{}, false, err
-		}
-		if id != r.ids[i] {
-			return AppendResult{}, false, wrong()
-		}
+	ids, err := w.idsFrom(r.stream, v, len(r.ids))
+	if err != nil {
+		return AppendResult{}, false, err
+	}
+	if !slices.Equal(ids, r.ids) {
+		return AppendResult{}, false, wrong()
 	}
 	pos, err := w.positionOf(r.stream, last)
 	if err != nil {
@@ -487,11 +467,11 @@ func (w *writer) findRecent(stream string, id EventID, current uint64) (uint64, 
 		if st.fingerprints[v] != fp {
 			continue
 		}
-		got, err := w.idAt(stream, uint64(v))
+		got, err := w.idsFrom(stream, uint64(v), 1)
 		if err != nil {
 			return 0, false, err
 		}
-		if got == id {
+		if got[0] == id {
 			return uint64(v), true, nil
 		}
 	}
@@ -521,19 +501,31 @@ func (w *writer) pendingEvent(stream string, v uint64) (f *pendingFrame, i int, 
 	return nil, 0, false
 }
 
-// idAt returns the ID of version v of stream, from the batch or the log.
-func (w *writer) idAt(stream string, v uint64) (EventID, error) {
-	if f, i, ok := w.pendingEvent(stream, v); ok {
-		return f.req.ids[i], nil
+// idsFrom returns the IDs of n events of stream from version v on, which
+// all exist: committed ones read from the log with one pass over their
+// frames, the rest from the batch.
+func (w *writer) idsFrom(stream string, v uint64, n int) ([]EventID, error) {
+	committed := uint64(w.index.stream(stream).version() + 1)
+	ids := make([]EventID, 0, n)
+	if v < committed {
+		hi := min(v+uint64(n), committed)
+		var err error
+		ids, err = w.index.streamIDs(stream, v, hi, ids)
+		if err != nil {
+			return nil, err
+		}
+		if uint64(len(ids)) != hi-v {
+			return nil, fmt.Errorf("eventstore: stream %q: index lists versions [%d, %d) but the log holds %d of them", stream, v, hi, len(ids))
+		}
 	}
-	evs, err := w.index.readStream(context.Background(), stream, v, 1, false)
-	if err != nil {
-		return EventID{}, err
+	for len(ids) < n {
+		f, i, ok := w.pendingEvent(stream, v+uint64(len(ids)))
+		if !ok {
+			return nil, fmt.Errorf("eventstore: stream %q version %d is neither committed nor pending", stream, v+uint64(len(ids)))
+		}
+		ids = append(ids, f.req.ids[i])
 	}
-	if len(evs) != 1 {
-		return EventID{}, fmt.Errorf("eventstore: stream %q version %d: %w", stream, v, ErrNotFound)
-	}
-	return evs[0].ID, nil
+	return ids, nil
 }
 
 // positionOf returns the global position of version v of stream.
@@ -543,7 +535,7 @@ func (w *writer) positionOf(stream string, v uint64) (uint64, error) {
 	}
 	st := w.index.stream(stream)
 	if st == nil || v >= uint64(len(st.positions)) {
-		return 0, fmt.Errorf("eventstore: stream %q version %d: %w", stream, v, ErrNotFound)
+		return 0, fmt.Errorf("eventstore: stream %q version %d is neither committed nor pending", stream, v)
 	}
 	return st.positions[v], nil
 }
@@ -586,15 +578,11 @@ func (w *writer) reply() {
 	clear(w.batch) // drop references to answered requests
 }
 
-// drain answers ErrClosed to every request taken or still queued at quit.
+// drain answers ErrClosed to every request still queued at quit.
 func (w *writer) drain() {
 	if w.timer != nil {
 		w.timer.Stop()
 	}
-	for _, r := range w.carry {
-		r.reply <- result{err: ErrClosed}
-	}
-	w.carry = nil
 	for {
 		select {
 		case r := <-w.reqs:

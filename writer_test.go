@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/go-eventstore/eventstore/internal/record"
 	"github.com/go-eventstore/eventstore/internal/vfs"
 )
 
@@ -520,4 +523,47 @@ func TestWriter_ErrorsAreTyped(t *testing.T) {
 	serr := &StorageError{Op: "write", Path: "p", Err: syscall.ENOSPC}
 	assert.True(t, errors.Is(serr, ErrStorageFailed))
 	assert.True(t, errors.Is(serr, syscall.ENOSPC))
+}
+
+func TestWriter_Recovery_HeaderFlipInLastBatchIsCorruption(t *testing.T) {
+	gate := newGateFS(vfs.OS())
+	s, dir := openWithFS(t, gate, nil)
+	parked := parkWriter(t, s, gate)
+	var chans []<-chan result
+	for i := range 5 {
+		chans = append(chans, appendAsync(context.Background(), s, "s", Any, ev(fmt.Sprint("batched-", i))))
+		waitQueued(t, s, i+1)
+	}
+	gate.open()
+	require.NoError(t, (<-parked).err)
+	var first uint64 = math.MaxUint64
+	for _, ch := range chans {
+		r := <-ch
+		require.NoError(t, r.err)
+		first = min(first, r.res.Position)
+	}
+	require.NoError(t, s.Close())
+
+	// Flip one bit in the header of the batch's first frame: five
+	// acknowledged appends follow it, so it cannot be a torn write.
+	evs := 0
+	seg := filepath.Join(dir, segmentName(0))
+	b, err := os.ReadFile(seg)
+	require.NoError(t, err)
+	off := int64(record.SegmentHeaderSize)
+	for {
+		h, err := record.DecodeHeader(b[off:])
+		require.NoError(t, err)
+		if h.Position == first {
+			break
+		}
+		off += h.FrameSize()
+		evs++
+	}
+	b[off+9] ^= 0x04 // the position field
+	require.NoError(t, os.WriteFile(seg, b, 0o644))
+	_, err = Open(dir, nil)
+	var cerr *CorruptionError
+	require.ErrorAs(t, err, &cerr)
+	assert.Equal(t, off, cerr.Offset)
 }

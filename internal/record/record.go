@@ -118,16 +118,17 @@ type Header struct {
 	PayloadCRC uint32
 	// Position is the global position of the frame's first event.
 	Position uint64
-	// BatchDelta is how many events of the same group commit precede this
-	// frame's first event: Position-BatchDelta is the position of the first
-	// event of the write that carried this frame. Recovery uses it to tell
-	// frames of one unsynced write from frames of a later, synced one.
-	BatchDelta uint32
+	// SyncDelta is how many events were written after the last completed
+	// fsync and before this frame: Position-SyncDelta is the first position
+	// a crash when this frame was written could lose. Recovery uses it to
+	// tell frames a crash may have torn together from frames written after
+	// an fsync that made earlier ones durable.
+	SyncDelta uint32
 }
 
-// BatchStart returns the position of the first event of the group commit
-// that wrote the frame.
-func (h Header) BatchStart() uint64 { return h.Position - uint64(h.BatchDelta) }
+// SyncStart returns the first position written since the last fsync that
+// completed before the frame was written.
+func (h Header) SyncStart() uint64 { return h.Position - uint64(h.SyncDelta) }
 
 // FrameSize returns the size of the whole frame, header included.
 func (h Header) FrameSize() int64 { return HeaderSize + int64(h.Length) }
@@ -146,13 +147,13 @@ func DecodeHeader(b []byte) (Header, error) {
 		Length:     binary.LittleEndian.Uint32(b[0:4]),
 		PayloadCRC: binary.LittleEndian.Uint32(b[4:8]),
 		Position:   binary.LittleEndian.Uint64(b[8:16]),
-		BatchDelta: binary.LittleEndian.Uint32(b[16:20]),
+		SyncDelta:  binary.LittleEndian.Uint32(b[16:20]),
 	}
 	if h.Length > MaxPayload || h.Length < minPayload {
 		return Header{}, fmt.Errorf("%w: payload length %d out of range", ErrMalformed, h.Length)
 	}
-	if uint64(h.BatchDelta) > h.Position {
-		return Header{}, fmt.Errorf("%w: batch delta %d past position %d", ErrMalformed, h.BatchDelta, h.Position)
+	if uint64(h.SyncDelta) > h.Position {
+		return Header{}, fmt.Errorf("%w: sync delta %d past position %d", ErrMalformed, h.SyncDelta, h.Position)
 	}
 	return h, nil
 }
@@ -219,7 +220,7 @@ func FrameSize(firstVersion uint64, body []byte) int {
 // AppendFrame appends a complete frame to dst: header, then payload made of
 // the writer's fields and body (built with AppendBodyHead and AppendEvent).
 // It fills in both checksums. The caller keeps len(payload) <= MaxPayload.
-func AppendFrame(dst []byte, position uint64, batchDelta uint32, timestamp int64, firstVersion uint64, body []byte) []byte {
+func AppendFrame(dst []byte, position uint64, syncDelta uint32, timestamp int64, firstVersion uint64, body []byte) []byte {
 	start := len(dst)
 	dst = append(dst, make([]byte, HeaderSize)...)
 	dst = append(dst, 0) // flags: none defined in version 1
@@ -232,7 +233,7 @@ func AppendFrame(dst []byte, position uint64, batchDelta uint32, timestamp int64
 	binary.LittleEndian.PutUint32(h[0:4], uint32(len(payload)))
 	binary.LittleEndian.PutUint32(h[4:8], Checksum(payload))
 	binary.LittleEndian.PutUint64(h[8:16], position)
-	binary.LittleEndian.PutUint32(h[16:20], batchDelta)
+	binary.LittleEndian.PutUint32(h[16:20], syncDelta)
 	binary.LittleEndian.PutUint32(h[20:24], Checksum(h[:20]))
 	return dst
 }

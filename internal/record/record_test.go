@@ -246,9 +246,9 @@ func TestDecodeFrame_Golden(t *testing.T) {
 		Length:     71,
 		PayloadCRC: 0xac07fcb2,
 		Position:   goldenPosition,
-		BatchDelta: goldenDelta,
+		SyncDelta:  goldenDelta,
 	}, h)
-	assert.Equal(t, goldenPosition-3, h.BatchStart())
+	assert.Equal(t, goldenPosition-3, h.SyncStart())
 	assert.Equal(t, int64(len(frame)), h.FrameSize())
 
 	f, err := record.DecodePayload(h, frame[record.HeaderSize:], nil)
@@ -349,8 +349,8 @@ func TestDecodeFrame_RoundTrip(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, uint32(len(frame)-record.HeaderSize), h.Length)
 			assert.Equal(t, tf.position, h.Position)
-			assert.Equal(t, tf.delta, h.BatchDelta)
-			assert.Equal(t, tf.position-uint64(tf.delta), h.BatchStart())
+			assert.Equal(t, tf.delta, h.SyncDelta)
+			assert.Equal(t, tf.position-uint64(tf.delta), h.SyncStart())
 			assert.Equal(t, int64(len(frame)), h.FrameSize())
 
 			payload := frame[record.HeaderSize:]
@@ -553,7 +553,7 @@ func TestDecodeHeader_DeltaPastPosition(t *testing.T) {
 	b = rawFrame(6, 6, rawPayload(0, 0, 0, testFrame{stream: "s", events: []testEvent{{typ: "t"}}}.body()))
 	h, err := record.DecodeHeader(b)
 	require.NoError(t, err)
-	assert.Equal(t, uint64(0), h.BatchStart())
+	assert.Equal(t, uint64(0), h.SyncStart())
 }
 
 func TestDecodePayload_NonzeroFlags(t *testing.T) {
@@ -792,7 +792,7 @@ func checkDecodeFrame(t *testing.T, in []byte) {
 	for _, e := range f.Events {
 		body = record.AppendEvent(body, e.ID, string(e.Type), e.Metadata, e.Data)
 	}
-	got := record.AppendFrame(nil, f.Position, f.BatchDelta, f.Timestamp, f.FirstVersion, body)
+	got := record.AppendFrame(nil, f.Position, f.SyncDelta, f.Timestamp, f.FirstVersion, body)
 	require.Equal(t, hex.EncodeToString(frame), hex.EncodeToString(got), "re-encoding the decoded frame differs from the input")
 }
 
