@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -566,4 +567,50 @@ func TestWriter_Recovery_HeaderFlipInLastBatchIsCorruption(t *testing.T) {
 	var cerr *CorruptionError
 	require.ErrorAs(t, err, &cerr)
 	assert.Equal(t, off, cerr.Offset)
+}
+
+// countFS counts the bytes read through it.
+type countFS struct {
+	vfs.FS
+	read atomic.Int64
+}
+
+func (c *countFS) OpenFile(name string, flag int, perm os.FileMode) (vfs.File, error) {
+	f, err := c.FS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return &countFile{File: f, fs: c}, nil
+}
+
+type countFile struct {
+	vfs.File
+	fs *countFS
+}
+
+func (f *countFile) ReadAt(p []byte, off int64) (int, error) {
+	n, err := f.File.ReadAt(p, off)
+	f.fs.read.Add(int64(n))
+	return n, err
+}
+
+func TestWriter_IdempotentRetry_ReadsEachFrameOnce(t *testing.T) {
+	cfs := &countFS{FS: vfs.OS()}
+	s, _ := openWithFS(t, cfs, nil)
+	ctx := context.Background()
+	events := make([]EventData, 200)
+	for i := range events {
+		events[i] = EventData{ID: NewEventID(), Type: "t", Data: make([]byte, 1000)}
+	}
+	first, err := s.Append(ctx, "s", NoStream, events...)
+	require.NoError(t, err)
+	frameBytes := int64(200 * 1020)
+	for _, exp := range []ExpectedVersion{NoStream, Any} {
+		before := cfs.read.Load()
+		again, err := s.Append(ctx, "s", exp, events...)
+		require.NoError(t, err)
+		assert.Equal(t, first, again)
+		read := cfs.read.Load() - before
+		assert.Less(t, read, 3*frameBytes, "%v retry read %d bytes for a %d-byte frame", exp, read, frameBytes)
+	}
 }
