@@ -24,7 +24,7 @@ package eventstore
 //	+------------+------------+--------------------+------------+-------+
 //	| length u32 | pcrc u32   | position u64       | delta u32  | hcrc  |
 //	+------------+------------+--------------------+------------+-------+
-//	| payload (length bytes):                                          |
+//	| payload (length bytes, masked):                                  |
 //	|   flags u8 | timestamp i64 | first version uv | stream len uv    |
 //	|   stream | count uv | count × event                               |
 //	| event:                                                            |
@@ -39,6 +39,10 @@ package eventstore
 //	          frame, so that position-delta is the first position a crash
 //	          at this point could lose
 //	hcrc      CRC-32C of header bytes 0-19, so length is trusted before use
+//	masked    the payload is stored XORed with a keystream drawn from
+//	          position (record.Mask), so that no frame holds a long run of
+//	          zero bytes whatever its events hold; pcrc covers the stored
+//	          bytes
 //	flags     0; other values are reserved and rejected
 //	timestamp commit time, Unix nanoseconds
 //	uv        unsigned LEB128 varint
@@ -58,9 +62,10 @@ package eventstore
 //     1. It bears the marks of one: its header is cut off by the end of the
 //     file; its header is sound but the frame runs past the end of the
 //     file; or a 512-byte sector it touches ends, within the file, in 16
-//     or more zero bytes (a sector written in part or not at all; no
-//     header holds such a run). A header that fails its checksum is never
-//     trusted for the frame's length.
+//     or more zero bytes (a sector written in part or not at all: no
+//     header holds such a run, and masked payloads hold none but by a
+//     2^-128 chance). A header that fails its checksum is never trusted
+//     for the frame's length.
 //     2. No valid frame after X has position-delta > P. Such a frame was
 //     written after an fsync that covered X, so X was once durable and
 //     has been damaged since. Frames after X with position-delta <= P were
@@ -68,14 +73,13 @@ package eventstore
 //     with it; they go with it.
 //     A torn tail is truncated at X, fsynced, logged and counted in
 //     Stats.TornBytes; anything else is a *CorruptionError.
-//   - A last segment whose header never reached the disk is removed.
+//   - A last segment no longer than a segment header, with a bad header, was
+//     being created when the process stopped: it holds no frame, and is
+//     removed. A longer one with a bad header is corrupt.
 //
-// A bit flip inside the last frames of the log (those written since the last
-// fsync before the crash, or the last frame if there was none) is reported as
-// corruption, unless the damaged frame also holds 16 or more zero bytes at
-// the end of a sector or of the file (an event whose data ends in zeros,
-// say): such a frame cannot be told from a torn write, and is dropped as
-// one, with the frames written after it.
+// So a bit flip anywhere in the log is reported as corruption, whatever the
+// events hold, and a torn write is repaired, whichever of its sectors reached
+// the disk.
 
 import (
 	"errors"
@@ -241,12 +245,12 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last bool, rec *rec
 		}
 	}
 	if herr != nil {
-		// A header is fsynced before any frame is written, so a torn one
-		// means the segment was being created and holds nothing acknowledged.
-		if last && (errors.Is(herr, io.ErrUnexpectedEOF) || r.unwrittenSector(0, min(sectorSize, size))) {
-			if _, later := r.findLaterWrite(1, 0); !later {
-				return true, l.removeTornSegment(seg, size, rec)
-			}
+		// A header is written and fsynced before any frame, so a last
+		// segment no longer than its header was being created and holds
+		// nothing: removing it loses nothing. A longer one had frames
+		// written after its header was durable: its header is damaged.
+		if last && size <= record.SegmentHeaderSize {
+			return true, l.removeTornSegment(seg, size, rec)
 		}
 		return false, &CorruptionError{Path: seg.path, Reason: "segment header: " + herr.Error()}
 	}
@@ -281,7 +285,16 @@ func (l *eventLog) repairTail(r *frameReader, seg *segment, off, size int64, cau
 	if !r.tornFrame(off) {
 		return &CorruptionError{Path: seg.path, Offset: off, Reason: cause.Error()}
 	}
-	if later, ok := r.findLaterWrite(off+1, rec.next+1); ok {
+	// Look for a later write after the bad frame: past its end when its
+	// header is sound (its payload is the caller's bytes, which may hold
+	// anything), else anywhere after its start.
+	from := off + 1
+	if hb, err := r.bytes(off, record.HeaderSize); err == nil {
+		if h, err := record.DecodeHeader(hb); err == nil {
+			from = off + h.FrameSize()
+		}
+	}
+	if later, ok := r.findLaterWrite(off, from, rec.next); ok {
 		return &CorruptionError{Path: seg.path, Offset: off, Reason: fmt.Sprintf("%v, and a later write is intact at offset %d", cause, later)}
 	}
 	if err := seg.file.Truncate(off); err != nil {
@@ -452,7 +465,13 @@ func (r *frameReader) frame(off int64, events []record.Event) (record.Frame, err
 	if err != nil {
 		return record.Frame{}, err
 	}
-	return record.DecodePayload(h, payload, events)
+	f, err := record.DecodePayload(h, payload, events)
+	if err != nil {
+		// The payload may have been unmasked in the window before it failed
+		// to decode: drop the window so later reads see the file's bytes.
+		r.buf = r.buf[:0]
+	}
+	return f, err
 }
 
 // tornFrame reports whether the bad frame at off bears the marks of a write
@@ -479,8 +498,8 @@ func (r *frameReader) tornFrame(off int64) bool {
 // unwrittenSector reports whether a 512-byte sector touched by [off, end)
 // ends, within the file, in a run of at least tornZeroRun zero bytes that
 // starts at or after off: the mark of a sector written only in part, or not
-// at all. Zeros a frame holds legitimately never make such a run in its
-// header (the longest there is 11 bytes, before the header checksum).
+// at all. A written frame holds no such run: the longest in a header is 11
+// bytes, before the header checksum, and payloads are masked.
 func (r *frameReader) unwrittenSector(off, end int64) bool {
 	for sector := off / sectorSize * sectorSize; sector < end; sector += sectorSize {
 		from, to := max(sector, off), min(sector+sectorSize, r.limit)
@@ -499,17 +518,20 @@ func (r *frameReader) unwrittenSector(off, end int64) bool {
 	return false
 }
 
-// findLaterWrite looks for a valid frame at or after offset from whose
-// position-delta is at least minSyncStart, and returns its offset. Such a frame
-// was written after an fsync that covered every position below minSyncStart.
-func (r *frameReader) findLaterWrite(from int64, minSyncStart uint64) (int64, bool) {
+// findLaterWrite looks, from offset from on, for a valid frame written after
+// an fsync that covered position p, the first position of the bad frame at
+// offset bad: one whose position-delta is above p. It returns the frame's
+// offset. A candidate must also have a position the bytes since bad could
+// reach (each event takes at least record.MinEventSize bytes), so stray
+// frame-like bytes seldom pass, and cost little when they do.
+func (r *frameReader) findLaterWrite(bad, from int64, p uint64) (int64, bool) {
 	for off := from; off+record.HeaderSize <= r.limit; off++ {
 		hb, err := r.bytes(off, record.HeaderSize)
 		if err != nil {
 			return 0, false
 		}
 		h, err := record.DecodeHeader(hb)
-		if err != nil || h.SyncStart() < minSyncStart {
+		if err != nil || h.SyncStart() <= p || h.Position-p > uint64(off-bad)/record.MinEventSize {
 			continue
 		}
 		if _, err := r.frame(off, nil); err == nil {

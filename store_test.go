@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -563,9 +564,10 @@ func fileSize(t *testing.T, path string) int64 {
 	return fi.Size()
 }
 
-// writeLog writes n single-event appends, the last of dataLen random bytes,
-// and returns the directory, the segment's bytes and the last frame's offset.
-func writeLog(t *testing.T, n, dataLen int) (string, []byte, int64) {
+// writeLog writes n single-event appends, the last of dataLen random bytes
+// (or zero bytes, with zeros), and returns the directory, the segment's
+// bytes and the last frame's offset.
+func writeLog(t *testing.T, n, dataLen int, zeros bool) (string, []byte, int64) {
 	t.Helper()
 	dir := t.TempDir()
 	s, err := eventstore.Open(dir, nil)
@@ -578,7 +580,9 @@ func writeLog(t *testing.T, n, dataLen int) (string, []byte, int64) {
 			lastStart = fileSize(t, segmentFile(t, dir))
 			data = make([]byte, dataLen)
 			for k := range data {
-				data[k] = byte(rng.IntN(255) + 1) // no zero bytes: see the torn-write rule
+				if !zeros {
+					data[k] = byte(rng.IntN(255) + 1)
+				}
 			}
 		}
 		_, err := s.Append(context.Background(), "s", eventstore.Any, eventstore.EventData{Type: "t", Data: data})
@@ -594,7 +598,7 @@ func TestStore_Open_TornTailAtEveryOffset(t *testing.T) {
 	for _, dataLen := range []int{1, 700} {
 		t.Run(fmt.Sprintf("data %d", dataLen), func(t *testing.T) {
 			const n = 4
-			_, full, last := writeLog(t, n, dataLen)
+			_, full, last := writeLog(t, n, dataLen, false)
 			work := t.TempDir()
 			seg := filepath.Join(work, "00000000000000000000.seg")
 			for cut := last; cut < int64(len(full)); cut++ {
@@ -614,7 +618,7 @@ func TestStore_Open_TornTailAtEveryOffset(t *testing.T) {
 }
 
 func TestStore_Open_ZeroedSectorInLastFrameIsTorn(t *testing.T) {
-	dir, full, last := writeLog(t, 3, 3000)
+	dir, full, last := writeLog(t, 3, 3000, false)
 	seg := segmentFile(t, dir)
 	damaged := bytes.Clone(full)
 	// The sector after the one holding the frame header never reached disk.
@@ -628,7 +632,7 @@ func TestStore_Open_ZeroedSectorInLastFrameIsTorn(t *testing.T) {
 
 func TestStore_Open_CorruptionIsReportedNotRepaired(t *testing.T) {
 	const n = 5
-	dir, full, last := writeLog(t, n, 300)
+	dir, full, last := writeLog(t, n, 300, false)
 	seg := segmentFile(t, dir)
 	// Frame offsets: the header is 24 bytes, each small frame follows.
 	s := reopen(t, dir, nil)
@@ -678,7 +682,7 @@ func TestStore_Open_CorruptionIsReportedNotRepaired(t *testing.T) {
 }
 
 func TestStore_Open_CorruptSegmentHeader(t *testing.T) {
-	dir, full, _ := writeLog(t, 3, 10)
+	dir, full, _ := writeLog(t, 3, 10, false)
 	seg := segmentFile(t, dir)
 	damaged := bytes.Clone(full)
 	damaged[9] ^= 1 // the base position
@@ -980,11 +984,13 @@ func TestStore_Read_BadChecksumIsCorruptionNotData(t *testing.T) {
 	seg := segmentFile(t, dir)
 	b, err := os.ReadFile(seg)
 	require.NoError(t, err)
-	at := bytes.Index(b, []byte("event-1-payload"))
-	require.Positive(t, at)
+	// The second frame follows the segment header (24 bytes) and the first
+	// frame (a 24-byte header and the payload length it states).
+	second := 24 + 24 + int64(binary.LittleEndian.Uint32(b[24:28]))
+	at := second + 24 + 20 // inside its payload
 	f, err := os.OpenFile(seg, os.O_WRONLY, 0)
 	require.NoError(t, err)
-	_, err = f.WriteAt([]byte("E"), int64(at)) // damage the committed log under the open store
+	_, err = f.WriteAt([]byte{b[at] ^ 0x01}, at) // damage the committed log under the open store
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
 
@@ -1000,7 +1006,18 @@ func TestStore_Read_BadChecksumIsCorruptionNotData(t *testing.T) {
 }
 
 func TestStore_Open_EveryBitFlipOfASmallLogIsCorruption(t *testing.T) {
-	dir, full, _ := writeLog(t, 3, 40)
+	for _, zeros := range []bool{false, true} {
+		t.Run(fmt.Sprintf("zero data %v", zeros), func(t *testing.T) {
+			everyBitFlipIsCorruption(t, zeros)
+		})
+	}
+}
+
+// everyBitFlipIsCorruption flips each bit of a three-record log in turn.
+// With zero data the events' bytes look like unwritten sectors unless the
+// payload masking does its job.
+func everyBitFlipIsCorruption(t *testing.T, zeros bool) {
+	dir, full, _ := writeLog(t, 3, 600, zeros)
 	seg := segmentFile(t, dir)
 	for bit := range len(full) * 8 {
 		damaged := bytes.Clone(full)

@@ -34,9 +34,9 @@ const (
 	// IDSize is the size of an event ID.
 	IDSize = 16
 
-	// minEventSize is the smallest an encoded event can be: the ID, a type
+	// MinEventSize is the smallest an encoded event can be: the ID, a type
 	// of at least one byte with its length, and two empty lengths.
-	minEventSize = IDSize + 2 + 1 + 1
+	MinEventSize = IDSize + 2 + 1 + 1
 
 	// payloadPrefixSize is the fixed part of the payload before the
 	// variable-length fields: flags and timestamp.
@@ -45,7 +45,7 @@ const (
 	// minPayload is the smallest valid payload: the prefix, a one-byte
 	// first version, a one-byte stream name with its length, a count and
 	// one smallest event.
-	minPayload = payloadPrefixSize + 1 + 2 + 1 + minEventSize
+	minPayload = payloadPrefixSize + 1 + 2 + 1 + MinEventSize
 )
 
 // segmentMagic opens every segment file.
@@ -218,8 +218,9 @@ func FrameSize(firstVersion uint64, body []byte) int {
 }
 
 // AppendFrame appends a complete frame to dst: header, then payload made of
-// the writer's fields and body (built with AppendBodyHead and AppendEvent).
-// It fills in both checksums. The caller keeps len(payload) <= MaxPayload.
+// the writer's fields and body (built with AppendBodyHead and AppendEvent),
+// masked (see Mask). It fills in both checksums, over the bytes as written.
+// The caller keeps len(payload) <= MaxPayload.
 func AppendFrame(dst []byte, position uint64, syncDelta uint32, timestamp int64, firstVersion uint64, body []byte) []byte {
 	start := len(dst)
 	dst = append(dst, make([]byte, HeaderSize)...)
@@ -230,6 +231,7 @@ func AppendFrame(dst []byte, position uint64, syncDelta uint32, timestamp int64,
 
 	h := dst[start : start+HeaderSize]
 	payload := dst[start+HeaderSize:]
+	Mask(payload, position)
 	binary.LittleEndian.PutUint32(h[0:4], uint32(len(payload)))
 	binary.LittleEndian.PutUint32(h[4:8], Checksum(payload))
 	binary.LittleEndian.PutUint64(h[8:16], position)
@@ -238,9 +240,11 @@ func AppendFrame(dst []byte, position uint64, syncDelta uint32, timestamp int64,
 	return dst
 }
 
-// DecodePayload verifies payload against h and decodes it. The events are
-// appended to events[:0], so a caller decoding many frames can reuse one
-// slice; the returned Frame's slices alias payload.
+// DecodePayload verifies payload against h, unmasks it in place and decodes
+// it. Once its checksum has passed, payload is changed: it holds the
+// unmasked bytes, and no longer verifies. The events are appended to
+// events[:0], so a caller decoding many frames can reuse one slice; the
+// returned Frame's slices alias payload.
 //
 // Allocation is bounded by len(payload): the event count is checked against
 // the bytes left before the events slice grows.
@@ -254,6 +258,7 @@ func DecodePayload(h Header, payload []byte, events []Event) (Frame, error) {
 	if Checksum(payload) != h.PayloadCRC {
 		return Frame{}, ErrPayloadChecksum
 	}
+	Mask(payload, h.Position)
 	f := Frame{Header: h}
 	d := decoder{b: payload}
 	if flags := d.byte(); flags != 0 {
@@ -266,7 +271,7 @@ func DecodePayload(h Header, payload []byte, events []Event) (Frame, error) {
 	if d.err != nil {
 		return Frame{}, d.err
 	}
-	if count == 0 || count > uint64(len(d.b))/minEventSize {
+	if count == 0 || count > uint64(len(d.b))/MinEventSize {
 		return Frame{}, fmt.Errorf("%w: event count %d does not fit %d bytes", ErrMalformed, count, len(d.b))
 	}
 	if len(f.Stream) == 0 || !utf8.Valid(f.Stream) {
@@ -295,6 +300,36 @@ func DecodePayload(h Header, payload []byte, events []Event) (Frame, error) {
 	}
 	f.Events = events
 	return f, nil
+}
+
+// Mask XORs b, the payload of the frame whose first event has the given
+// position, with a keystream drawn from that position; applying it twice
+// gives b back. Payloads are stored masked so that no frame holds a long
+// run of zero bytes, whatever its events hold (all-zero data included): a
+// run of zeros on disk is then the mark of a sector that was never written,
+// and recovery can tell a torn write from a bit flip without guessing. The
+// keystream is splitmix64, eight bytes per step.
+func Mask(b []byte, position uint64) {
+	state := position * 0xbf58476d1ce4e5b9
+	for len(b) >= 8 {
+		state += 0x9e3779b97f4a7c15
+		binary.LittleEndian.PutUint64(b, binary.LittleEndian.Uint64(b)^mix(state))
+		b = b[8:]
+	}
+	if len(b) > 0 {
+		state += 0x9e3779b97f4a7c15
+		k := mix(state)
+		for i := range b {
+			b[i] ^= byte(k >> (8 * i))
+		}
+	}
+}
+
+// mix is splitmix64's output function.
+func mix(z uint64) uint64 {
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
 }
 
 // decoder reads fields off the front of b, recording the first error and

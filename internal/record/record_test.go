@@ -55,10 +55,13 @@ var goldenID = [record.IDSize]byte{
 //
 // If this test fails, the on-disk format changed: that needs a Version bump,
 // not a new constant.
-const goldenFrameHex = "47000000b2fc07ac0807060504030201030000000b29aa17" +
-	"0015cd853dfe9c9717ac02096f72646572732d343201" +
-	"00112233445566778899aabbccddeeff" +
-	"0b4f72646572506c61636564077b2275223a377d0c7b22746f74616c223a39397d"
+//
+// The payload is stored masked (record.Mask); the constant was checked
+// against a separate implementation of the mask and of CRC-32C.
+const goldenFrameHex = "470000002e574496080706050403020103000000ee5b24d0" +
+	"dce3a19546d60937e0009d41bd830a9ebf476d84c8774a" +
+	"70715c1209e1d4e85b9cc813922321eb14a2d14ea24936" +
+	"753c760ed11258e7124f756f004aa80b98a026e55dba697aa2"
 
 // goldenSegmentHeaderHex is AppendSegmentHeader(nil, 1734):
 //
@@ -127,6 +130,8 @@ func idOf(b byte) [record.IDSize]byte {
 // checksums, so that tests can reach the payload checks that sit behind the
 // checksums.
 func rawFrame(position uint64, delta uint32, payload []byte) []byte {
+	payload = bytes.Clone(payload)
+	record.Mask(payload, position)
 	b := make([]byte, record.HeaderSize, record.HeaderSize+len(payload))
 	binary.LittleEndian.PutUint32(b[0:4], uint32(len(payload)))
 	binary.LittleEndian.PutUint32(b[4:8], record.Checksum(payload))
@@ -183,12 +188,12 @@ func TestAppendFrame_Golden(t *testing.T) {
 	// Header fields at the offsets drawn in eventlog.go.
 	require.Len(t, got, 24+71)
 	assert.Equal(t, uint32(71), binary.LittleEndian.Uint32(got[0:4]), "length at 0")
-	assert.Equal(t, uint32(0xac07fcb2), binary.LittleEndian.Uint32(got[4:8]), "pcrc at 4")
+	assert.Equal(t, uint32(0x9644572e), binary.LittleEndian.Uint32(got[4:8]), "pcrc at 4")
 	assert.Equal(t, record.Checksum(got[24:]), binary.LittleEndian.Uint32(got[4:8]), "pcrc covers the payload")
 	assert.Equal(t, goldenPosition, binary.LittleEndian.Uint64(got[8:16]), "position at 8")
 	assert.Equal(t, []byte{0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01}, got[8:16], "position little-endian")
 	assert.Equal(t, goldenDelta, binary.LittleEndian.Uint32(got[16:20]), "delta at 16")
-	assert.Equal(t, uint32(0x17aa290b), binary.LittleEndian.Uint32(got[20:24]), "hcrc at 20")
+	assert.Equal(t, uint32(0xd0245bee), binary.LittleEndian.Uint32(got[20:24]), "hcrc at 20")
 	assert.Equal(t, record.Checksum(got[:20]), binary.LittleEndian.Uint32(got[20:24]), "hcrc covers bytes 0-19")
 	assert.Equal(t, 24, record.HeaderSize)
 
@@ -208,7 +213,8 @@ func TestAppendFrame_Golden(t *testing.T) {
 	payload = append(payload, `{"u":7}`...)                                   //
 	payload = append(payload, 12)                                             // data len
 	payload = append(payload, `{"total":99}`...)                              //
-	assert.Equal(t, payload, got[24:], "payload layout")
+	record.Mask(payload, goldenPosition)
+	assert.Equal(t, payload, got[24:], "payload layout, masked")
 }
 
 func TestAppendFrame_AppendsToDst(t *testing.T) {
@@ -244,7 +250,7 @@ func TestDecodeFrame_Golden(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, record.Header{
 		Length:     71,
-		PayloadCRC: 0xac07fcb2,
+		PayloadCRC: 0x9644572e,
 		Position:   goldenPosition,
 		SyncDelta:  goldenDelta,
 	}, h)
@@ -772,7 +778,8 @@ func checkDecodeFrame(t *testing.T, in []byte) {
 		return
 	}
 	frame := in[:h.FrameSize()]
-	f, err := record.DecodePayload(h, frame[record.HeaderSize:], nil)
+	work := bytes.Clone(frame) // DecodePayload unmasks in place
+	f, err := record.DecodePayload(h, work[record.HeaderSize:], nil)
 	if err != nil {
 		require.True(t, isSentinel(err), "DecodePayload error is not a sentinel: %v", err)
 		return
@@ -849,13 +856,42 @@ func FuzzDecodeSegmentHeader(f *testing.F) {
 }
 
 func TestDecodePayload_OverlongVarint(t *testing.T) {
-	// A sealed frame whose type length is written 81 00 (1, padded to two
-	// bytes): checksums pass, but only the shortest encoding is valid.
-	frame := mustHex(t, "220000003c2331e50000000000000000000000007a6b6e7100000000000000000000017301000000000000000000000000000000008100740000")
-	h, err := record.DecodeHeader(frame)
+	// The same event with its type length written 01 (valid) and 81 00 (1,
+	// padded to two bytes): checksums pass either way, but only the
+	// shortest encoding is valid.
+	body := func(typeLen ...byte) []byte {
+		b := record.AppendBodyHead(nil, "s", 1)
+		b = append(b, make([]byte, record.IDSize)...)
+		b = append(b, typeLen...)
+		return append(b, 't', 0, 0)
+	}
+	f, err := decodeFrame(t, rawFrame(0, 0, rawPayload(0, 1, 0, body(0x01))))
 	require.NoError(t, err)
-	_, err = record.DecodePayload(h, frame[record.HeaderSize:], nil)
+	assert.Equal(t, []byte("t"), f.Events[0].Type)
+	_, err = decodeFrame(t, rawFrame(0, 0, rawPayload(0, 1, 0, body(0x81, 0x00))))
 	require.ErrorIs(t, err, record.ErrMalformed)
+	assert.ErrorContains(t, err, "varint")
+}
+
+func TestMask_RunsOfZerosNeverSurvive(t *testing.T) {
+	// An all-zero payload is stored without any long run of zeros, at any
+	// position, and masking twice gives the bytes back.
+	for _, pos := range []uint64{0, 1, 7, 1 << 40, math.MaxUint64} {
+		b := make([]byte, 4096)
+		record.Mask(b, pos)
+		run, longest := 0, 0
+		for _, c := range b {
+			if c == 0 {
+				run++
+				longest = max(longest, run)
+			} else {
+				run = 0
+			}
+		}
+		assert.Less(t, longest, 4, "position %d", pos)
+		record.Mask(b, pos)
+		assert.Equal(t, make([]byte, 4096), b, "position %d", pos)
+	}
 }
 
 func TestDecodeSegmentHeader_ReservedBytes(t *testing.T) {
