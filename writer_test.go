@@ -1,12 +1,17 @@
 package eventstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -613,4 +618,1101 @@ func TestWriter_IdempotentRetry_ReadsEachFrameOnce(t *testing.T) {
 		read := cfs.read.Load() - before
 		assert.Less(t, read, 3*frameBytes, "%v retry read %d bytes for a %d-byte frame", exp, read, frameBytes)
 	}
+}
+
+// The tests below check recovery, fault injection and concurrency against a
+// model of what was acknowledged. Model helpers first.
+
+type mEv struct {
+	stream  string
+	id      EventID
+	typ     string
+	data    []byte
+	meta    []byte
+	version uint64
+}
+
+// nonZero returns n random bytes with no zero byte.
+func nonZero(rng *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.IntN(255) + 1)
+	}
+	return b
+}
+
+// buildLog writes a log of random single / multi / oversized appends and
+// returns the model of every acknowledged event, in position order.
+func buildLog(t *testing.T, dir string, seed uint64, appends int, segSize int64) []mEv {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 7))
+	s, err := Open(dir, &Options{SegmentSize: segSize})
+	require.NoError(t, err)
+	var model []mEv
+	versions := map[string]uint64{}
+	for range appends {
+		stream := fmt.Sprintf("st-%d", rng.IntN(4))
+		n := 1
+		switch rng.IntN(5) {
+		case 0:
+			n = 2 + rng.IntN(5)
+		}
+		var evs []EventData
+		for range n {
+			dl := 1 + rng.IntN(60)
+			if rng.IntN(12) == 0 {
+				dl = int(segSize) + rng.IntN(800) // bigger than a segment
+			}
+			e := EventData{ID: NewEventID(), Type: fmt.Sprintf("ty%d", rng.IntN(3)), Data: nonZero(rng, dl)}
+			if rng.IntN(3) == 0 {
+				e.Metadata = nonZero(rng, 1+rng.IntN(10))
+			}
+			evs = append(evs, e)
+		}
+		res, err := s.Append(context.Background(), stream, Any, evs...)
+		require.NoError(t, err)
+		require.Equal(t, uint64(len(model)+n-1), res.Position)
+		for _, e := range evs {
+			model = append(model, mEv{stream, e.ID, e.Type, e.Data, e.Metadata, versions[stream]})
+			versions[stream]++
+		}
+	}
+	require.NoError(t, s.Close())
+	return model
+}
+
+func checkEvents(t *testing.T, got []RecordedEvent, want []mEv) {
+	t.Helper()
+	require.Equal(t, len(want), len(got), "event count")
+	for i, e := range got {
+		w := want[i]
+		require.Equal(t, uint64(i), e.Position)
+		require.Equal(t, w.stream, e.Stream, "pos %d", i)
+		require.Equal(t, w.id, e.ID, "pos %d", i)
+		require.Equal(t, w.typ, e.Type, "pos %d", i)
+		require.True(t, bytes.Equal(w.data, e.Data), "pos %d data", i)
+		require.True(t, bytes.Equal(w.meta, e.Metadata), "pos %d meta", i)
+		require.Equal(t, w.version, e.StreamVersion, "pos %d", i)
+	}
+}
+
+// checkStore verifies every read path against the model and that appends
+// continue at the right position and versions.
+func checkStore(t *testing.T, s *Store, want []mEv) {
+	t.Helper()
+	all, err := s.ReadAll(context.Background(), 0, 0)
+	require.NoError(t, err)
+	checkEvents(t, all, want)
+	back, err := s.ReadAllBackward(context.Background(), ^uint64(0), 0)
+	require.NoError(t, err)
+	require.Equal(t, len(all), len(back))
+	for i := range back {
+		require.Equal(t, all[len(all)-1-i].ID, back[i].ID)
+	}
+	per := map[string][]mEv{}
+	for _, e := range want {
+		per[e.stream] = append(per[e.stream], e)
+	}
+	for st, evs := range per {
+		got, err := s.ReadStream(context.Background(), st, 0, 0)
+		require.NoError(t, err)
+		require.Equal(t, len(evs), len(got), "stream %s", st)
+		for i := range got {
+			require.Equal(t, evs[i].id, got[i].ID)
+		}
+	}
+	require.Equal(t, uint64(len(want)), s.Stats().Events)
+	// Appends continue.
+	versions := map[string]int64{}
+	for _, e := range want {
+		versions[e.stream] = int64(e.version)
+	}
+	for k, st := range []string{"st-0", "st-1", "st-2", "st-3"} {
+		exp := NoStream
+		if v, ok := versions[st]; ok {
+			exp = Exact(uint64(v))
+		}
+		res, err := s.Append(context.Background(), st, exp, EventData{Type: "after", Data: []byte("x")})
+		require.NoError(t, err, "stream %s exp %v", st, exp)
+		require.Equal(t, uint64(len(want)+k), res.Position)
+		require.Equal(t, uint64(versions[st]+1), res.StreamVersion+boolU(exp == NoStream))
+	}
+}
+
+func boolU(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func segFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	f, err := filepath.Glob(filepath.Join(dir, "*.seg"))
+	require.NoError(t, err)
+	sort.Strings(f)
+	return f
+}
+
+// frameOffsets walks a segment file's frames (assumed sound).
+func frameOffsets(t *testing.T, b []byte) (offs []int64, counts []int) {
+	t.Helper()
+	off := int64(record.SegmentHeaderSize)
+	for off < int64(len(b)) {
+		h, err := record.DecodeHeader(b[off:])
+		require.NoError(t, err)
+		f, err := record.DecodePayload(h, bytes.Clone(b[off+record.HeaderSize:off+h.FrameSize()]), nil)
+		require.NoError(t, err)
+		offs = append(offs, off)
+		counts = append(counts, len(f.Events))
+		off += h.FrameSize()
+	}
+	return offs, counts
+}
+
+func snapshot(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	m := map[string][]byte{}
+	ents, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	for _, e := range ents {
+		if e.Name() == lockName {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		require.NoError(t, err)
+		m[e.Name()] = b
+	}
+	return m
+}
+
+func copyDir(t *testing.T, src map[string][]byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	for n, b := range src {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, n), b, 0o644))
+	}
+	return dir
+}
+
+// eventsInSegment counts the events in a segment file's frames.
+func eventsInSegment(t *testing.T, b []byte) int {
+	_, counts := frameOffsets(t, b)
+	n := 0
+	for _, c := range counts {
+		n += c
+	}
+	return n
+}
+
+func TestEventLog_Recover_TruncatedLastSegmentKeepsWholeFrames(t *testing.T) {
+	for seed := uint64(1); seed <= 6; seed++ {
+		src := t.TempDir()
+		model := buildLog(t, src, seed, 60, 600)
+		snap := snapshot(t, src)
+		segs := segFiles(t, src)
+		lastName := filepath.Base(segs[len(segs)-1])
+		last := snap[lastName]
+		offs, counts := frameOffsets(t, last)
+		inLast := 0
+		for _, c := range counts {
+			inLast += c
+		}
+		before := len(model) - inLast
+		rng := rand.New(rand.NewPCG(seed, 99))
+		cuts := []int64{0, 1, 23, 24, 25}
+		for range 40 {
+			cuts = append(cuts, rng.Int64N(int64(len(last))))
+		}
+		for _, o := range offs {
+			cuts = append(cuts, o, o+1, o+23, o+24)
+		}
+		for _, cut := range cuts {
+			if cut >= int64(len(last)) {
+				continue
+			}
+			t.Run(fmt.Sprintf("seed%d/cut%d", seed, cut), func(t *testing.T) {
+				dir := copyDir(t, snap)
+				require.NoError(t, os.Truncate(filepath.Join(dir, lastName), cut))
+				keep := before
+				for i := range offs {
+					end := int64(len(last))
+					if i+1 < len(offs) {
+						end = offs[i+1]
+					}
+					if end <= cut && cut >= 24 {
+						keep += counts[i]
+					}
+				}
+				s, err := Open(dir, nil)
+				require.NoError(t, err)
+				defer s.Close()
+				checkStore(t, s, model[:keep])
+			})
+		}
+	}
+}
+
+func TestEventLog_Recover_RandomBitFlipsAreCorruption(t *testing.T) {
+	for seed := uint64(1); seed <= 4; seed++ {
+		src := t.TempDir()
+		buildLog(t, src, seed, 50, 600)
+		snap := snapshot(t, src)
+		segs := segFiles(t, src)
+		lastName := filepath.Base(segs[len(segs)-1])
+		offs, _ := frameOffsets(t, snap[lastName])
+		lastFrame := int64(len(snap[lastName]))
+		if len(offs) > 0 {
+			lastFrame = offs[len(offs)-1]
+		}
+		rng := rand.New(rand.NewPCG(seed, 5))
+		names := make([]string, 0, len(snap))
+		for n := range snap {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for k := range 150 {
+			name := names[rng.IntN(len(names))]
+			limit := int64(len(snap[name]))
+			if name == lastName {
+				limit = lastFrame
+			}
+			if limit == 0 {
+				continue
+			}
+			off := rng.Int64N(limit)
+			bit := byte(1) << rng.IntN(8)
+			t.Run(fmt.Sprintf("seed%d/%d/%s@%d", seed, k, name, off), func(t *testing.T) {
+				dir := copyDir(t, snap)
+				p := filepath.Join(dir, name)
+				b := bytes.Clone(snap[name])
+				b[off] ^= bit
+				require.NoError(t, os.WriteFile(p, b, 0o644))
+				before := snapshot(t, dir)
+				s, err := Open(dir, nil)
+				if err == nil {
+					s.Close()
+				}
+				require.ErrorIs(t, err, ErrCorrupt)
+				require.Equal(t, before, snapshot(t, dir), "files changed")
+			})
+		}
+	}
+}
+
+func TestEventLog_Recover_MissingAndDamagedSegments(t *testing.T) {
+	src := t.TempDir()
+	model := buildLog(t, src, 11, 80, 600)
+	snap := snapshot(t, src)
+	segs := segFiles(t, src)
+	require.Greater(t, len(segs), 3)
+	for i := 0; i < len(segs)-1; i++ {
+		t.Run(fmt.Sprint("delete", i), func(t *testing.T) {
+			dir := copyDir(t, snap)
+			require.NoError(t, os.Remove(filepath.Join(dir, filepath.Base(segs[i]))))
+			_, err := Open(dir, nil)
+			require.ErrorIs(t, err, ErrCorrupt)
+		})
+	}
+	lastName := filepath.Base(segs[len(segs)-1])
+	inLast := eventsInSegment(t, snap[lastName])
+	prefix := model[:len(model)-inLast]
+
+	t.Run("partial header", func(t *testing.T) {
+		for cut := 0; cut < record.SegmentHeaderSize; cut++ {
+			dir := copyDir(t, snap)
+			require.NoError(t, os.WriteFile(filepath.Join(dir, lastName), snap[lastName][:cut], 0o644))
+			s, err := Open(dir, nil)
+			require.NoError(t, err, "cut %d", cut)
+			checkStore(t, s, prefix)
+			require.NoError(t, s.Close())
+		}
+	})
+	t.Run("zero-length extra segment", func(t *testing.T) {
+		dir := copyDir(t, snap)
+		name := segmentName(uint64(len(model)))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), nil, 0o644))
+		s, err := Open(dir, nil)
+		require.NoError(t, err)
+		checkStore(t, s, model)
+		require.NoError(t, s.Close())
+	})
+	t.Run("header-only zero segment", func(t *testing.T) {
+		dir := copyDir(t, snap)
+		name := segmentName(uint64(len(model)))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), make([]byte, 24), 0o644))
+		s, err := Open(dir, nil)
+		require.NoError(t, err)
+		checkStore(t, s, model)
+		require.NoError(t, s.Close())
+	})
+	t.Run("zeroed last segment", func(t *testing.T) {
+		dir := copyDir(t, snap)
+		require.Greater(t, inLast, 0)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, lastName), make([]byte, len(snap[lastName])), 0o644))
+		s, err := Open(dir, nil)
+		if err != nil {
+			require.ErrorIs(t, err, ErrCorrupt)
+			return
+		}
+		defer s.Close()
+		t.Errorf("Open accepted a zeroed %d-byte last segment holding %d acknowledged events: Events=%d TornBytes=%d",
+			len(snap[lastName]), inLast, s.Stats().Events, s.Stats().TornBytes)
+	})
+}
+
+var opNames = map[vfs.Op]string{vfs.OpWrite: "write", vfs.OpSync: "sync", vfs.OpOpen: "open",
+	vfs.OpTruncate: "truncate", vfs.OpRemove: "remove", vfs.OpSyncDir: "syncdir"}
+
+type planned struct {
+	stream string
+	evs    []EventData
+}
+
+func plan(seed uint64, n int) []planned {
+	rng := rand.New(rand.NewPCG(seed, 3))
+	var out []planned
+	for i := range n {
+		p := planned{stream: fmt.Sprintf("st-%d", rng.IntN(4))}
+		k := 1
+		if rng.IntN(4) == 0 {
+			k = 2 + rng.IntN(4)
+		}
+		for j := range k {
+			dl := 1 + rng.IntN(80)
+			if rng.IntN(15) == 0 {
+				dl = 700 + rng.IntN(500)
+			}
+			var id EventID
+			id[0], id[1], id[2], id[3] = byte(i), byte(i>>8), byte(j), 0xAA
+			id[15] = 1
+			p.evs = append(p.evs, EventData{ID: id, Type: "t", Data: nonZero(rng, dl)})
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// runFaulty runs the plan against a store over fs, and returns the model of
+// acknowledged events, the events of failed appends, and whether any failed.
+func runFaulty(t *testing.T, s *Store, pl []planned, errno error) (acked []mEv, unacked map[EventID]bool, failed bool) {
+	t.Helper()
+	unacked = map[EventID]bool{}
+	versions := map[string]uint64{}
+	for i, p := range pl {
+		res, err := s.Append(context.Background(), p.stream, Any, p.evs...)
+		if err != nil {
+			require.ErrorIs(t, err, ErrStorageFailed, "append %d", i)
+			if !failed {
+				require.ErrorIs(t, err, errno, "append %d", i)
+			}
+			failed = true
+			for _, e := range p.evs {
+				unacked[e.ID] = true
+			}
+			continue
+		}
+		require.False(t, failed, "append %d succeeded after a storage failure", i)
+		require.Equal(t, uint64(len(acked)+len(p.evs)-1), res.Position)
+		for _, e := range p.evs {
+			acked = append(acked, mEv{p.stream, e.ID, e.Type, e.Data, e.Metadata, versions[p.stream]})
+			versions[p.stream]++
+		}
+	}
+	return acked, unacked, failed
+}
+
+func verifyReopened(t *testing.T, dir string, acked []mEv, unacked map[EventID]bool) {
+	t.Helper()
+	s, err := Open(dir, nil)
+	require.NoError(t, err, "reopen with the real FS")
+	defer s.Close()
+	all, err := s.ReadAll(context.Background(), 0, 0)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(all), len(acked))
+	checkEvents(t, all[:len(acked)], acked)
+	for _, e := range all[len(acked):] {
+		require.True(t, unacked[e.ID], "event %v at %d was never appended", e.ID, e.Position)
+	}
+	for i, e := range all {
+		require.Equal(t, uint64(i), e.Position)
+	}
+	res, err := s.Append(context.Background(), "new", NoStream, EventData{Type: "x"})
+	require.NoError(t, err)
+	require.Equal(t, uint64(len(all)), res.Position)
+}
+
+func TestWriter_Faults_EveryNthOperation(t *testing.T) {
+	pl := plan(42, 100)
+	opts := func(fs vfs.FS) *Options { return &Options{SegmentSize: 600, fs: fs} }
+	// Dry run to count operations.
+	counter := vfs.NewFaultFS(vfs.OS())
+	{
+		dir := t.TempDir()
+		s, err := Open(dir, opts(counter))
+		require.NoError(t, err)
+		acked, _, failed := runFaulty(t, s, pl, nil)
+		require.False(t, failed)
+		require.NoError(t, s.Close())
+		verifyReopened(t, dir, acked, nil)
+	}
+	total := 0
+	for op := vfs.OpWrite; op <= vfs.OpSyncDir; op++ {
+		t.Logf("%s: %d ops", opNames[op], counter.Count(op))
+		for n := 1; n <= counter.Count(op)+1; n++ {
+			for _, errno := range []error{syscall.EIO, syscall.ENOSPC} {
+				for _, persistent := range []bool{false, true} {
+					total++
+					name := fmt.Sprintf("%s/n%d/%v/p%v", opNames[op], n, errno, persistent)
+					t.Run(name, func(t *testing.T) {
+						dir := t.TempDir()
+						ffs := vfs.NewFaultFS(vfs.OS())
+						ffs.Fail(op, n, errno, persistent)
+						s, err := Open(dir, opts(ffs))
+						if err != nil {
+							// A failed Open leaves nothing locked.
+							s2, err2 := Open(dir, nil)
+							require.NoError(t, err2, "after failed open: %v", err)
+							require.Equal(t, uint64(0), s2.Stats().Events)
+							require.NoError(t, s2.Close())
+							verifyReopened(t, dir, nil, nil)
+							return
+						}
+						acked, unacked, failed := runFaulty(t, s, pl, errno)
+						// Before reopen: exactly the acknowledged events.
+						all, err := s.ReadAll(context.Background(), 0, 0)
+						require.NoError(t, err)
+						checkEvents(t, all, acked)
+						for st := range 4 {
+							evs, err := s.ReadStream(context.Background(), fmt.Sprintf("st-%d", st), 0, 0)
+							require.NoError(t, err)
+							n := 0
+							for _, e := range acked {
+								if e.stream == fmt.Sprintf("st-%d", st) {
+									n++
+								}
+							}
+							require.Len(t, evs, n)
+						}
+						if failed {
+							require.ErrorIs(t, s.Stats().Err, ErrStorageFailed)
+							_, err := s.Append(context.Background(), "zzz", NoStream, EventData{Type: "x"})
+							require.ErrorIs(t, err, ErrStorageFailed)
+						}
+						require.NoError(t, s.Close())
+						verifyReopened(t, dir, acked, unacked)
+					})
+				}
+			}
+		}
+	}
+	t.Logf("%d fault runs", total)
+}
+
+func TestEventLog_Recover_FaultsDuringRepair(t *testing.T) {
+	src := t.TempDir()
+	model := buildLog(t, src, 21, 40, 600)
+	snap := snapshot(t, src)
+	segs := segFiles(t, src)
+	lastName := filepath.Base(segs[len(segs)-1])
+	last := snap[lastName]
+	offs, counts := frameOffsets(t, last)
+	inLast := 0
+	for _, c := range counts {
+		inLast += c
+	}
+	// Case A: torn tail (cut the last frame in half). Case B: a torn new
+	// segment header after the last segment.
+	tornTail := map[string][]byte{}
+	for k, v := range snap {
+		tornTail[k] = v
+	}
+	lastOff := offs[len(offs)-1]
+	tornTail[lastName] = last[:lastOff+(int64(len(last))-lastOff)/2]
+	wantTail := model[:len(model)-counts[len(counts)-1]]
+	tornHdr := map[string][]byte{}
+	for k, v := range snap {
+		tornHdr[k] = v
+	}
+	tornHdr[segmentName(uint64(len(model)))] = record.AppendSegmentHeader(nil, uint64(len(model)))[:10]
+	cases := []struct {
+		name string
+		snap map[string][]byte
+		want []mEv
+	}{{"torn tail", tornTail, wantTail}, {"torn header", tornHdr, model}}
+	for _, c := range cases {
+		for op := vfs.OpWrite; op <= vfs.OpSyncDir; op++ {
+			for n := 1; n <= 3; n++ {
+				for _, persistent := range []bool{false, true} {
+					t.Run(fmt.Sprintf("%s/%s/%d/%v", c.name, opNames[op], n, persistent), func(t *testing.T) {
+						dir := copyDir(t, c.snap)
+						ffs := vfs.NewFaultFS(vfs.OS())
+						ffs.Fail(op, n, syscall.EIO, persistent)
+						s, err := Open(dir, &Options{SegmentSize: 600, fs: ffs})
+						if err == nil {
+							all, err := s.ReadAll(context.Background(), 0, 0)
+							require.NoError(t, err)
+							checkEvents(t, all, c.want)
+							require.NoError(t, s.Close())
+						} else {
+							require.NotErrorIs(t, err, ErrCorrupt, "fault reported as corruption: %v", err)
+							// The files are as they were, or repaired: either way reopen works.
+						}
+						s2, err := Open(dir, &Options{SegmentSize: 600})
+						require.NoError(t, err)
+						checkStore(t, s2, c.want)
+						require.NoError(t, s2.Close())
+					})
+				}
+			}
+		}
+	}
+}
+
+type cop struct {
+	idx      int
+	stream   string
+	expected ExpectedVersion
+	evs      []EventData
+	explicit bool
+}
+
+type attempt struct {
+	op  int
+	res AppendResult
+	err error
+}
+
+func opOf(e RecordedEvent) (op, k int) {
+	_, err := fmt.Sscanf(string(e.Data), "op%d/%d", &op, &k)
+	if err != nil {
+		panic(err)
+	}
+	return
+}
+
+func TestWriter_ConcurrentMixedAppendsMatchModel(t *testing.T) {
+	for round := range 4 {
+		t.Run(fmt.Sprint("round", round), func(t *testing.T) { concurrencyRound(t, uint64(round)) })
+	}
+}
+
+func concurrencyRound(t *testing.T, seed uint64) {
+	dir := t.TempDir()
+	s, err := Open(dir, &Options{SegmentSize: 2048, MaxBatch: 8 + int(seed)*20, QueueSize: 64})
+	require.NoError(t, err)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	const nops = 600
+	ops := make([]cop, nops)
+	for i := range ops {
+		o := cop{idx: i, stream: fmt.Sprintf("c-%d", rng.IntN(6)), explicit: rng.IntN(5) != 0}
+		switch rng.IntN(6) {
+		case 0, 1, 2:
+			o.expected = Any
+		case 3:
+			o.expected = NoStream
+		case 4:
+			o.expected = StreamExists
+		case 5:
+			o.expected = Exact(uint64(rng.IntN(40)))
+		}
+		k := 1 + rng.IntN(3)
+		for j := range k {
+			e := EventData{Type: "t", Data: []byte(fmt.Sprintf("op%d/%d", i, j))}
+			if o.explicit {
+				e.ID = NewEventID()
+			}
+			o.evs = append(o.evs, e)
+		}
+		ops[i] = o
+	}
+	var mu sync.Mutex
+	var attempts []attempt
+	record := func(a attempt) { mu.Lock(); attempts = append(attempts, a); mu.Unlock() }
+
+	do := func(o cop, timeout bool) {
+		ctx := context.Background()
+		if timeout {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, time.Duration(rand.IntN(300))*time.Microsecond)
+			defer cancel()
+		}
+		res, err := s.Append(ctx, o.stream, o.expected, o.evs...)
+		record(attempt{o.idx, res, err})
+	}
+	work := make(chan cop)
+	var wg sync.WaitGroup
+	for range 24 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for o := range work {
+				r := rand.IntN(10)
+				switch {
+				case o.explicit && r < 3: // concurrent identical retries
+					var w2 sync.WaitGroup
+					for range 2 + rand.IntN(3) {
+						w2.Add(1)
+						go func() { defer w2.Done(); do(o, rand.IntN(4) == 0) }()
+					}
+					w2.Wait()
+				case o.explicit && r < 6: // sequential retry
+					do(o, rand.IntN(3) == 0)
+					do(o, false)
+				default:
+					do(o, rand.IntN(8) == 0)
+				}
+			}
+		}()
+	}
+	stopReaders := make(chan struct{})
+	var rwg sync.WaitGroup
+	for g := range 4 {
+		rwg.Add(1)
+		go func() {
+			defer rwg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stopReaders:
+					return
+				default:
+				}
+				var evs []RecordedEvent
+				var err error
+				switch (g + i) % 4 {
+				case 0:
+					evs, err = s.ReadAll(context.Background(), 0, 0)
+				case 1:
+					evs, err = s.ReadAllBackward(context.Background(), ^uint64(0), 50)
+					slices.Reverse(evs)
+				case 2:
+					evs, err = s.ReadStream(context.Background(), fmt.Sprintf("c-%d", i%6), 0, 0)
+				case 3:
+					evs, err = s.ReadStreamBackward(context.Background(), fmt.Sprintf("c-%d", i%6), ^uint64(0), 7)
+					slices.Reverse(evs)
+				}
+				if errors.Is(err, ErrClosed) {
+					return
+				}
+				if !assert.NoError(t, err) {
+					return
+				}
+				for k := 1; k < len(evs); k++ {
+					if (g+i)%4 < 2 {
+						assert.Equal(t, evs[k-1].Position+1, evs[k].Position)
+					} else {
+						assert.Equal(t, evs[k-1].StreamVersion+1, evs[k].StreamVersion)
+					}
+				}
+			}
+		}()
+	}
+	closeAt := 350 + int(seed)*50
+	for i, o := range ops {
+		if i == closeAt {
+			go func() { require.NoError(t, s.Close()) }()
+		}
+		work <- o
+	}
+	close(work)
+	wg.Wait()
+	close(stopReaders)
+	rwg.Wait()
+	require.NoError(t, s.Close())
+
+	s2, err := Open(dir, nil)
+	require.NoError(t, err)
+	defer s2.Close()
+	all, err := s2.ReadAll(context.Background(), 0, 0)
+	require.NoError(t, err)
+
+	type placed struct{ first, last int }
+	where := map[int]placed{}
+	versions := map[string]uint64{}
+	for i := 0; i < len(all); {
+		e := all[i]
+		require.Equal(t, uint64(i), e.Position)
+		op, j := opOf(e)
+		require.Equal(t, 0, j, "pos %d starts mid-op", i)
+		_, dup := where[op]
+		require.False(t, dup, "op %d written twice", op)
+		o := ops[op]
+		for k := range o.evs {
+			f := all[i+k]
+			require.Equal(t, o.evs[k].Data, f.Data)
+			require.Equal(t, o.stream, f.Stream)
+			require.Equal(t, versions[o.stream], f.StreamVersion)
+			if o.explicit {
+				require.Equal(t, o.evs[k].ID, f.ID)
+			}
+			versions[o.stream]++
+		}
+		first := all[i].StreamVersion
+		switch o.expected {
+		case NoStream:
+			require.Equal(t, uint64(0), first, "op %d NoStream", op)
+		case StreamExists:
+			require.NotEqual(t, uint64(0), first, "op %d StreamExists", op)
+		case Any:
+		default:
+			require.Equal(t, uint64(o.expected)+1, first, "op %d %v", op, o.expected)
+		}
+		where[op] = placed{i, i + len(o.evs) - 1}
+		i += len(o.evs)
+	}
+	okOrUnknown := map[int]bool{}
+	results := map[int]AppendResult{}
+	classes := map[string]int{}
+	for _, a := range attempts {
+		switch {
+		case a.err == nil:
+			classes["ok"]++
+		case errors.Is(a.err, ErrOutcomeUnknown):
+			classes["unknown"]++
+		case errors.Is(a.err, ErrWrongExpectedVersion):
+			classes["wev"]++
+		case errors.Is(a.err, ErrClosed):
+			classes["closed"]++
+		default:
+			classes["ctx"]++
+		}
+	}
+	t.Logf("outcomes %v", classes)
+	for _, a := range attempts {
+		p, in := where[a.op]
+		switch {
+		case a.err == nil:
+			require.True(t, in, "op %d acknowledged but not in the log", a.op)
+			want := AppendResult{Position: uint64(p.last), StreamVersion: all[p.last].StreamVersion}
+			require.Equal(t, want, a.res, "op %d result", a.op)
+			if r, ok := results[a.op]; ok {
+				require.Equal(t, r, a.res)
+			}
+			results[a.op] = a.res
+			okOrUnknown[a.op] = true
+		case errors.Is(a.err, ErrOutcomeUnknown):
+			okOrUnknown[a.op] = true
+		case errors.Is(a.err, ErrWrongExpectedVersion), errors.Is(a.err, ErrClosed),
+			errors.Is(a.err, context.DeadlineExceeded):
+		default:
+			t.Fatalf("op %d: unexpected error %v", a.op, a.err)
+		}
+	}
+	for op := range where {
+		require.True(t, okOrUnknown[op], "op %d in the log with no successful or unknown attempt", op)
+	}
+	// Retrying any explicit-ID op present in the log returns its result and writes nothing.
+	n := len(all)
+	for op, p := range where {
+		o := ops[op]
+		if !o.explicit {
+			continue
+		}
+		res, err := s2.Append(context.Background(), o.stream, o.expected, o.evs...)
+		require.NoError(t, err, "retry of op %d (%v)", op, o.expected)
+		require.Equal(t, uint64(p.last), res.Position)
+	}
+	require.Equal(t, uint64(n), s2.Stats().Events)
+	t.Logf("%d events, %d ops in log, %d attempts", n, len(where), len(attempts))
+}
+
+func TestStore_Append_UnusualInputAndLimits(t *testing.T) {
+	s, dir := openWithFS(t, vfs.OS(), &Options{SegmentSize: 4096})
+	ctx := context.Background()
+	_, err := s.Append(ctx, string(make([]byte, MaxStreamNameLen+1)), Any, ev("x"))
+	require.ErrorIs(t, err, ErrInvalidStream)
+	long := strings.Repeat("é", MaxStreamNameLen/2) // exactly 1024 bytes
+	_, err = s.Append(ctx, long, Any, ev("x"))
+	require.NoError(t, err)
+	_, err = s.Append(ctx, long+"x", Any, ev("x"))
+	require.ErrorIs(t, err, ErrInvalidStream)
+	for _, bad := range []string{"", "a\x00b", "\xff\xfe", "ok\xc3"} {
+		_, err = s.Append(ctx, bad, Any, ev("x"))
+		require.ErrorIs(t, err, ErrInvalidStream, "%q", bad)
+		_, err = s.Append(ctx, "s", Any, EventData{Type: bad})
+		require.ErrorIs(t, err, ErrInvalidEvent, "%q", bad)
+	}
+	weird := []string{"\u202e\u0000"[:3], "🏳️‍🌈", "\ufeff", "a\u0301", "\U0010FFFF", "\t\n\r", "\ufffd", strings.Repeat("𝔘", 256)}
+	for i, w := range weird {
+		_, err = s.Append(ctx, w, NoStream, EventData{Type: w, Metadata: []byte(w), Data: []byte{0, 0, 0}})
+		require.NoError(t, err, "%d %q", i, w)
+	}
+	_, err = s.Append(ctx, "s", Any)
+	require.ErrorIs(t, err, ErrNoEvents)
+	_, err = s.Append(ctx, "s", Any, []EventData{}...)
+	require.ErrorIs(t, err, ErrNoEvents)
+	_, err = s.Append(ctx, "s", ExpectedVersion(-3), ev("x"))
+	require.ErrorIs(t, err, ErrInvalidExpectedVersion)
+	_, err = s.Append(ctx, "s", Exact(math.MaxUint64), ev("x"))
+	require.ErrorIs(t, err, ErrInvalidExpectedVersion)
+	_, err = s.Append(ctx, "s", Exact(math.MaxInt64), ev("x"))
+	require.ErrorIs(t, err, ErrWrongExpectedVersion)
+
+	// 100k tiny events in one append.
+	big := make([]EventData, 100_000)
+	for i := range big {
+		big[i] = EventData{Type: "t"}
+	}
+	res, err := s.Append(ctx, "big", NoStream, big...)
+	require.NoError(t, err)
+	require.Equal(t, uint64(99_999), res.StreamVersion)
+	before := s.Stats().Events
+
+	for _, lim := range []int{math.MaxInt, math.MinInt, -1, 0, 1} {
+		evs, err := s.ReadAll(ctx, 0, lim)
+		require.NoError(t, err)
+		if lim == 1 {
+			require.Len(t, evs, 1)
+		} else {
+			require.Len(t, evs, int(before))
+		}
+		evs, err = s.ReadAllBackward(ctx, math.MaxUint64, lim)
+		require.NoError(t, err)
+		require.NotEmpty(t, evs)
+		evs, err = s.ReadStream(ctx, "big", 5, lim)
+		require.NoError(t, err)
+		require.NotEmpty(t, evs)
+		evs, err = s.ReadStreamBackward(ctx, "big", math.MaxUint64, lim)
+		require.NoError(t, err)
+		require.NotEmpty(t, evs)
+		require.Equal(t, uint64(99_999), evs[0].StreamVersion)
+	}
+	for _, from := range []uint64{math.MaxUint64, math.MaxUint64 - 1, before, math.MaxInt64 + 1} {
+		evs, err := s.ReadAll(ctx, from, math.MaxInt)
+		require.NoError(t, err)
+		require.Empty(t, evs)
+		evs, err = s.ReadStream(ctx, "big", from, math.MaxInt)
+		require.NoError(t, err)
+		require.Empty(t, evs)
+	}
+	evs, err := s.ReadAllBackward(ctx, 0, math.MaxInt)
+	require.NoError(t, err)
+	require.Len(t, evs, 1)
+	evs, err = s.ReadStream(ctx, "nope", 0, 0)
+	require.NoError(t, err)
+	require.Empty(t, evs)
+
+	// Weird streams read back.
+	for _, w := range weird {
+		evs, err := s.ReadStream(ctx, w, 0, 0)
+		require.NoError(t, err)
+		require.Len(t, evs, 1)
+		require.Equal(t, w, evs[0].Type)
+		require.Equal(t, []byte{0, 0, 0}, evs[0].Data)
+	}
+	require.NoError(t, s.Close())
+	s2, err := Open(dir, &Options{SegmentSize: 4096})
+	require.NoError(t, err)
+	require.Equal(t, before, s2.Stats().Events)
+	evs, err = s2.ReadStream(ctx, "big", 99_990, 0)
+	require.NoError(t, err)
+	require.Len(t, evs, 10)
+	require.NoError(t, s2.Close())
+
+	// Operations on a closed store.
+	for _, st := range []*Store{s, s2} {
+		_, err = st.ReadAll(ctx, 0, 0)
+		require.ErrorIs(t, err, ErrClosed)
+		_, err = st.ReadAllBackward(ctx, math.MaxUint64, 1)
+		require.ErrorIs(t, err, ErrClosed)
+		_, err = st.ReadStream(ctx, "big", 0, 1)
+		require.ErrorIs(t, err, ErrClosed)
+		_, err = st.ReadStreamBackward(ctx, "nope", 0, 1)
+		require.ErrorIs(t, err, ErrClosed)
+		_, err = st.Append(ctx, "s", Any, ev("x"))
+		require.ErrorIs(t, err, ErrClosed)
+		require.NoError(t, st.Close())
+		_ = st.Stats()
+	}
+}
+
+// smallLog writes n sequential one-event appends of small nonzero data.
+func smallLog(t *testing.T, n int) (dir, seg string, offs []int64) {
+	dir = t.TempDir()
+	s, err := Open(dir, nil)
+	require.NoError(t, err)
+	for i := range n {
+		_, err := s.Append(context.Background(), "s", Any, EventData{Type: "t", Data: []byte(fmt.Sprintf("event-%d", i))})
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.Close())
+	seg = filepath.Join(dir, segmentName(0))
+	b, err := os.ReadFile(seg)
+	require.NoError(t, err)
+	offs, _ = frameOffsets(t, b)
+	return dir, seg, offs
+}
+
+func TestEventLog_Recover_HeaderFlipInLastFrameIsCorruption(t *testing.T) {
+	dir, seg, offs := smallLog(t, 5)
+	b, _ := os.ReadFile(seg)
+	last := offs[len(offs)-1]
+	b[last+9] ^= 0x10 // a bit of the position field: no zeros involved
+	require.NoError(t, os.WriteFile(seg, b, 0o644))
+	s, err := Open(dir, nil)
+	if err == nil {
+		defer s.Close()
+		t.Fatalf("bit flip in last frame header accepted as torn write: Events=%d TornBytes=%d (file %d bytes)",
+			s.Stats().Events, s.Stats().TornBytes, len(b))
+	}
+	require.ErrorIs(t, err, ErrCorrupt)
+}
+
+func TestEventLog_Recover_PayloadFlipInZeroDataIsCorruption(t *testing.T) {
+	gate := newGateFS(vfs.OS())
+	s, dir := openWithFS(t, gate, nil)
+	parked := parkWriter(t, s, gate)
+	var chans []<-chan result
+	for i := range 3 {
+		chans = append(chans, appendAsync(context.Background(), s, "s", Any, EventData{Type: "t", Data: make([]byte, 1000)}))
+		waitQueued(t, s, i+1)
+	}
+	gate.open()
+	require.NoError(t, (<-parked).err)
+	for _, ch := range chans {
+		require.NoError(t, (<-ch).err)
+	}
+	require.NoError(t, s.Close())
+	seg := filepath.Join(dir, segmentName(0))
+	b, _ := os.ReadFile(seg)
+	offs, _ := frameOffsets(t, b)
+	b[offs[1]+600] ^= 0x10 // payload of the first frame of the last batch
+	require.NoError(t, os.WriteFile(seg, b, 0o644))
+	s2, err := Open(dir, nil)
+	if err == nil {
+		defer s2.Close()
+		t.Fatalf("payload flip in a non-last frame accepted as torn: Events=%d (4 acknowledged) TornBytes=%d",
+			s2.Stats().Events, s2.Stats().TornBytes)
+	}
+	require.ErrorIs(t, err, ErrCorrupt)
+}
+
+func TestWriter_Faults_ConcurrentWritersSeeOnlyAcknowledged(t *testing.T) {
+	for _, op := range []vfs.Op{vfs.OpSync, vfs.OpWrite, vfs.OpOpen, vfs.OpSyncDir} {
+		for n := 1; n <= 40; n += 3 {
+			for _, persistent := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/%d/%v", opNames[op], n, persistent), func(t *testing.T) {
+					dir := t.TempDir()
+					ffs := vfs.NewFaultFS(vfs.OS())
+					s, err := Open(dir, &Options{SegmentSize: 600, fs: ffs})
+					require.NoError(t, err)
+					ffs.Fail(op, n, syscall.ENOSPC, persistent)
+					var mu sync.Mutex
+					acked := map[EventID]AppendResult{}
+					data := map[EventID][]byte{}
+					var failedSeen bool
+					var wg sync.WaitGroup
+					stop := make(chan struct{})
+					var rwg sync.WaitGroup
+					rwg.Add(1)
+					go func() { // reader: never sees an unacknowledged event
+						defer rwg.Done()
+						for {
+							select {
+							case <-stop:
+								return
+							default:
+							}
+							all, err := s.ReadAll(context.Background(), 0, 0)
+							if !assert.NoError(t, err) {
+								return
+							}
+							for i, e := range all {
+								assert.Equal(t, uint64(i), e.Position)
+							}
+						}
+					}()
+					for g := range 12 {
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							for i := range 15 {
+								k := 1 + (g+i)%3
+								var evs []EventData
+								for j := range k {
+									e := EventData{ID: NewEventID(), Type: "t", Data: []byte(fmt.Sprintf("%d-%d-%d-%s", g, i, j, strings.Repeat("x", (g*7+i*13)%150)))}
+									evs = append(evs, e)
+								}
+								res, err := s.Append(context.Background(), fmt.Sprint("g", g%5), Any, evs...)
+								mu.Lock()
+								for _, e := range evs {
+									data[e.ID] = e.Data
+								}
+								if err == nil {
+									for j, e := range evs {
+										acked[e.ID] = AppendResult{Position: res.Position - uint64(k-1-j)}
+									}
+								} else {
+									assert.ErrorIs(t, err, ErrStorageFailed)
+									failedSeen = true
+								}
+								mu.Unlock()
+							}
+						}()
+					}
+					wg.Wait()
+					close(stop)
+					rwg.Wait()
+					all, err := s.ReadAll(context.Background(), 0, 0)
+					require.NoError(t, err)
+					require.Equal(t, len(acked), len(all), "visible = acknowledged")
+					for _, e := range all {
+						r, ok := acked[e.ID]
+						require.True(t, ok, "unacknowledged event visible at %d", e.Position)
+						require.Equal(t, r.Position, e.Position)
+					}
+					if failedSeen {
+						_, err := s.Append(context.Background(), "z", Any, ev("z"))
+						require.ErrorIs(t, err, ErrStorageFailed)
+					}
+					require.NoError(t, s.Close())
+					s2, err := Open(dir, nil)
+					require.NoError(t, err)
+					defer s2.Close()
+					all, err = s2.ReadAll(context.Background(), 0, 0)
+					require.NoError(t, err)
+					seen := 0
+					for i, e := range all {
+						require.Equal(t, uint64(i), e.Position)
+						d, ok := data[e.ID]
+						require.True(t, ok, "unknown event")
+						require.Equal(t, d, e.Data)
+						if r, ok := acked[e.ID]; ok {
+							require.Equal(t, r.Position, e.Position)
+							seen++
+						}
+					}
+					require.Equal(t, len(acked), seen, "acknowledged events lost")
+					_, err = s2.Append(context.Background(), "z", Any, ev("z"))
+					require.NoError(t, err)
+				})
+			}
+		}
+	}
+}
+
+// An event whose data holds a valid frame (an archived segment, say) must
+// not make a genuine torn tail look like corruption.
+func TestEventLog_Recover_TornTailWithFrameInsideData(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	require.NoError(t, err)
+	_, err = s.Append(context.Background(), "s", Any, ev("first"))
+	require.NoError(t, err)
+	body := record.AppendBodyHead(nil, "other", 1)
+	body = record.AppendEvent(body, [16]byte{1}, "t", nil, []byte("payload"))
+	inner := record.AppendFrame(nil, 1<<40, 0, 1, 0, body)
+	data := append(bytes.Repeat([]byte{'a'}, 100), inner...)
+	data = append(data, bytes.Repeat([]byte{'b'}, 2000)...)
+	_, err = s.Append(context.Background(), "s", Any, EventData{Type: "blob", Data: data}) // never acknowledged: torn below
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	seg := filepath.Join(dir, segmentName(0))
+	fi, _ := os.Stat(seg)
+	require.NoError(t, os.Truncate(seg, fi.Size()-1000)) // the last sectors never reached disk
+
+	s2, err := Open(dir, nil)
+	require.NoError(t, err, "a torn last frame must be repaired")
+	defer s2.Close()
+	require.Equal(t, uint64(1), s2.Stats().Events)
 }
