@@ -159,7 +159,8 @@ func (ix *readIndex) readAll(ctx context.Context, from uint64, limit int, backwa
 
 	out := make([]RecordedEvent, 0, min(hi-lo, 1<<16))
 	conv := newConverter()
-	var r frameReader
+	r := getReader()
+	defer putReader(r)
 	var events []record.Event
 	for _, p := range parts {
 		r.reset(p.seg.file, p.end)
@@ -245,7 +246,10 @@ func (ix *readIndex) scanStream(ctx context.Context, stream string, bounds func(
 	}
 	ix.mu.RUnlock()
 
-	var buf []byte
+	r := getReader() // only its buffer is used
+	defer putReader(r)
+	buf := r.buf
+	defer func() { r.buf = buf }()
 	var events []record.Event
 	// Frames near each other in a file are fetched with one read.
 	for i := 0; i < len(locs); {
@@ -277,6 +281,22 @@ func (ix *readIndex) scanStream(ctx context.Context, stream string, bounds func(
 		i = j
 	}
 	return nil
+}
+
+// readers holds frameReaders between reads, so that their buffers, up to
+// maxPooledBuffer, are reused rather than allocated per call.
+var readers = sync.Pool{New: func() any { return new(frameReader) }}
+
+const maxPooledBuffer = 4 << 20
+
+func getReader() *frameReader { return readers.Get().(*frameReader) }
+
+func putReader(r *frameReader) {
+	r.file = nil
+	if cap(r.buf) > maxPooledBuffer {
+		r.buf = nil
+	}
+	readers.Put(r)
 }
 
 // coalesceGap is the widest gap between two frames of a stream read that is

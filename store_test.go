@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -851,19 +852,19 @@ func TestStore_IndexMemory_StaysSmall(t *testing.T) {
 	runtime.KeepAlive(s)
 }
 
-// appendMany appends n single-event appends of size bytes over streams
-// streams from callers goroutines.
+// appendMany makes n single-event appends of size bytes from callers
+// goroutines; the k-th append goes to stream k%1000.
 func appendMany(t testing.TB, s *eventstore.Store, n, size, callers int) {
 	t.Helper()
 	data := bytes.Repeat([]byte{'x'}, size)
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	per := n / callers
-	for c := range callers {
+	for range callers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range per + boolInt(c < n%callers) {
-				stream := "stream-" + strconv.Itoa((c*per+i)%1000)
+			for k := next.Add(1) - 1; k < int64(n); k = next.Add(1) - 1 {
+				stream := "stream-" + strconv.Itoa(int(k%1000))
 				if _, err := s.Append(context.Background(), stream, eventstore.Any, eventstore.EventData{Type: "Bench", Data: data}); err != nil {
 					t.Error(err)
 					return
@@ -872,13 +873,6 @@ func appendMany(t testing.TB, s *eventstore.Store, n, size, callers int) {
 		}()
 	}
 	wg.Wait()
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // BenchmarkAppend measures durable single-event appends (SyncAlways) from
