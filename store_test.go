@@ -1057,3 +1057,26 @@ func TestStore_Open_RelaxedSyncTornEarlierWriteIsNotCorruption(t *testing.T) {
 	assert.Equal(t, uint64(1), s.Stats().Events, "the torn write and the one after it are dropped")
 	assert.Equal(t, int64(len(b))-starts[1], s.Stats().TornBytes)
 }
+
+// BenchmarkBaselineFdatasync is what the disk allows one caller: a 250-byte
+// write and an fdatasync per operation on a plain file, with no store in
+// between. BenchmarkAppend's figures are meant to be read against it.
+func BenchmarkBaselineFdatasync(b *testing.B) {
+	f, err := os.Create(filepath.Join(b.TempDir(), "baseline"))
+	require.NoError(b, err)
+	defer f.Close()
+	rec := bytes.Repeat([]byte{'x'}, 250)
+	b.SetBytes(int64(len(rec)))
+	b.ReportAllocs()
+	var off int64
+	for b.Loop() {
+		if _, err := f.WriteAt(rec, off); err != nil {
+			b.Fatal(err)
+		}
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			b.Fatal(err)
+		}
+		off += int64(len(rec))
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
