@@ -70,6 +70,7 @@ func (f *FaultFS) check(op Op) error {
 	return nil
 }
 
+// OpenFile opens a file whose writes, syncs and truncates FaultFS can fail.
 func (f *FaultFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
 	if err := f.check(OpOpen); err != nil {
 		return nil, &os.PathError{Op: "open", Path: name, Err: err}
@@ -81,6 +82,7 @@ func (f *FaultFS) OpenFile(name string, flag int, perm os.FileMode) (File, error
 	return &faultFile{File: file, fs: f, name: name}, nil
 }
 
+// Remove removes a file, unless an injected fault fails it.
 func (f *FaultFS) Remove(name string) error {
 	if err := f.check(OpRemove); err != nil {
 		return &os.PathError{Op: "remove", Path: name, Err: err}
@@ -88,6 +90,7 @@ func (f *FaultFS) Remove(name string) error {
 	return f.FS.Remove(name)
 }
 
+// SyncDir syncs a directory, unless an injected fault fails it.
 func (f *FaultFS) SyncDir(dir string) error {
 	if err := f.check(OpSyncDir); err != nil {
 		return &os.PathError{Op: "fsync", Path: dir, Err: err}
@@ -95,6 +98,7 @@ func (f *FaultFS) SyncDir(dir string) error {
 	return f.FS.SyncDir(dir)
 }
 
+// ReadDir, MkdirAll and Lock pass through: no test has needed them to fail.
 func (f *FaultFS) ReadDir(dir string) ([]string, error)        { return f.FS.ReadDir(dir) }
 func (f *FaultFS) MkdirAll(dir string, perm os.FileMode) error { return f.FS.MkdirAll(dir, perm) }
 func (f *FaultFS) Lock(name string) (io.Closer, error)         { return f.FS.Lock(name) }
