@@ -13,7 +13,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -574,34 +573,9 @@ func TestWriter_Recovery_HeaderFlipInLastBatchIsCorruption(t *testing.T) {
 	assert.Equal(t, off, cerr.Offset)
 }
 
-// countFS counts the bytes read through it.
-type countFS struct {
-	vfs.FS
-	read atomic.Int64
-}
-
-func (c *countFS) OpenFile(name string, flag int, perm os.FileMode) (vfs.File, error) {
-	f, err := c.FS.OpenFile(name, flag, perm)
-	if err != nil {
-		return nil, err
-	}
-	return &countFile{File: f, fs: c}, nil
-}
-
-type countFile struct {
-	vfs.File
-	fs *countFS
-}
-
-func (f *countFile) ReadAt(p []byte, off int64) (int, error) {
-	n, err := f.File.ReadAt(p, off)
-	f.fs.read.Add(int64(n))
-	return n, err
-}
-
 func TestWriter_IdempotentRetry_ReadsEachFrameOnce(t *testing.T) {
-	cfs := &countFS{FS: vfs.OS()}
-	s, _ := openWithFS(t, cfs, nil)
+	ffs := vfs.NewFaultFS(vfs.OS())
+	s, _ := openWithFS(t, ffs, nil)
 	ctx := context.Background()
 	events := make([]EventData, 200)
 	for i := range events {
@@ -611,11 +585,11 @@ func TestWriter_IdempotentRetry_ReadsEachFrameOnce(t *testing.T) {
 	require.NoError(t, err)
 	frameBytes := int64(200 * 1020)
 	for _, exp := range []ExpectedVersion{NoStream, Any} {
-		before := cfs.read.Load()
+		before := ffs.BytesRead()
 		again, err := s.Append(ctx, "s", exp, events...)
 		require.NoError(t, err)
 		assert.Equal(t, first, again)
-		read := cfs.read.Load() - before
+		read := ffs.BytesRead() - before
 		assert.Less(t, read, 3*frameBytes, "%v retry read %d bytes for a %d-byte frame", exp, read, frameBytes)
 	}
 }

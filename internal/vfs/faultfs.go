@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 )
 
 // Op names a kind of file-system operation that FaultFS can fail.
@@ -28,6 +29,8 @@ type FaultFS struct {
 	mu     sync.Mutex // guards the fields below
 	counts [numOps]int
 	faults [numOps]fault
+
+	read atomic.Int64 // bytes returned by ReadAt, all files together
 }
 
 type fault struct {
@@ -53,6 +56,9 @@ func (f *FaultFS) Count(op Op) int {
 	defer f.mu.Unlock()
 	return f.counts[op]
 }
+
+// BytesRead returns how many bytes ReadAt has returned, over all files.
+func (f *FaultFS) BytesRead() int64 { return f.read.Load() }
 
 // check counts one operation of kind op and returns the error to inject,
 // if any.
@@ -117,6 +123,12 @@ func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
 		return n, &os.PathError{Op: "write", Path: f.name, Err: err}
 	}
 	return f.File.WriteAt(p, off)
+}
+
+func (f *faultFile) ReadAt(p []byte, off int64) (int, error) {
+	n, err := f.File.ReadAt(p, off)
+	f.fs.read.Add(int64(n))
+	return n, err
 }
 
 func (f *faultFile) Sync() error {

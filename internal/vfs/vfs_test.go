@@ -79,3 +79,16 @@ func TestFaultFS_Fail_PersistentAndShortWrite(t *testing.T) {
 	_, err = ffs.OpenFile(name, os.O_RDONLY, 0)
 	require.ErrorIs(t, err, syscall.EIO)
 }
+
+func TestFaultFS_BytesRead(t *testing.T) {
+	ffs := vfs.NewFaultFS(vfs.OS())
+	f, err := ffs.OpenFile(filepath.Join(t.TempDir(), "f"), os.O_RDWR|os.O_CREATE, 0o644)
+	require.NoError(t, err)
+	defer f.Close()
+	_, err = f.WriteAt([]byte("0123456789"), 0)
+	require.NoError(t, err)
+	_, err = f.ReadAt(make([]byte, 4), 3)
+	require.NoError(t, err)
+	_, _ = f.ReadAt(make([]byte, 8), 6) // short: 4 bytes and io.EOF
+	assert.Equal(t, int64(8), ffs.BytesRead())
+}
