@@ -10,6 +10,7 @@ import (
 	"sort"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/go-eventstore/eventstore/internal/record"
 )
@@ -100,6 +101,21 @@ func (ix *readIndex) streamName(b []byte) string {
 		return st.name
 	}
 	return string(b)
+}
+
+// heapBytesLocked estimates the heap the index holds: its slices at their
+// capacity, and per stream its name, struct and map entry. The caller holds
+// mu for reading.
+func (ix *readIndex) heapBytesLocked() int64 {
+	const perStream = 48 + 16 + 8 // streamIndex, map key and value
+	var n int64
+	for _, seg := range ix.segments {
+		n += int64(cap(seg.frames)) * int64(unsafe.Sizeof(frameRef{}))
+	}
+	for name, st := range ix.streams {
+		n += perStream + int64(len(name)) + int64(cap(st.positions))*8 + int64(cap(st.fingerprints))*4
+	}
+	return n
 }
 
 // stream returns the stream's index entry, or nil. The writer calls it

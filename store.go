@@ -309,6 +309,9 @@ type Stats struct {
 	Syncs uint64
 	// TornBytes is how many bytes of torn write Open truncated.
 	TornBytes int64
+	// IndexBytes is the heap the in-memory index holds: about 20 bytes an
+	// event, whatever the events' size. Computing it walks every stream.
+	IndexBytes int64
 	// QueueDepth is the number of requests waiting for the writer.
 	QueueDepth int
 	// Err is the storage error that poisoned the store, or nil.
@@ -554,9 +557,10 @@ func (s *Store) ReadAllBackward(ctx context.Context, from uint64, limit int) ([]
 func (s *Store) Stats() Stats {
 	s.index.mu.RLock()
 	st := Stats{
-		Events:   s.index.next,
-		Streams:  len(s.index.streams),
-		Segments: len(s.index.segments),
+		Events:     s.index.next,
+		Streams:    len(s.index.streams),
+		Segments:   len(s.index.segments),
+		IndexBytes: s.index.heapBytesLocked(),
 	}
 	s.index.mu.RUnlock()
 	st.Appends = s.w.appends.Load()

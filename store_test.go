@@ -737,7 +737,7 @@ func TestChildProcess(t *testing.T) {
 	if !ok {
 		t.Skip("runs only as a child process")
 	}
-	s, err := eventstore.Open(dir, &eventstore.Options{SegmentSize: 64 << 10})
+	s, err := eventstore.Open(dir, &eventstore.Options{SegmentSize: crashSegmentSize})
 	if err != nil {
 		fmt.Println("open:", err)
 		os.Exit(1)
@@ -780,26 +780,55 @@ func TestChildProcess(t *testing.T) {
 	wg.Wait()
 }
 
+// crashSegmentSize is small, so that kills often land near a roll-over.
+const crashSegmentSize = 16 << 10
+
+// TestStore_Crash_SIGKILLLosesNothingAcknowledged kills the child at a
+// random moment, 1,000 times (20,000 under make stress), in directories
+// that each live for 25 rounds.
 func TestStore_Crash_SIGKILLLosesNothingAcknowledged(t *testing.T) {
-	dir := t.TempDir()
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))
-	type ack struct {
-		stream   string
-		version  uint64
-		position uint64
-		id       string
+	rounds := 1000
+	if os.Getenv("EVENTSTORE_STRESS") != "" {
+		rounds = 20000
 	}
-	var acked []ack
-	const rounds = 8
-	for round := range rounds {
+	if testing.Short() {
+		rounds = 25
+	}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))
+	var totalAcked, atRollOver int
+	for start := 0; start < rounds; start += 25 {
+		acked, rolls := crashRounds(t, rng, t.TempDir(), min(25, rounds-start))
+		totalAcked += acked
+		atRollOver += rolls
+	}
+	t.Logf("%d kills, %d acknowledged appends checked, %d kills within the first two frames of a segment",
+		rounds, totalAcked, atRollOver)
+	if rounds >= 500 {
+		assert.Positive(t, atRollOver, "some kills should land at a segment roll-over")
+	}
+}
+
+type crashAck struct {
+	stream   string
+	version  uint64
+	position uint64
+	id       string
+}
+
+// crashRounds kills a child appending to dir n times and checks the store
+// after each kill. It returns the acknowledged appends seen and how many
+// kills left the last segment with at most two frames.
+func crashRounds(t *testing.T, rng *rand.Rand, dir string, n int) (int, int) {
+	var acked []crashAck
+	rolls := 0
+	for round := range n {
 		child, lines := startChild(t, "append", dir)
 		require.Equal(t, "opened", <-lines, "round %d", round)
-		killAfter := 1 + rng.IntN(400)
+		killAfter := 1 + rng.IntN(60)
 		for range killAfter {
 			line, ok := <-lines
 			require.True(t, ok, "child ended early")
-			var a ack
-			_, err := fmt.Sscanf(line, "ack %s %d %d %s", &a.stream, &a.version, &a.position, &a.id)
+			a, err := parseAck(line)
 			require.NoError(t, err, line)
 			acked = append(acked, a)
 		}
@@ -807,13 +836,12 @@ func TestStore_Crash_SIGKILLLosesNothingAcknowledged(t *testing.T) {
 		_ = child.Wait()
 		// Acknowledgements printed before the kill landed count too.
 		for line := range lines {
-			var a ack
-			if _, err := fmt.Sscanf(line, "ack %s %d %d %s", &a.stream, &a.version, &a.position, &a.id); err == nil {
+			if a, err := parseAck(line); err == nil {
 				acked = append(acked, a)
 			}
 		}
 
-		s, err := eventstore.Open(dir, nil)
+		s, err := eventstore.Open(dir, &eventstore.Options{SegmentSize: crashSegmentSize})
 		require.NoError(t, err, "round %d", round)
 		all, err := s.ReadAll(context.Background(), 0, 0)
 		require.NoError(t, err)
@@ -831,9 +859,33 @@ func TestStore_Crash_SIGKILLLosesNothingAcknowledged(t *testing.T) {
 			require.Equal(t, a.version, e.StreamVersion)
 			require.Equal(t, a.id, e.ID.String())
 		}
-		t.Logf("round %d: %d acknowledged, %d on disk, %d segments, %d torn bytes", round, len(acked), len(all), s.Stats().Segments, s.Stats().TornBytes)
+		if last := lastSegmentFrames(t, dir); last <= 2 {
+			rolls++
+		}
 		require.NoError(t, s.Close())
 	}
+	return len(acked), rolls
+}
+
+func parseAck(line string) (crashAck, error) {
+	var a crashAck
+	_, err := fmt.Sscanf(line, "ack %s %d %d %s", &a.stream, &a.version, &a.position, &a.id)
+	return a, err
+}
+
+// lastSegmentFrames counts the frames in the newest segment file of dir.
+func lastSegmentFrames(t *testing.T, dir string) int {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.seg"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	b, err := os.ReadFile(files[len(files)-1])
+	require.NoError(t, err)
+	frames := 0
+	for off := 24; off+24 <= len(b); frames++ {
+		off += 24 + int(binary.LittleEndian.Uint32(b[off:]))
+	}
+	return frames
 }
 
 func TestStore_IndexMemory_StaysSmall(t *testing.T) {
@@ -1079,4 +1131,157 @@ func BenchmarkBaselineFdatasync(b *testing.B) {
 		off += int64(len(rec))
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// TestStore_Append_RealENOSPC fills a 1 MiB tmpfs: the kernel's ENOSPC must
+// take the same path as an injected one (a sticky *StorageError), and a
+// reopen must keep every acknowledged event.
+func TestStore_Append_RealENOSPC(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
+
+	opts := &eventstore.Options{SegmentSize: 128 << 10}
+	s, err := eventstore.Open(dir, opts)
+	require.NoError(t, err)
+	ctx := context.Background()
+	var acked int
+	for ; acked < 10_000; acked++ {
+		_, err = s.Append(ctx, "fill", eventstore.Any, eventstore.EventData{Type: "t", Data: crashData("fill", uint64(acked))})
+		if err != nil {
+			break
+		}
+	}
+	require.Error(t, err, "a 1 MiB file system must fill up")
+	require.ErrorIs(t, err, eventstore.ErrStorageFailed)
+	require.ErrorIs(t, err, syscall.ENOSPC)
+	_, err = s.Append(ctx, "fill", eventstore.Any, event("t", "x"))
+	require.ErrorIs(t, err, eventstore.ErrStorageFailed, "sticky")
+	require.NoError(t, s.Close())
+
+	s = reopen(t, dir, opts)
+	evs, err := s.ReadStream(ctx, "fill", 0, 0)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(evs), acked)
+	for i := range acked {
+		require.Equal(t, crashData("fill", uint64(i)), evs[i].Data, "event %d", i)
+	}
+	t.Logf("%d appends acknowledged before ENOSPC; %d torn bytes truncated on reopen", acked, s.Stats().TornBytes)
+}
+
+// TestStore_Soak_HeapAndGoroutinesFlat runs 8 writers and 16 readers for 60 s
+// (10 min under make stress, 5 s with -short). After warm-up, the heap apart
+// from the index (which grows by design, about 20 bytes an event) must stay
+// within 10 % of its level, the goroutine count must not move, and no call
+// may fail.
+func TestStore_Soak_HeapAndGoroutinesFlat(t *testing.T) {
+	duration := time.Minute
+	switch {
+	case os.Getenv("EVENTSTORE_STRESS") != "":
+		duration = 10 * time.Minute
+	case testing.Short():
+		duration = 5 * time.Second
+	}
+	s, _ := newStore(t, &eventstore.Options{SegmentSize: 4 << 20})
+	ctx := context.Background()
+	var pause sync.RWMutex // workers hold it for reading per call; a measurement takes it
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var appends, reads atomic.Int64
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			data := bytes.Repeat([]byte{byte('a' + g)}, 200)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				pause.RLock()
+				_, err := s.Append(ctx, fmt.Sprintf("soak-%d-%d", g, i%50), eventstore.Any, eventstore.EventData{Type: "Soaked", Data: data})
+				pause.RUnlock()
+				if !assert.NoError(t, err) {
+					return
+				}
+				appends.Add(1)
+			}
+		}()
+	}
+	for r := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(r), 1))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				pause.RLock()
+				var evs []eventstore.RecordedEvent
+				var err error
+				switch n := s.Stats().Events; r % 3 {
+				case 0:
+					evs, err = s.ReadAll(ctx, rng.Uint64N(n+1), 500)
+				case 1:
+					evs, err = s.ReadStream(ctx, fmt.Sprintf("soak-%d-%d", rng.IntN(8), rng.IntN(50)), 0, 200)
+				case 2:
+					evs, err = s.ReadAllBackward(ctx, math.MaxUint64, 300)
+				}
+				pause.RUnlock()
+				if !assert.NoError(t, err) {
+					return
+				}
+				for i := 1; i < len(evs); i++ {
+					if r%3 == 1 {
+						assert.Equal(t, evs[i-1].StreamVersion+1, evs[i].StreamVersion)
+					} else {
+						assert.Equal(t, absDiff(evs[i-1].Position, evs[i].Position), uint64(1))
+					}
+				}
+				reads.Add(1)
+			}
+		}()
+	}
+	// measure pauses the workers between calls, collects garbage and returns
+	// the heap apart from the index, and the goroutine count.
+	measure := func() (uint64, int, eventstore.Stats) {
+		pause.Lock()
+		defer pause.Unlock()
+		runtime.GC()
+		runtime.GC() // the second clears what sync.Pool's victim cache kept
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		st := s.Stats()
+		return m.HeapAlloc - uint64(st.IndexBytes), runtime.NumGoroutine(), st
+	}
+	time.Sleep(duration / 6)
+	warmHeap, warmGoroutines, warm := measure()
+	time.Sleep(duration - duration/6)
+	endHeap, endGoroutines, end := measure()
+	close(stop)
+	wg.Wait()
+
+	t.Logf("%v: %d appends, %d reads; heap apart from the index %.1f MiB after warm-up, %.1f MiB at the end; index %.1f MiB for %d events (%.1f B/event)",
+		duration, appends.Load(), reads.Load(), float64(warmHeap)/(1<<20), float64(endHeap)/(1<<20),
+		float64(end.IndexBytes)/(1<<20), end.Events, float64(end.IndexBytes)/float64(end.Events))
+	assert.Greater(t, end.Events, warm.Events, "writers made progress")
+	assert.LessOrEqual(t, float64(endHeap), 1.10*float64(warmHeap), "heap apart from the index grew more than 10 %%")
+	assert.Equal(t, warmGoroutines, endGoroutines, "goroutine count moved")
+	assert.NoError(t, end.Err)
+}
+
+func absDiff(a, b uint64) uint64 {
+	if a > b {
+		return a - b
+	}
+	return b - a
 }

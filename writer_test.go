@@ -1690,3 +1690,93 @@ func TestEventLog_Recover_TornTailWithFrameInsideData(t *testing.T) {
 	defer s2.Close()
 	require.Equal(t, uint64(1), s2.Stats().Events)
 }
+
+// stressScale returns n, or big when EVENTSTORE_STRESS is set (make stress).
+func stressScale(n, big int) int {
+	if os.Getenv("EVENTSTORE_STRESS") != "" {
+		return big
+	}
+	return n
+}
+
+// TestWriter_Context_CancelAtEveryPhase cancels Append's context before it
+// is queued, while it is queued, while its batch is being written and while
+// it is being synced, in random order. Plain ctx.Err() must mean the events
+// never reach the log; anything else must be the result or
+// ErrOutcomeUnknown, and a retry with the same IDs must leave exactly one
+// copy.
+func TestWriter_Context_CancelAtEveryPhase(t *testing.T) {
+	gate := newGateFS(vfs.OS())
+	ffs := vfs.NewFaultFS(gate)
+	s, _ := openWithFS(t, ffs, nil)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
+	iterations := stressScale(1000, 20000)
+	phases := [4]int{}
+	var plainCancel, unknown, committed int
+	for i := range iterations {
+		phase := rng.IntN(4)
+		phases[phase]++
+		ctx, cancel := context.WithCancel(context.Background())
+		e := EventData{ID: NewEventID(), Type: "t", Data: []byte(fmt.Sprint("iteration-", i))}
+		stream := fmt.Sprint("s", i%7)
+		var r result
+		switch phase {
+		case 0: // before queueing
+			cancel()
+			r = <-appendAsync(ctx, s, stream, Any, e)
+		case 1: // queued behind a batch parked in fsync
+			parked := parkWriter(t, s, gate)
+			ch := appendAsync(ctx, s, stream, Any, e)
+			waitQueued(t, s, 1)
+			cancel()
+			r = <-ch
+			gate.open()
+			require.NoError(t, (<-parked).err)
+		case 2, 3: // inside the write, or inside the fsync
+			op := vfs.OpWrite
+			if phase == 3 {
+				op = vfs.OpSync
+			}
+			var once sync.Once
+			ffs.OnCall(op, func() { once.Do(cancel) })
+			r = <-appendAsync(ctx, s, stream, Any, e)
+			ffs.OnCall(op, nil)
+		}
+		cancel()
+
+		switch {
+		case r.err == nil:
+			committed++
+		case errors.Is(r.err, ErrOutcomeUnknown):
+			require.ErrorIs(t, r.err, context.Canceled)
+			unknown++
+		default:
+			require.ErrorIs(t, r.err, context.Canceled, "phase %d", phase)
+			plainCancel++
+			require.Zero(t, countID(t, s, stream, e.ID), "phase %d: plain ctx.Err() but the event is in the log", phase)
+		}
+		// A retry with the same ID settles it: exactly one copy.
+		res, err := s.Append(context.Background(), stream, Any, e)
+		require.NoError(t, err)
+		if r.err == nil {
+			require.Equal(t, r.res, res, "a retry returns the original result")
+		}
+		require.Equal(t, 1, countID(t, s, stream, e.ID), "phase %d", phase)
+	}
+	t.Logf("%d iterations (phases %v): %d committed, %d outcome unknown, %d plain cancel",
+		iterations, phases, committed, unknown, plainCancel)
+}
+
+// countID counts the events of stream with the given ID.
+func countID(t *testing.T, s *Store, stream string, id EventID) int {
+	t.Helper()
+	evs, err := s.ReadStreamBackward(context.Background(), stream, math.MaxUint64, IdempotencyWindow)
+	require.NoError(t, err)
+	n := 0
+	for _, e := range evs {
+		if e.ID == id {
+			n++
+		}
+	}
+	return n
+}

@@ -29,6 +29,7 @@ type FaultFS struct {
 	mu     sync.Mutex // guards the fields below
 	counts [numOps]int
 	faults [numOps]fault
+	hooks  [numOps]func()
 
 	read atomic.Int64 // bytes returned by ReadAt, all files together
 }
@@ -57,12 +58,27 @@ func (f *FaultFS) Count(op Op) int {
 	return f.counts[op]
 }
 
+// OnCall makes fn run at the start of every later operation of kind op,
+// before any injected fault; nil removes it. fn runs on the goroutine making
+// the call, without FaultFS's lock held.
+func (f *FaultFS) OnCall(op Op, fn func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hooks[op] = fn
+}
+
 // BytesRead returns how many bytes ReadAt has returned, over all files.
 func (f *FaultFS) BytesRead() int64 { return f.read.Load() }
 
 // check counts one operation of kind op and returns the error to inject,
 // if any.
 func (f *FaultFS) check(op Op) error {
+	f.mu.Lock()
+	hook := f.hooks[op]
+	f.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.counts[op]++

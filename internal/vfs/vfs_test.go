@@ -92,3 +92,17 @@ func TestFaultFS_BytesRead(t *testing.T) {
 	_, _ = f.ReadAt(make([]byte, 8), 6) // short: 4 bytes and io.EOF
 	assert.Equal(t, int64(8), ffs.BytesRead())
 }
+
+func TestFaultFS_OnCall_RunsBeforeEachCall(t *testing.T) {
+	ffs := vfs.NewFaultFS(vfs.OS())
+	f, err := ffs.OpenFile(filepath.Join(t.TempDir(), "f"), os.O_RDWR|os.O_CREATE, 0o644)
+	require.NoError(t, err)
+	defer f.Close()
+	calls := 0
+	ffs.OnCall(vfs.OpSync, func() { calls++ })
+	require.NoError(t, f.Sync())
+	require.NoError(t, f.Sync())
+	ffs.OnCall(vfs.OpSync, nil)
+	require.NoError(t, f.Sync())
+	assert.Equal(t, 2, calls)
+}
