@@ -43,11 +43,12 @@ test:
 test-cpu:
 	$(GO) test -race -count=1 -shuffle=on -cpu=1,4 $(PKGS)
 
-## fuzz: fuzz the frame and segment header decoders for FUZZTIME each (default 60s)
+## fuzz: fuzz the frame and segment header decoders and Open for FUZZTIME each (default 60s)
 .PHONY: fuzz
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzDecodeFrame$$' -fuzztime=$(FUZZTIME) ./internal/record
-	$(GO) test -run='^$$' -fuzz='^FuzzDecodeSegmentHeader$$' -fuzztime=$(FUZZTIME) ./internal/record
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeFrame$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/record
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeSegmentHeader$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/record
+	$(GO) test -run='^$$' -fuzz='^FuzzOpen$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s .
 
 ## bench: the benchmarks, 10 runs each, into bench.txt (compare runs with benchstat)
 .PHONY: bench

@@ -1285,3 +1285,79 @@ func absDiff(a, b uint64) uint64 {
 	}
 	return b - a
 }
+
+// FuzzOpen opens a store over arbitrary directory contents: a first segment
+// holding data[:split] and, when base is not zero, a second segment starting
+// at position base holding the rest. Open must not panic, must allocate no
+// more than a small multiple of the bytes on disk, and must either fail or
+// give a store whose every event reads back and which takes appends.
+func FuzzOpen(f *testing.F) {
+	for _, seed := range fuzzOpenSeeds(f) {
+		f.Add(seed.data, seed.split, seed.base)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, split uint32, base uint64) {
+		dir := t.TempDir()
+		split = min(split, uint32(len(data)))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "00000000000000000000.seg"), data[:split], 0o644))
+		if base != 0 {
+			name := fmt.Sprintf("%020d.seg", base)
+			require.NoError(t, os.WriteFile(filepath.Join(dir, name), data[split:], 0o644))
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		s, err := eventstore.Open(dir, &eventstore.Options{SegmentSize: 4096})
+		runtime.ReadMemStats(&after)
+		allocated := after.TotalAlloc - before.TotalAlloc
+		require.LessOrEqual(t, allocated, uint64(8*len(data)+4<<20), "Open allocated %d bytes for %d bytes on disk", allocated, len(data))
+		if err != nil {
+			return
+		}
+		defer s.Close()
+		all, err := s.ReadAll(context.Background(), 0, 0)
+		require.NoError(t, err, "a store that opened reads back whole")
+		require.Len(t, all, int(s.Stats().Events))
+		_, err = s.Append(context.Background(), "fuzz", eventstore.Any, event("t", "after"))
+		require.NoError(t, err)
+	})
+}
+
+type fuzzOpenSeed struct {
+	data  []byte
+	split uint32
+	base  uint64
+}
+
+// fuzzOpenSeeds builds valid one- and two-segment logs, and cut and damaged
+// copies of them.
+func fuzzOpenSeeds(f *testing.F) []fuzzOpenSeed {
+	dir := f.TempDir()
+	s, err := eventstore.Open(dir, &eventstore.Options{SegmentSize: 600})
+	require.NoError(f, err)
+	for i := range 12 {
+		_, err := s.Append(context.Background(), fmt.Sprint("s", i%3), eventstore.Any,
+			event("t", strings.Repeat("x", i*20)), event("u", strconv.Itoa(i)))
+		require.NoError(f, err)
+	}
+	require.NoError(f, s.Close())
+	files, err := filepath.Glob(filepath.Join(dir, "*.seg"))
+	require.NoError(f, err)
+	require.GreaterOrEqual(f, len(files), 2)
+	first, err := os.ReadFile(files[0])
+	require.NoError(f, err)
+	second, err := os.ReadFile(files[1])
+	require.NoError(f, err)
+	base, err := strconv.ParseUint(strings.TrimSuffix(filepath.Base(files[1]), ".seg"), 10, 64)
+	require.NoError(f, err)
+	both := append(bytes.Clone(first), second...)
+	seeds := []fuzzOpenSeed{
+		{first, uint32(len(first)), 0},
+		{both, uint32(len(first)), base},
+		{both[:len(both)-7], uint32(len(first)), base},
+		{first[:30], 30, 0},
+		{nil, 0, 0},
+	}
+	flipped := bytes.Clone(first)
+	flipped[40] ^= 0x20
+	seeds = append(seeds, fuzzOpenSeed{flipped, uint32(len(flipped)), 0})
+	return seeds
+}
