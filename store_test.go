@@ -1361,3 +1361,50 @@ func fuzzOpenSeeds(f *testing.F) []fuzzOpenSeed {
 	seeds = append(seeds, fuzzOpenSeed{flipped, uint32(len(flipped)), 0})
 	return seeds
 }
+
+// TestStore_Append_RacingClose appends from 50 goroutines while Close runs:
+// each Append either succeeds or returns ErrClosed, and the reopened log
+// holds exactly the ones that succeeded.
+func TestStore_Append_RacingClose(t *testing.T) {
+	for round := range 20 {
+		dir := t.TempDir()
+		s, err := eventstore.Open(dir, nil)
+		require.NoError(t, err)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		succeeded := map[eventstore.EventID]bool{}
+		start := make(chan struct{})
+		for g := range 50 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				for i := range 5 {
+					id := eventstore.NewEventID()
+					_, err := s.Append(context.Background(), fmt.Sprint("s", g), eventstore.Any,
+						eventstore.EventData{ID: id, Type: "t", Data: []byte(fmt.Sprint(g, "/", i))})
+					if err != nil {
+						assert.ErrorIs(t, err, eventstore.ErrClosed, "round %d", round)
+						return
+					}
+					mu.Lock()
+					succeeded[id] = true
+					mu.Unlock()
+				}
+			}()
+		}
+		close(start)
+		time.Sleep(time.Duration(round) * 100 * time.Microsecond)
+		require.NoError(t, s.Close())
+		wg.Wait()
+
+		s = reopen(t, dir, nil)
+		all, err := s.ReadAll(context.Background(), 0, 0)
+		require.NoError(t, err)
+		require.Len(t, all, len(succeeded), "round %d: the log holds exactly the acknowledged appends", round)
+		for _, e := range all {
+			require.True(t, succeeded[e.ID], "round %d: unacknowledged event at %d", round, e.Position)
+		}
+		require.NoError(t, s.Close())
+	}
+}
