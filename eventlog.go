@@ -62,7 +62,8 @@ package eventstore
 //     1. It bears the marks of one: its header is cut off by the end of the
 //     file; its header is sound but the frame runs past the end of the
 //     file; or a 512-byte sector it touches ends, within the file, in 16
-//     or more zero bytes (a sector written in part or not at all: no
+//     or more zero bytes, or holds fewer than 16 bytes of the file from X
+//     on and they are all zero (a sector written in part or not at all: no
 //     header holds such a run, and masked payloads hold none but by a
 //     2^-128 chance). A header that fails its checksum is never trusted
 //     for the frame's length.
@@ -499,7 +500,10 @@ func (r *frameReader) tornFrame(off int64) bool {
 // ends, within the file, in a run of at least tornZeroRun zero bytes that
 // starts at or after off: the mark of a sector written only in part, or not
 // at all. A written frame holds no such run: the longest in a header is 11
-// bytes, before the header checksum, and payloads are masked.
+// bytes, before the header checksum, and payloads are masked. Where less
+// than tornZeroRun bytes of the sector lie in [off, end of file) (the frame
+// starts just before the sector's end, or the file ends just after its
+// start), those bytes all being zero is the mark instead.
 func (r *frameReader) unwrittenSector(off, end int64) bool {
 	for sector := off / sectorSize * sectorSize; sector < end; sector += sectorSize {
 		from, to := max(sector, off), min(sector+sectorSize, r.limit)
@@ -511,7 +515,7 @@ func (r *frameReader) unwrittenSector(off, end int64) bool {
 		for zeros < len(b) && b[len(b)-1-zeros] == 0 {
 			zeros++
 		}
-		if zeros >= tornZeroRun {
+		if zeros >= min(tornZeroRun, len(b)) && zeros > 0 {
 			return true
 		}
 	}
