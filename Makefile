@@ -1,5 +1,7 @@
 # eventstore: run `make` to list the targets.
 
+SHELL       := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 GO          ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 60s
@@ -33,10 +35,11 @@ vet:
 lint: fmt vet
 	$(GO) run $(STATICCHECK) $(PKGS)
 
-## test: all tests with the race detector, in random order
+## test: all tests with the race detector, in random order; then the slow single-threaded ones at full size without it
 .PHONY: test
 test:
-	$(GO) test -race -count=1 -shuffle=on $(PKGS)
+	$(GO) test -race -count=1 -shuffle=on -timeout=30m $(PKGS)
+	$(GO) test -count=1 -run='^(TestStore_Model|TestStore_Open_TruncatedAtEveryByte)$$' .
 
 ## test-cpu: the tests with GOMAXPROCS 1 and 4
 .PHONY: test-cpu
@@ -49,6 +52,17 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeFrame$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/record
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeSegmentHeader$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./internal/record
 	$(GO) test -run='^$$' -fuzz='^FuzzOpen$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s .
+
+## stress: the crash, power-loss, model, soak and fuzz tests at nightly sizes, each part bounded by STRESS_TIME (default 10m; fuzzing FUZZTIME per target)
+STRESS_TIME ?= 10m
+.PHONY: stress
+stress:
+	EVENTSTORE_STRESS=1 EVENTSTORE_STRESS_TIME=$(STRESS_TIME) $(GO) test -count=1 -timeout=2h -v -run='^TestStore_Crash_SIGKILLLosesNothingAcknowledged$$' . | grep -E '^(---|ok|FAIL)|kills|bound'
+	EVENTSTORE_STRESS=1 EVENTSTORE_STRESS_TIME=$(STRESS_TIME) $(GO) test -count=1 -timeout=2h -v -run='^TestStore_PowerLoss_AtEverySyncPoint$$' . | grep -E '^(---|ok|FAIL)|sync points|bound'
+	EVENTSTORE_STRESS=1 EVENTSTORE_STRESS_TIME=$(STRESS_TIME) $(GO) test -count=1 -timeout=2h -v -run='^TestStore_Model$$' . | grep -E '^(--- FAIL|ok|FAIL)|seeds of|replay'
+	EVENTSTORE_STRESS=1 $(GO) test -count=1 -timeout=2h -v -run='^(TestEventLog_Recover_RandomBitFlipsAreCorruption|TestWriter_Context_CancelAtEveryPhase)$$' . | grep -E '^(---|ok|FAIL)|iterations'
+	EVENTSTORE_STRESS=1 EVENTSTORE_STRESS_TIME=$(STRESS_TIME) $(GO) test -count=1 -timeout=2h -v -run='^TestStore_Soak_HeapAndGoroutinesFlat$$' . | grep -E '^(---|ok|FAIL)|appends'
+	$(MAKE) fuzz FUZZTIME=$(FUZZTIME)
 
 ## bench: the benchmarks, 10 runs each, into bench.txt (compare runs with benchstat)
 .PHONY: bench

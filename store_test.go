@@ -796,7 +796,16 @@ func TestStore_Crash_SIGKILLLosesNothingAcknowledged(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))
 	var totalAcked, atRollOver int
+	deadline := time.Now().Add(24 * time.Hour)
+	if d, err := time.ParseDuration(os.Getenv("EVENTSTORE_STRESS_TIME")); err == nil {
+		deadline = time.Now().Add(d)
+	}
 	for start := 0; start < rounds; start += 25 {
+		if time.Now().After(deadline) {
+			t.Logf("time bound reached after %d of %d kills", start, rounds)
+			rounds = start
+			break
+		}
 		acked, rolls := crashRounds(t, rng, t.TempDir(), min(25, rounds-start))
 		totalAcked += acked
 		atRollOver += rolls
@@ -1184,6 +1193,9 @@ func TestStore_Soak_HeapAndGoroutinesFlat(t *testing.T) {
 	switch {
 	case os.Getenv("EVENTSTORE_STRESS") != "":
 		duration = 10 * time.Minute
+		if d, err := time.ParseDuration(os.Getenv("EVENTSTORE_STRESS_TIME")); err == nil {
+			duration = min(duration, d)
+		}
 	case testing.Short():
 		duration = 5 * time.Second
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/go-eventstore/eventstore/internal/race"
 	"github.com/go-eventstore/eventstore/internal/record"
 	"github.com/go-eventstore/eventstore/internal/vfs"
 )
@@ -1903,7 +1905,12 @@ func TestStore_PowerLoss_AtEverySyncPoint(t *testing.T) {
 	}
 
 	seeds := stressScale(500, 20000)
+	deadline := stressDeadline(t)
 	for seed := range seeds {
+		if time.Now().After(deadline) {
+			t.Logf("time bound reached after %d of %d seeds", seed, seeds)
+			break
+		}
 		rng := rand.New(rand.NewPCG(uint64(seed), 2))
 		fs := vfs.NewCrashFS()
 		fs.CrashAtSync(1 + rng.IntN(points))
@@ -1919,4 +1926,481 @@ func countEvents(ops []powerLossOp) int {
 		n += len(op.events)
 	}
 	return n
+}
+
+// modelEvent is an event as the model expects to read it back.
+type modelEvent struct {
+	stream  string
+	id      EventID
+	data    []byte
+	version uint64
+}
+
+// modelAppend is a successful Append with caller-given IDs, kept for retries.
+type modelAppend struct {
+	stream   string
+	expected ExpectedVersion
+	events   []EventData
+	res      AppendResult
+	first    uint64 // position of its first event
+}
+
+// storeModel is what the log should hold: a list of events and, per stream,
+// how many it has.
+type storeModel struct {
+	events  []modelEvent
+	count   map[string]uint64
+	appends []modelAppend
+	durable int // events that survive any crash: all, under SyncAlways
+}
+
+func (m *storeModel) add(stream string, evs []EventData) AppendResult {
+	for _, e := range evs {
+		m.events = append(m.events, modelEvent{stream: stream, id: e.ID, data: e.Data, version: m.count[stream]})
+		m.count[stream]++
+	}
+	return AppendResult{Position: uint64(len(m.events) - 1), StreamVersion: m.count[stream] - 1}
+}
+
+// truncate drops the events from position n on, after a crash lost them.
+func (m *storeModel) truncate(n int) {
+	m.events = m.events[:n]
+	clear(m.count)
+	for _, e := range m.events {
+		m.count[e.stream]++
+	}
+	m.appends = slices.DeleteFunc(m.appends, func(a modelAppend) bool { return a.first >= uint64(n) })
+}
+
+// expect predicts an Append of fresh events: ok, or the actual version.
+func (m *storeModel) expect(stream string, exp ExpectedVersion) (bool, int64) {
+	n := m.count[stream]
+	switch exp {
+	case Any:
+		return true, int64(n) - 1
+	case NoStream:
+		return n == 0, int64(n) - 1
+	case StreamExists:
+		return n > 0, int64(n) - 1
+	}
+	return n == uint64(exp)+1, int64(n) - 1
+}
+
+// TestStore_Model runs random histories against the store and a model: 200
+// seeds of 1,000 operations (10,000 seeds under make stress), each seed with
+// its own MaxBatch, SegmentSize and sync mode. A failure names its seed;
+// EVENTSTORE_SEED=n replays it alone. Under the race detector, which slows
+// its many reopens tenfold, it runs 20 seeds; make test runs the 200 in a
+// second pass without it.
+func TestStore_Model(t *testing.T) {
+	seeds := stressScale(200, 10000)
+	if race.Enabled && os.Getenv("EVENTSTORE_STRESS") == "" {
+		seeds = 20
+	}
+	first := 0
+	if s := os.Getenv("EVENTSTORE_SEED"); s != "" {
+		n, err := strconv.Atoi(s)
+		require.NoError(t, err)
+		first, seeds = n, 1
+	}
+	deadline := stressDeadline(t)
+	done := 0
+	for seed := first; seed < first+seeds && time.Now().Before(deadline); seed++ {
+		if !t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) { runModel(t, uint64(seed), 1000) }) {
+			t.Fatalf("replay with EVENTSTORE_SEED=%d go test -run 'TestStore_Model' .", seed)
+		}
+		done++
+	}
+	t.Logf("%d seeds of 1,000 operations (of %d asked)", done, seeds)
+}
+
+// stressDeadline bounds a stress-sized loop in time: EVENTSTORE_STRESS_TIME
+// (a duration, set by make stress) from now, and never past the test's own
+// deadline less a margin.
+func stressDeadline(t testing.TB) time.Time {
+	deadline := time.Now().Add(24 * time.Hour)
+	if d, err := time.ParseDuration(os.Getenv("EVENTSTORE_STRESS_TIME")); err == nil {
+		deadline = time.Now().Add(d)
+	}
+	if td, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
+		if d, ok := td.Deadline(); ok && d.Add(-time.Minute).Before(deadline) {
+			deadline = d.Add(-time.Minute)
+		}
+	}
+	return deadline
+}
+
+func runModel(t *testing.T, seed uint64, ops int) {
+	rng := rand.New(rand.NewPCG(seed, 11))
+	opts := Options{
+		MaxBatch:    []int{1, 3, 256}[rng.IntN(3)],
+		SegmentSize: []int64{700, 4096, 1 << 20}[rng.IntN(3)],
+		Sync:        []SyncMode{SyncAlways, SyncAlways, SyncAlways, SyncInterval, SyncNone}[rng.IntN(5)],
+	}
+	opts.SyncInterval = time.Millisecond
+	fs := vfs.NewCrashFS()
+	openStore := func() *Store {
+		o := opts
+		o.fs = fs
+		s, err := Open("/m", &o)
+		require.NoError(t, err, "seed %d opts %+v", seed, opts)
+		return s
+	}
+	s := openStore()
+	defer func() { _ = s.Close() }()
+	m := &storeModel{count: map[string]uint64{}}
+	ctx := context.Background()
+	streams := []string{"a", "b", "c", "d", "e", "f"}
+	newEvents := func(explicit bool) []EventData {
+		evs := make([]EventData, 1+rng.IntN(3))
+		for i := range evs {
+			evs[i] = EventData{Type: "m", Data: []byte(fmt.Sprintf("%d-%d-%d", seed, len(m.events), rng.IntN(1e6)))}
+			if rng.IntN(4) == 0 {
+				evs[i].Data = append(evs[i].Data, bytes.Repeat([]byte{0}, rng.IntN(900))...)
+			}
+			if explicit {
+				evs[i].ID = NewEventID()
+			}
+		}
+		return evs
+	}
+	// reconcile reopens after a crash and makes the model match what
+	// survived: everything durable, then whole appends.
+	reconcile := func(image *vfs.CrashFS, inFlight []EventData, inFlightStream string) {
+		_ = s.Close()
+		fs = image
+		s = openStore()
+		got := int(s.Stats().Events)
+		require.GreaterOrEqual(t, got, m.durable, "seed %d: durable events lost", seed)
+		// The crash file system never touches synced bytes, so a
+		// truncation in the wrong place shows in the count and the tail;
+		// the whole log is compared at the end of the seed.
+		lo := max(0, min(got, len(m.events))-checkTail)
+		tail, err := s.ReadAll(ctx, uint64(lo), 0)
+		require.NoError(t, err)
+		for i := lo; i < min(got, len(m.events)); i++ {
+			if err := m.events[i].differs(tail[i-lo]); err != "" {
+				t.Fatalf("seed %d position %d after a crash: %s", seed, i, err)
+			}
+		}
+		if got < len(m.events) {
+			m.truncate(got)
+		}
+		if extra := tail[len(m.events)-lo:]; len(extra) > 0 {
+			require.Equal(t, len(inFlight), len(extra), "seed %d: only the append in flight may appear, whole", seed)
+			for i, e := range extra {
+				require.Equal(t, inFlight[i].Data, e.Data)
+			}
+			m.add(inFlightStream, inFlight)
+		}
+		m.durable = len(m.events)
+	}
+
+	for op := range ops {
+		switch r := rng.IntN(100); {
+		case r < 40: // append with a random expectation
+			stream := streams[rng.IntN(len(streams))]
+			exp := []ExpectedVersion{Any, NoStream, StreamExists, Exact(uint64(max(0, int(m.count[stream])-1+rng.IntN(3)-1)))}[rng.IntN(4)]
+			explicit := rng.IntN(5) != 0
+			evs := newEvents(explicit)
+			ok, actual := m.expect(stream, exp)
+			res, err := s.Append(ctx, stream, exp, evs...)
+			if !ok {
+				var wrong *WrongExpectedVersionError
+				require.ErrorAs(t, err, &wrong, "seed %d op %d", seed, op)
+				require.Equal(t, actual, wrong.Actual, "seed %d op %d", seed, op)
+				continue
+			}
+			require.NoError(t, err, "seed %d op %d", seed, op)
+			firstPos := uint64(len(m.events))
+			require.Equal(t, m.add(stream, evs), res, "seed %d op %d", seed, op)
+			if explicit {
+				m.appends = append(m.appends, modelAppend{stream, exp, evs, res, firstPos})
+			}
+			if opts.Sync == SyncAlways {
+				m.durable = len(m.events)
+			}
+		case r < 50: // retry an earlier append with the same IDs
+			if len(m.appends) == 0 {
+				continue
+			}
+			a := m.appends[rng.IntN(len(m.appends))]
+			firstVersion := a.res.StreamVersion + 1 - uint64(len(a.events))
+			if (a.expected == Any || a.expected == StreamExists) && m.count[a.stream]-firstVersion > IdempotencyWindow {
+				continue // outside the window Any promises
+			}
+			res, err := s.Append(ctx, a.stream, a.expected, a.events...)
+			require.NoError(t, err, "seed %d op %d: retry", seed, op)
+			require.Equal(t, a.res, res, "seed %d op %d: retry returns the original", seed, op)
+		case r < 60: // a burst of concurrent appends, committed in shared batches
+			k := 2 + rng.IntN(5)
+			type out struct {
+				stream string
+				evs    []EventData
+				res    AppendResult
+				err    error
+			}
+			outs := make([]out, k)
+			var wg sync.WaitGroup
+			for i := range outs {
+				outs[i] = out{stream: streams[rng.IntN(len(streams))], evs: newEvents(true)}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					outs[i].res, outs[i].err = s.Append(ctx, outs[i].stream, Any, outs[i].evs...)
+				}()
+			}
+			wg.Wait()
+			slices.SortFunc(outs, func(a, b out) int { return cmpUint(a.res.Position, b.res.Position) })
+			for _, o := range outs {
+				require.NoError(t, o.err, "seed %d op %d", seed, op)
+				require.Equal(t, m.add(o.stream, o.evs), o.res, "seed %d op %d: burst", seed, op)
+			}
+			if opts.Sync == SyncAlways {
+				m.durable = len(m.events)
+			}
+		case r < 80: // read a page and compare
+			checkModelRead(t, s, m, rng, seed, op)
+		case r < 85: // close and reopen
+			require.NoError(t, s.Close())
+			s = openStore()
+			m.durable = len(m.events)
+			checkModelTail(t, s, m, seed)
+		case r < 92: // power loss between calls
+			reconcile(fs.Crash(rng), nil, "")
+			checkModelTail(t, s, m, seed)
+		default: // power loss at one of the next syncs, in the middle of an append
+			fs.CrashAtSync(fs.SyncCount() + 1 + rng.IntN(3))
+			var inFlight []EventData
+			var inFlightStream string
+			for range 20 {
+				stream := streams[rng.IntN(len(streams))]
+				evs := newEvents(true)
+				res, err := s.Append(ctx, stream, Any, evs...)
+				if err != nil {
+					require.ErrorIs(t, err, ErrStorageFailed, "seed %d op %d", seed, op)
+					inFlight, inFlightStream = evs, stream
+					break
+				}
+				require.Equal(t, m.add(stream, evs), res)
+				if opts.Sync == SyncAlways {
+					m.durable = len(m.events)
+				}
+			}
+			if !fs.Frozen() {
+				fs.CrashAtSync(0)
+			}
+			reconcile(fs.Crash(rng), inFlight, inFlightStream)
+			checkModelTail(t, s, m, seed)
+		}
+	}
+	require.NoError(t, s.Close())
+	s = openStore()
+	checkModelAll(t, s, m, seed)
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// checkTail is how many of the newest events are compared after a reopen.
+const checkTail = 50
+
+// checkModelTail compares the event count and the newest events with the
+// model.
+func checkModelTail(t *testing.T, s *Store, m *storeModel, seed uint64) {
+	t.Helper()
+	require.Equal(t, uint64(len(m.events)), s.Stats().Events, "seed %d", seed)
+	got, err := s.ReadAllBackward(context.Background(), math.MaxUint64, checkTail)
+	require.NoError(t, err)
+	for i, e := range got {
+		p := len(m.events) - 1 - i
+		if err := m.events[p].differs(e); err != "" || e.Position != uint64(p) {
+			t.Fatalf("seed %d position %d: %s (at %d)", seed, p, err, e.Position)
+		}
+	}
+}
+
+// checkModelAll compares the whole log with the model.
+func checkModelAll(t *testing.T, s *Store, m *storeModel, seed uint64) {
+	t.Helper()
+	all, err := s.ReadAll(context.Background(), 0, 0)
+	require.NoError(t, err)
+	require.Len(t, all, len(m.events), "seed %d", seed)
+	for i := range all {
+		if err := m.events[i].differs(all[i]); err != "" {
+			t.Fatalf("seed %d position %d: %s", seed, i, err)
+		}
+		if all[i].Position != uint64(i) {
+			t.Fatalf("seed %d: event %d has position %d", seed, i, all[i].Position)
+		}
+	}
+	require.Equal(t, uint64(len(m.events)), s.Stats().Events)
+}
+
+// differs says how e differs from the model's event, or "" if it does not.
+// It compares without reflection: the model test makes millions of these.
+func (want modelEvent) differs(e RecordedEvent) string {
+	switch {
+	case want.stream != e.Stream:
+		return fmt.Sprintf("stream %q, want %q", e.Stream, want.stream)
+	case want.version != e.StreamVersion:
+		return fmt.Sprintf("version %d, want %d", e.StreamVersion, want.version)
+	case !bytes.Equal(want.data, e.Data):
+		return fmt.Sprintf("data %q, want %q", e.Data, want.data)
+	case !want.id.IsZero() && want.id != e.ID:
+		return fmt.Sprintf("id %v, want %v", e.ID, want.id)
+	}
+	return ""
+}
+
+// checkModelRead reads a random page, forward or backward, of the log or of
+// a stream, and compares it with the model.
+func checkModelRead(t *testing.T, s *Store, m *storeModel, rng *rand.Rand, seed uint64, op int) {
+	t.Helper()
+	ctx := context.Background()
+	limit := rng.IntN(20)
+	var want []modelEvent
+	var got []RecordedEvent
+	var err error
+	switch rng.IntN(4) {
+	case 0:
+		from := uint64(rng.IntN(len(m.events) + 2))
+		got, err = s.ReadAll(ctx, from, limit)
+		if from < uint64(len(m.events)) {
+			want = m.events[from:]
+		}
+	case 1:
+		from := uint64(rng.IntN(len(m.events) + 2))
+		got, err = s.ReadAllBackward(ctx, from, limit)
+		want = slices.Clone(m.events[:min(from+1, uint64(len(m.events)))])
+		slices.Reverse(want)
+	case 2, 3:
+		stream := []string{"a", "b", "c", "d", "e", "f", "none"}[rng.IntN(7)]
+		var evs []modelEvent
+		for _, e := range m.events {
+			if e.stream == stream {
+				evs = append(evs, e)
+			}
+		}
+		from := uint64(rng.IntN(len(evs) + 2))
+		if rng.IntN(2) == 0 {
+			got, err = s.ReadStream(ctx, stream, from, limit)
+			if from < uint64(len(evs)) {
+				want = evs[from:]
+			}
+		} else {
+			got, err = s.ReadStreamBackward(ctx, stream, from, limit)
+			want = slices.Clone(evs[:min(from+1, uint64(len(evs)))])
+			slices.Reverse(want)
+		}
+	}
+	require.NoError(t, err, "seed %d op %d", seed, op)
+	if limit > 0 && len(want) > limit {
+		want = want[:limit]
+	}
+	require.Len(t, got, len(want), "seed %d op %d", seed, op)
+	for i := range got {
+		if err := want[i].differs(got[i]); err != "" {
+			t.Fatalf("seed %d op %d: read event %d: %s", seed, op, i, err)
+		}
+	}
+}
+
+// TestStore_Open_TruncatedAtEveryByte cuts the log at every byte of its last
+// three records (of 1 B, about 4 KiB and over 64 KiB of data) and of a
+// segment header: each reopen keeps exactly the whole records before the cut
+// and takes appends. Under the race detector it tries every 61st cut and
+// every cut near a frame edge; make test's second pass tries them all.
+func TestStore_Open_TruncatedAtEveryByte(t *testing.T) {
+	fs := vfs.NewCrashFS()
+	s, err := Open("/t", &Options{fs: fs})
+	require.NoError(t, err)
+	seg := "/t/" + segmentName(0)
+	ctx := context.Background()
+	for i := range 4 {
+		_, err := s.Append(ctx, "s", Any, EventData{Type: "t", Data: []byte(fmt.Sprint("lead-", i))})
+		require.NoError(t, err)
+	}
+	var ends []int64 // end of each of the last three frames
+	starts := []int64{}
+	for _, size := range []int{1, 4000, 70000} {
+		b, err := fs.ReadFile(seg)
+		require.NoError(t, err)
+		starts = append(starts, int64(len(b)))
+		_, err = s.Append(ctx, "s", Any, EventData{Type: "t", Data: bytes.Repeat([]byte{0xAB}, size)})
+		require.NoError(t, err)
+		b, err = fs.ReadFile(seg)
+		require.NoError(t, err)
+		ends = append(ends, int64(len(b)))
+	}
+	require.NoError(t, s.Close())
+	full, err := fs.ReadFile(seg)
+	require.NoError(t, err)
+
+	sampled := func(cut int64) bool {
+		if !race.Enabled {
+			return true
+		}
+		for _, edge := range append(slices.Clone(starts), ends...) {
+			if cut >= edge-2 && cut <= edge+record.HeaderSize+2 {
+				return true
+			}
+		}
+		return cut%61 == 0
+	}
+	tried := 0
+	for cut := starts[0]; cut < int64(len(full)); cut++ {
+		if !sampled(cut) {
+			continue
+		}
+		tried++
+		whole := 4
+		kept := starts[0]
+		for i, end := range ends {
+			if end <= cut {
+				whole, kept = 5+i, end
+			}
+		}
+		img := vfs.NewCrashFS()
+		require.NoError(t, img.MkdirAll("/t", 0o755))
+		require.NoError(t, img.WriteFile(seg, full[:cut]))
+		s, err := Open("/t", &Options{fs: img})
+		require.NoError(t, err, "cut at %d", cut)
+		st := s.Stats()
+		require.Equal(t, uint64(whole), st.Events, "cut at %d", cut)
+		require.Equal(t, cut-kept, st.TornBytes, "cut at %d", cut)
+		res, err := s.Append(ctx, "s", Exact(uint64(whole-1)), EventData{Type: "t"})
+		require.NoError(t, err, "cut at %d", cut)
+		require.Equal(t, uint64(whole), res.Position)
+		require.NoError(t, s.Close())
+	}
+	t.Logf("%d cuts of the last three records", tried)
+
+	// A new segment whose header is cut at every byte.
+	hdr := record.AppendSegmentHeader(nil, 9)
+	for cut := 0; cut <= len(hdr); cut++ {
+		img := vfs.NewCrashFS()
+		require.NoError(t, img.MkdirAll("/t", 0o755))
+		require.NoError(t, img.WriteFile(seg, full[:ends[0]]))
+		require.NoError(t, img.WriteFile("/t/"+segmentName(5), hdr[:cut]))
+		s, err := Open("/t", &Options{fs: img})
+		if cut < len(hdr) {
+			require.NoError(t, err, "header cut at %d", cut)
+			assert.Equal(t, int64(cut), s.Stats().TornBytes, "header cut at %d: the segment is removed", cut)
+		} else {
+			require.ErrorIs(t, err, ErrCorrupt, "a whole header naming base 9 for a segment named 5")
+			continue
+		}
+		require.Equal(t, uint64(5), s.Stats().Events)
+		_, err = s.Append(ctx, "s", Exact(4), EventData{Type: "t"})
+		require.NoError(t, err)
+		require.NoError(t, s.Close())
+	}
 }
