@@ -89,6 +89,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -166,7 +167,7 @@ type frameVisitor func(seg *segment, offset int64, f *record.Frame) error
 // openLog locks dir, opens every segment, checks and recovers them, and calls
 // visit for every frame. On error it leaves nothing open.
 func openLog(dir string, fsys vfs.FS, logger *slog.Logger, segmentSize int64, visit frameVisitor) (_ *eventLog, rec recovery, err error) {
-	if err := fsys.MkdirAll(dir, 0o755); err != nil {
+	if err := makeDir(fsys, dir); err != nil {
 		return nil, rec, fmt.Errorf("eventstore: open %s: %w", dir, err)
 	}
 	lock, err := fsys.Lock(filepath.Join(dir, lockName))
@@ -224,6 +225,28 @@ func openLog(dir string, fsys vfs.FS, logger *slog.Logger, segmentSize int64, vi
 		}
 	}
 	return l, rec, nil
+}
+
+// makeDir creates dir and any missing parents, durably: each new directory's
+// entry is fsynced in its parent, or a crash could take the directory, and
+// every segment in it, away.
+func makeDir(fsys vfs.FS, dir string) error {
+	var missing []string
+	for p := filepath.Clean(dir); filepath.Dir(p) != p; p = filepath.Dir(p) {
+		if _, err := fsys.ReadDir(p); err == nil {
+			break
+		}
+		missing = append(missing, p)
+	}
+	if err := fsys.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, p := range slices.Backward(missing) {
+		if err := fsys.SyncDir(filepath.Dir(p)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // scanSegment checks seg's header and every frame, calls visit for each

@@ -296,6 +296,10 @@ type Stats struct {
 	// Events is the number of committed events, and so the position the
 	// next event will get.
 	Events uint64
+	// Synced is how many events are on stable storage, fsynced: all of
+	// Events under SyncAlways; under SyncInterval and SyncNone, those written
+	// before the last fsync. A power loss keeps at least these.
+	Synced uint64
 	// Streams is the number of streams with at least one event.
 	Streams int
 	// Segments is the number of segment files.
@@ -566,6 +570,7 @@ func (s *Store) Stats() Stats {
 	st.Appends = s.w.appends.Load()
 	st.Batches = s.w.batches.Load()
 	st.Syncs = s.w.syncs.Load()
+	st.Synced = min(s.w.durable.Load(), st.Events)
 	st.TornBytes = s.tornBytes
 	st.QueueDepth = len(s.w.reqs)
 	if err := s.w.sticky.Load(); err != nil {

@@ -74,6 +74,7 @@ type writer struct {
 	appends atomic.Uint64
 	batches atomic.Uint64
 	syncs   atomic.Uint64
+	durable atomic.Uint64 // copy of synced, for Stats
 	sticky  atomic.Pointer[error] // the storage error, once failed
 
 	// Touched only by the writer goroutine (and by Close after done).
@@ -102,6 +103,7 @@ func newWriter(log *eventLog, index *readIndex, opts *Options) *writer {
 		next:    index.next,
 		synced:  index.next, // recovery leaves only synced (or truncated) data
 	}
+	w.durable.Store(w.synced)
 	if opts.Sync == SyncInterval {
 		w.timer = time.NewTimer(opts.SyncInterval)
 		w.timer.Stop()
@@ -316,6 +318,7 @@ func (w *writer) ensureRoom(size int64) error {
 	}
 	w.syncs.Add(1) // the new segment's header
 	w.synced = w.next
+	w.durable.Store(w.synced)
 	return nil
 }
 
@@ -348,6 +351,7 @@ func (w *writer) syncNow() {
 	}
 	w.dirty = false
 	w.synced = w.next
+	w.durable.Store(w.synced)
 	w.lastSync = time.Now()
 }
 

@@ -515,9 +515,10 @@ func TestWriter_SyncInterval_TimerSyncs(t *testing.T) {
 	require.NoError(t, err)
 	_, err = s.Append(ctx, "s", Any, ev("y"))
 	require.NoError(t, err)
-	if s.Stats().Syncs != 1 {
+	if s.Stats().Syncs == 2 {
 		t.Skip("the second append came more than an interval after the first; nothing deferred to observe")
 	}
+	require.Equal(t, uint64(1), s.Stats().Syncs, "the first append syncs at once, the second waits")
 	require.Eventually(t, func() bool { return s.Stats().Syncs == 2 }, 10*time.Second, 5*time.Millisecond,
 		"the deferred sync should run without another append")
 }
@@ -1684,6 +1685,19 @@ func TestEventLog_Recover_TornTailWithFrameInsideData(t *testing.T) {
 	require.Equal(t, uint64(1), s2.Stats().Events)
 }
 
+// testSeed returns the seed for a randomized test: EVENTSTORE_TEST_SEED if
+// set, else the clock. It logs it, so that a failure can be replayed.
+func testSeed(t testing.TB) uint64 {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("EVENTSTORE_TEST_SEED"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		require.NoError(t, err)
+		seed = n
+	}
+	t.Logf("seed %d (replay with EVENTSTORE_TEST_SEED=%d)", seed, seed)
+	return seed
+}
+
 // stressScale returns n, or big when EVENTSTORE_STRESS is set (make stress).
 func stressScale(n, big int) int {
 	if os.Getenv("EVENTSTORE_STRESS") != "" {
@@ -1702,7 +1716,8 @@ func TestWriter_Context_CancelAtEveryPhase(t *testing.T) {
 	gate := newGateFS(vfs.OS())
 	ffs := vfs.NewFaultFS(gate)
 	s, _ := openWithFS(t, ffs, nil)
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
+	seed := testSeed(t)
+	rng := rand.New(rand.NewPCG(seed, 3))
 	iterations := stressScale(1000, 20000)
 	phases := [4]int{}
 	var plainCancel, unknown, committed int
@@ -1737,6 +1752,11 @@ func TestWriter_Context_CancelAtEveryPhase(t *testing.T) {
 		}
 		cancel()
 
+		if phase < 2 {
+			// Not yet taken by the writer: a plain cancel, and nothing written.
+			require.ErrorIs(t, r.err, context.Canceled, "seed %d phase %d", seed, phase)
+			require.NotErrorIs(t, r.err, ErrOutcomeUnknown, "seed %d phase %d", seed, phase)
+		}
 		switch {
 		case r.err == nil:
 			committed++
@@ -1809,13 +1829,13 @@ func idFor(i, j int) EventID {
 // runUntilCrash appends ops to a store over fs from writers goroutines until
 // they are done or an append fails. It returns the IDs of acknowledged and of
 // failed appends' events.
-func runUntilCrash(t *testing.T, fs *vfs.CrashFS, ops []powerLossOp, writers int, mode SyncMode) (acked, failed map[EventID]bool) {
+func runUntilCrash(t *testing.T, fs vfs.FS, ops []powerLossOp, writers int, mode SyncMode) (acked, failed map[EventID]bool, st Stats) {
 	t.Helper()
 	acked, failed = map[EventID]bool{}, map[EventID]bool{}
 	s, err := Open("/store", &Options{SegmentSize: 600, Sync: mode, fs: fs})
 	if err != nil {
 		require.ErrorIs(t, err, vfs.ErrCrashed, "Open fails only by the crash")
-		return acked, failed
+		return acked, failed, st
 	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -1843,8 +1863,9 @@ func runUntilCrash(t *testing.T, fs *vfs.CrashFS, ops []powerLossOp, writers int
 		}()
 	}
 	wg.Wait()
+	st = s.Stats()
 	_ = s.Close() // on a frozen file system, Close may fail too
-	return acked, failed
+	return acked, failed, st
 }
 
 // checkAfterPowerLoss reopens the crashed image: it must open, hold every
@@ -1890,7 +1911,7 @@ func checkAfterPowerLoss(t *testing.T, image *vfs.CrashFS, ops []powerLossOp, ac
 func TestStore_PowerLoss_AtEverySyncPoint(t *testing.T) {
 	ops := powerLossWorkload(200)
 	dry := vfs.NewCrashFS()
-	acked, _ := runUntilCrash(t, dry, ops, 1, SyncAlways)
+	acked, _, _ := runUntilCrash(t, dry, ops, 1, SyncAlways)
 	require.Len(t, acked, countEvents(ops))
 	points := dry.SyncCount()
 	t.Logf("%d sync points in a %d-append run", points, len(ops))
@@ -1898,14 +1919,17 @@ func TestStore_PowerLoss_AtEverySyncPoint(t *testing.T) {
 	for k := 1; k <= points; k++ {
 		fs := vfs.NewCrashFS()
 		fs.CrashAtSync(k)
-		acked, failed := runUntilCrash(t, fs, ops, 1, SyncAlways)
+		acked, failed, _ := runUntilCrash(t, fs, ops, 1, SyncAlways)
 		require.True(t, fs.Frozen(), "sync point %d was reached", k)
 		image := fs.Crash(rand.New(rand.NewPCG(uint64(k), 1)))
 		checkAfterPowerLoss(t, image, ops, acked, failed)
 	}
 
+	// With 4 writers and each fsync slowed by 50 µs, appends share
+	// batches, so a crash can tear several frames of one group commit.
 	seeds := stressScale(500, 20000)
 	deadline := stressDeadline(t)
+	var appends, batches uint64
 	for seed := range seeds {
 		if time.Now().After(deadline) {
 			t.Logf("time bound reached after %d of %d seeds", seed, seeds)
@@ -1913,11 +1937,16 @@ func TestStore_PowerLoss_AtEverySyncPoint(t *testing.T) {
 		}
 		rng := rand.New(rand.NewPCG(uint64(seed), 2))
 		fs := vfs.NewCrashFS()
-		fs.CrashAtSync(1 + rng.IntN(points))
-		acked, failed := runUntilCrash(t, fs, ops, 4, SyncAlways)
+		fs.CrashAtSync(1 + rng.IntN(points/2)) // batched runs make fewer syncs
+		slow := vfs.NewFaultFS(fs)
+		slow.OnCall(vfs.OpSync, func() { time.Sleep(50 * time.Microsecond) })
+		acked, failed, st := runUntilCrash(t, slow, ops, 4, SyncAlways)
+		appends, batches = appends+st.Appends, batches+st.Batches
 		image := fs.Crash(rng)
 		checkAfterPowerLoss(t, image, ops, acked, failed)
 	}
+	t.Logf("concurrent phase: %d appends acknowledged in %d batches", appends, batches)
+	assert.Less(t, batches, appends, "group commits should hold several appends")
 }
 
 func countEvents(ops []powerLossOp) int {
@@ -1951,7 +1980,8 @@ type storeModel struct {
 	events  []modelEvent
 	count   map[string]uint64
 	appends []modelAppend
-	durable int // events that survive any crash: all, under SyncAlways
+	ends    map[int]bool // positions where an append ended: where a crash may cut
+	durable int          // events that survive any crash: Stats.Synced, checked
 }
 
 func (m *storeModel) add(stream string, evs []EventData) AppendResult {
@@ -1959,17 +1989,32 @@ func (m *storeModel) add(stream string, evs []EventData) AppendResult {
 		m.events = append(m.events, modelEvent{stream: stream, id: e.ID, data: e.Data, version: m.count[stream]})
 		m.count[stream]++
 	}
+	m.ends[len(m.events)] = true
 	return AppendResult{Position: uint64(len(m.events) - 1), StreamVersion: m.count[stream] - 1}
 }
 
-// truncate drops the events from position n on, after a crash lost them.
+// truncate drops the events from position n on, after a crash lost them,
+// and every append that lost any of its events.
 func (m *storeModel) truncate(n int) {
 	m.events = m.events[:n]
 	clear(m.count)
 	for _, e := range m.events {
 		m.count[e.stream]++
 	}
-	m.appends = slices.DeleteFunc(m.appends, func(a modelAppend) bool { return a.first >= uint64(n) })
+	m.appends = slices.DeleteFunc(m.appends, func(a modelAppend) bool { return a.res.Position >= uint64(n) })
+	for end := range m.ends {
+		if end > n {
+			delete(m.ends, end)
+		}
+	}
+}
+
+// syncedFloor raises the durable floor to what the store reports as synced,
+// after checking the store never reports more than it holds.
+func (m *storeModel) syncedFloor(t *testing.T, s *Store) {
+	st := s.Stats()
+	require.LessOrEqual(t, st.Synced, st.Events)
+	m.durable = max(m.durable, int(st.Synced))
 }
 
 // expect predicts an Append of fresh events: ok, or the actual version.
@@ -2048,7 +2093,7 @@ func runModel(t *testing.T, seed uint64, ops int) {
 	}
 	s := openStore()
 	defer func() { _ = s.Close() }()
-	m := &storeModel{count: map[string]uint64{}}
+	m := &storeModel{count: map[string]uint64{}, ends: map[int]bool{0: true}}
 	ctx := context.Background()
 	streams := []string{"a", "b", "c", "d", "e", "f"}
 	newEvents := func(explicit bool) []EventData {
@@ -2071,7 +2116,8 @@ func runModel(t *testing.T, seed uint64, ops int) {
 		fs = image
 		s = openStore()
 		got := int(s.Stats().Events)
-		require.GreaterOrEqual(t, got, m.durable, "seed %d: durable events lost", seed)
+		require.GreaterOrEqual(t, got, m.durable, "seed %d: synced events lost", seed)
+		require.True(t, got >= len(m.events) || m.ends[got], "seed %d: the crash cut an append at %d", seed, got)
 		// The crash file system never touches synced bytes, so a
 		// truncation in the wrong place shows in the count and the tail;
 		// the whole log is compared at the end of the seed.
@@ -2117,8 +2163,9 @@ func runModel(t *testing.T, seed uint64, ops int) {
 			if explicit {
 				m.appends = append(m.appends, modelAppend{stream, exp, evs, res, firstPos})
 			}
+			m.syncedFloor(t, s)
 			if opts.Sync == SyncAlways {
-				m.durable = len(m.events)
+				require.Equal(t, len(m.events), m.durable, "SyncAlways acknowledges only synced appends")
 			}
 		case r < 50: // retry an earlier append with the same IDs
 			if len(m.appends) == 0 {
@@ -2156,8 +2203,9 @@ func runModel(t *testing.T, seed uint64, ops int) {
 				require.NoError(t, o.err, "seed %d op %d", seed, op)
 				require.Equal(t, m.add(o.stream, o.evs), o.res, "seed %d op %d: burst", seed, op)
 			}
+			m.syncedFloor(t, s)
 			if opts.Sync == SyncAlways {
-				m.durable = len(m.events)
+				require.Equal(t, len(m.events), m.durable, "SyncAlways acknowledges only synced appends")
 			}
 		case r < 80: // read a page and compare
 			checkModelRead(t, s, m, rng, seed, op)
@@ -2170,7 +2218,7 @@ func runModel(t *testing.T, seed uint64, ops int) {
 			reconcile(fs.Crash(rng), nil, "")
 			checkModelTail(t, s, m, seed)
 		default: // power loss at one of the next syncs, in the middle of an append
-			fs.CrashAtSync(fs.SyncCount() + 1 + rng.IntN(3))
+			fs.CrashAtSyncAfter(1 + rng.IntN(3))
 			var inFlight []EventData
 			var inFlightStream string
 			for range 20 {
@@ -2183,9 +2231,7 @@ func runModel(t *testing.T, seed uint64, ops int) {
 					break
 				}
 				require.Equal(t, m.add(stream, evs), res)
-				if opts.Sync == SyncAlways {
-					m.durable = len(m.events)
-				}
+				m.syncedFloor(t, s)
 			}
 			if !fs.Frozen() {
 				fs.CrashAtSync(0)
@@ -2219,6 +2265,7 @@ func checkModelTail(t *testing.T, s *Store, m *storeModel, seed uint64) {
 	require.Equal(t, uint64(len(m.events)), s.Stats().Events, "seed %d", seed)
 	got, err := s.ReadAllBackward(context.Background(), math.MaxUint64, checkTail)
 	require.NoError(t, err)
+	require.Len(t, got, min(checkTail, len(m.events)), "seed %d", seed)
 	for i, e := range got {
 		p := len(m.events) - 1 - i
 		if err := m.events[p].differs(e); err != "" || e.Position != uint64(p) {

@@ -84,7 +84,8 @@ func (m CrashMode) String() string {
 // File.Sync; each directory has its current listing, which ReadDir sees, and
 // its durable listing as of its last SyncDir. Crash turns that state into the
 // disk image a reboot could see, as a new CrashFS, and kills the old one.
-// Directories made by MkdirAll are durable at once and are never removed.
+// A directory made by MkdirAll survives a crash only once SyncDir has been
+// called on its parent (the roots always survive), as with files.
 //
 // A CrashFS, and every File and lock taken from it, is safe for concurrent
 // use: one mutex serializes all operations, so each is atomic.
@@ -101,6 +102,7 @@ type CrashFS struct {
 type crashDir struct {
 	cur     map[string]*crashInode // what ReadDir sees
 	durable map[string]*crashInode // as of the last SyncDir
+	listed  bool                   // its entry in its parent is durable
 }
 
 type crashInode struct {
@@ -235,8 +237,9 @@ func (c *CrashFS) ReadDir(dir string) ([]string, error) {
 	return names, nil
 }
 
-// MkdirAll creates dir and any missing parents. Directories are durable as
-// soon as they exist. A file in the way is an error; perm is ignored.
+// MkdirAll creates dir and any missing parents. A new directory survives a
+// crash only after SyncDir on its parent. A file in the way is an error;
+// perm is ignored.
 func (c *CrashFS) MkdirAll(dir string, perm os.FileMode) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -274,6 +277,11 @@ func (c *CrashFS) SyncDir(dir string) error {
 		return &fs.PathError{Op: "fsync", Path: dir, Err: ErrCrashed}
 	}
 	d.durable = maps.Clone(d.cur)
+	for sub, sd := range c.dirs {
+		if sub != filepath.Clean(dir) && filepath.Dir(sub) == filepath.Clean(dir) {
+			sd.listed = true
+		}
+	}
 	return nil
 }
 
@@ -321,6 +329,15 @@ func (c *CrashFS) CrashAtSync(n int) {
 	c.crashAt = max(n, 0)
 }
 
+// CrashAtSyncAfter arms the FS to freeze at the k-th sync call from now
+// (k >= 1): CrashAtSync(SyncCount()+k), read and armed in one step, so that
+// a sync racing the call cannot slip past the armed point.
+func (c *CrashFS) CrashAtSyncAfter(k int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.crashAt = c.syncs + max(k, 1)
+}
+
 // Frozen reports whether the FS has stopped taking operations: an armed
 // sync point was reached, or the FS crashed.
 func (c *CrashFS) Frozen() bool {
@@ -366,8 +383,12 @@ func (c *CrashFS) crash(rng *rand.Rand) *CrashFS {
 	img.modes = map[string]CrashMode{}
 	// Sorted, so that rng is drawn from in the same order every time.
 	for _, p := range slices.Sorted(maps.Keys(c.dirs)) {
+		if !c.survives(p) {
+			continue
+		}
 		d := c.dirs[p]
 		nd := newCrashDir()
+		nd.listed = true
 		img.dirs[p] = nd
 		for _, base := range slices.Sorted(maps.Keys(d.durable)) {
 			data, mode := d.durable[base].image(rng)
@@ -377,6 +398,17 @@ func (c *CrashFS) crash(rng *rand.Rand) *CrashFS {
 		}
 	}
 	return img
+}
+
+// survives reports whether directory p is in the image of a crash: a root,
+// or listed durably in a parent that survives. Called with c.mu held.
+func (c *CrashFS) survives(p string) bool {
+	for ; filepath.Dir(p) != p; p = filepath.Dir(p) {
+		if d := c.dirs[p]; d == nil || !d.listed {
+			return false
+		}
+	}
+	return true
 }
 
 // CrashModes returns, for each file of an image made by Crash or
@@ -405,8 +437,9 @@ func (c *CrashFS) ReadFile(name string) ([]byte, error) {
 }
 
 // WriteFile sets the content of the file name to a copy of data, creating
-// it if needed, and makes it durable at once: synced, and in its directory's
-// durable listing, as if by File.Sync and SyncDir, though neither is counted
+// it if needed, and makes it durable at once: synced, in its directory's
+// durable listing, and its directories in theirs, as if by File.Sync and
+// SyncDir, though neither is counted
 // as a sync point. It is for building images in tests. The directory must
 // exist: if not, the error wraps fs.ErrNotExist. Files open on name see the
 // new content.
@@ -432,6 +465,9 @@ func (c *CrashFS) WriteFile(name string, data []byte) error {
 	}
 	ino.data, ino.synced, ino.dirtyLo = slices.Clone(data), slices.Clone(data), math.MaxInt
 	d.durable[base] = ino
+	for q := filepath.Dir(p); filepath.Dir(q) != q; q = filepath.Dir(q) {
+		c.dirs[q].listed = true // the file's directories are durable too
+	}
 	return nil
 }
 

@@ -223,7 +223,7 @@ func TestCrashFS_OSSemantics(t *testing.T) {
 			t.Run("os", func(t *testing.T) { tt.run(t, vfs.OS(), t.TempDir()) })
 			t.Run("crash", func(t *testing.T) {
 				c := vfs.NewCrashFS()
-				require.NoError(t, c.MkdirAll("/data", 0o755))
+				c = durableDir(t, c, "/data")
 				tt.run(t, c, "/data")
 			})
 		})
@@ -278,7 +278,7 @@ func (m *model) sync() {
 func runWorkload(t *testing.T, kind string, rng *rand.Rand) (*vfs.CrashFS, *model) {
 	t.Helper()
 	c := vfs.NewCrashFS()
-	require.NoError(t, c.MkdirAll("/d", 0o755))
+	c = durableDir(t, c, "/d")
 	f := openFile(t, c, "/d/f", rw)
 	require.NoError(t, c.SyncDir("/d"))
 	m := &model{touched: map[int]bool{}}
@@ -458,7 +458,7 @@ func TestCrashFS_Crash_EveryModeOccursWithItsShape(t *testing.T) {
 			for seed := range uint64(seeds) {
 				rng := newRand(seed)
 				c := vfs.NewCrashFS()
-				require.NoError(t, c.MkdirAll("/d", 0o755))
+				c = durableDir(t, c, "/d")
 				f := openFile(t, c, "/d/f", rw)
 				require.NoError(t, c.SyncDir("/d"))
 				synced := nonzero(rng, 1000, 1, 127)
@@ -538,6 +538,7 @@ func TestCrashFS_Crash_DirectoryEntries(t *testing.T) {
 		}, map[string]string{"a": "n"}, map[string]string{"a": "old"}},
 		{"SyncDir of another directory does not count", func(t *testing.T, c *vfs.CrashFS) {
 			require.NoError(t, c.MkdirAll("/e", 0o755))
+			require.NoError(t, c.SyncDir("/"))
 			require.NoError(t, c.WriteFile("/e/x", nil))
 			openFile(t, c, "/d/a", rw)
 			require.NoError(t, c.SyncDir("/e"))
@@ -547,7 +548,7 @@ func TestCrashFS_Crash_DirectoryEntries(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			build := func() *vfs.CrashFS {
 				c := vfs.NewCrashFS()
-				require.NoError(t, c.MkdirAll("/d", 0o755))
+				c = durableDir(t, c, "/d")
 				tt.run(t, c)
 				return c
 			}
@@ -569,15 +570,34 @@ func TestCrashFS_Crash_DirectoryEntries(t *testing.T) {
 	}
 }
 
-func TestCrashFS_Crash_KeepsDirectories(t *testing.T) {
+func TestCrashFS_Crash_DirectoriesNeedTheirParentSynced(t *testing.T) {
 	c := vfs.NewCrashFS()
 	require.NoError(t, c.MkdirAll("/d/sub/deeper", 0o755))
 	img := c.Crash(newRand(1))
+	_, err := img.ReadDir("/d")
+	require.ErrorIs(t, err, fs.ErrNotExist, "a directory whose parent was never synced is gone")
+
+	c = vfs.NewCrashFS()
+	require.NoError(t, c.MkdirAll("/d/sub/deeper", 0o755))
+	require.NoError(t, c.SyncDir("/"))
+	require.NoError(t, c.SyncDir("/d"))
+	img = c.Crash(newRand(1))
 	names, err := img.ReadDir("/d")
 	require.NoError(t, err)
-	assert.Equal(t, []string{"sub"}, names, "directories are durable as made")
+	assert.Equal(t, []string{"sub"}, names)
 	_, err = img.ReadDir("/d/sub/deeper")
-	assert.NoError(t, err)
+	require.ErrorIs(t, err, fs.ErrNotExist, "/d/sub was never synced")
+}
+
+// durableDir makes dir and its parents in c, durably, and returns a crash
+// image of that state: a fresh CrashFS whose sync count starts at zero.
+func durableDir(t *testing.T, c *vfs.CrashFS, dir string) *vfs.CrashFS {
+	t.Helper()
+	require.NoError(t, c.MkdirAll(dir, 0o755))
+	for p := dir; filepath.Dir(p) != p; p = filepath.Dir(p) {
+		require.NoError(t, c.SyncDir(filepath.Dir(p)))
+	}
+	return c.CrashClean()
 }
 
 // syncWorkload is a run with six sync points; it stops at the first error,
@@ -639,7 +659,7 @@ func syncWorkload(t *testing.T, c *vfs.CrashFS) (failedAt int) {
 func TestCrashFS_CrashAtSync(t *testing.T) {
 	newFS := func() *vfs.CrashFS {
 		c := vfs.NewCrashFS()
-		require.NoError(t, c.MkdirAll("/d", 0o755))
+		c = durableDir(t, c, "/d")
 		return c
 	}
 	full := newFS()
@@ -713,7 +733,7 @@ func TestCrashFS_SyncCount_CountsFileAndDirSyncs(t *testing.T) {
 
 func TestCrashFS_Locks(t *testing.T) {
 	c := vfs.NewCrashFS()
-	require.NoError(t, c.MkdirAll("/d", 0o755))
+	c = durableDir(t, c, "/d")
 	l1, err := c.Lock("/d/LOCK")
 	require.NoError(t, err)
 	_, err = c.Lock("/d/./LOCK")
@@ -777,7 +797,7 @@ func TestCrashFS_DeadAfterCrash(t *testing.T) {
 		for _, tt := range ops {
 			t.Run(kill.name+"/"+tt.name, func(t *testing.T) {
 				c := vfs.NewCrashFS()
-				require.NoError(t, c.MkdirAll("/d", 0o755))
+				c = durableDir(t, c, "/d")
 				require.NoError(t, c.WriteFile("/d/f", []byte("data")))
 				f := openFile(t, c, "/d/f", os.O_RDWR)
 				require.NoError(t, tt.op(c, f), "works before the crash")
@@ -829,7 +849,7 @@ func TestCrashFS_Crash_ImageIsLiveAndSynced(t *testing.T) {
 
 func TestCrashFS_WriteFileReadFile(t *testing.T) {
 	c := vfs.NewCrashFS()
-	require.NoError(t, c.MkdirAll("/d", 0o755))
+	c = durableDir(t, c, "/d")
 	f := openFile(t, c, "/d/f", rw)
 	writeAt(t, f, "unsynced", 0)
 	require.NoError(t, c.WriteFile("/d/f", []byte("corrupt")))
