@@ -74,7 +74,7 @@ type writer struct {
 	appends atomic.Uint64
 	batches atomic.Uint64
 	syncs   atomic.Uint64
-	durable atomic.Uint64 // copy of synced, for Stats
+	durable atomic.Uint64         // copy of synced, for Stats
 	sticky  atomic.Pointer[error] // the storage error, once failed
 
 	// Touched only by the writer goroutine (and by Close after done).
