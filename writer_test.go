@@ -106,6 +106,15 @@ func openWithFS(t *testing.T, fs vfs.FS, opts *Options) (*Store, string) {
 
 func ev(data string) EventData { return EventData{Type: "test", Data: []byte(data)} }
 
+// requireOnly requires stream to hold exactly one event, with data want.
+func requireOnly(t *testing.T, s *Store, stream, want string) {
+	t.Helper()
+	evs, err := s.ReadStream(context.Background(), stream, 0, 0)
+	require.NoError(t, err)
+	require.Len(t, evs, 1)
+	assert.Equal(t, want, string(evs[0].Data))
+}
+
 // waitQueued waits until the writer's channel holds n requests.
 func waitQueued(t *testing.T, s *Store, n int) {
 	t.Helper()
@@ -349,10 +358,7 @@ func TestWriter_Context_CancelledWhileQueued_NothingWritten(t *testing.T) {
 	// A later append goes through the same writer; the cancelled one never lands.
 	_, err := s.Append(context.Background(), "s", Any, ev("after"))
 	require.NoError(t, err)
-	evs, err := s.ReadStream(context.Background(), "s", 0, 0)
-	require.NoError(t, err)
-	require.Len(t, evs, 1)
-	assert.Equal(t, "after", string(evs[0].Data))
+	requireOnly(t, s, "s", "after")
 }
 
 func TestWriter_Context_CancelledAfterTaken_OutcomeUnknownThenRetry(t *testing.T) {
@@ -395,10 +401,7 @@ func TestWriter_Backpressure_FullChannelBlocks(t *testing.T) {
 	gate.open()
 	require.NoError(t, (<-parked).err)
 	require.NoError(t, (<-queued).err)
-	evs, err := s.ReadStream(context.Background(), "s", 0, 0)
-	require.NoError(t, err)
-	require.Len(t, evs, 1)
-	assert.Equal(t, "queued", string(evs[0].Data))
+	requireOnly(t, s, "s", "queued")
 }
 
 // Prototype AC-7: shutdown answers everything and returns promptly; goleak in
