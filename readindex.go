@@ -58,6 +58,7 @@ type readIndex struct {
 	streams  map[string]*streamIndex // by name
 	next     uint64                  // position the next event will get; readers see [0, next)
 	closed   bool                    // set by Close; reads return ErrClosed
+	heap     int64                   // bytes the index holds, kept up to date by addFrameLocked
 }
 
 func newReadIndex() *readIndex {
@@ -75,7 +76,6 @@ func fingerprint(id EventID) uint32 {
 // addFrameLocked records a committed frame. The caller holds mu for writing,
 // or is Open before anyone else can see the index.
 func (ix *readIndex) addFrameLocked(seg *segment, off int64, position, firstVersion uint64, stream string, ids []EventID) error {
-	seg.frames = append(seg.frames, frameRef{rel: uint32(position - seg.base), off: uint32(off)})
 	st := ix.streams[stream]
 	if st == nil {
 		if firstVersion != 0 {
@@ -83,13 +83,17 @@ func (ix *readIndex) addFrameLocked(seg *segment, off int64, position, firstVers
 		}
 		st = &streamIndex{name: stream}
 		ix.streams[stream] = st
+		ix.heap += perStreamBytes + int64(len(stream))
 	} else if firstVersion != uint64(len(st.positions)) {
 		return fmt.Errorf("stream %q continues at version %d, want %d", stream, firstVersion, len(st.positions))
 	}
+	before := sliceBytes(seg, st)
+	seg.frames = append(seg.frames, frameRef{rel: uint32(position - seg.base), off: uint32(off)})
 	for i, id := range ids {
 		st.positions = append(st.positions, position+uint64(i))
 		st.fingerprints = append(st.fingerprints, fingerprint(id))
 	}
+	ix.heap += sliceBytes(seg, st) - before
 	ix.next = max(ix.next, position+uint64(len(ids)))
 	return nil
 }
@@ -103,19 +107,14 @@ func (ix *readIndex) streamName(b []byte) string {
 	return string(b)
 }
 
-// heapBytesLocked estimates the heap the index holds: its slices at their
-// capacity, and per stream its name, struct and map entry. The caller holds
-// mu for reading.
-func (ix *readIndex) heapBytesLocked() int64 {
-	const perStream = 48 + 16 + 8 // streamIndex, map key and value
-	var n int64
-	for _, seg := range ix.segments {
-		n += int64(cap(seg.frames)) * int64(unsafe.Sizeof(frameRef{}))
-	}
-	for name, st := range ix.streams {
-		n += perStream + int64(len(name)) + int64(cap(st.positions))*8 + int64(cap(st.fingerprints))*4
-	}
-	return n
+// perStreamBytes is what a stream costs the index beyond its name and
+// slices: its streamIndex, and its map key and value.
+const perStreamBytes = 48 + 16 + 8
+
+// sliceBytes is what the slices one frame grows hold, at their capacity.
+func sliceBytes(seg *segment, st *streamIndex) int64 {
+	return int64(cap(seg.frames))*int64(unsafe.Sizeof(frameRef{})) +
+		int64(cap(st.positions))*8 + int64(cap(st.fingerprints))*4
 }
 
 // stream returns the stream's index entry, or nil. The writer calls it
