@@ -233,13 +233,16 @@ func (w *writer) commit() {
 			w.outcomes = append(w.outcomes, result{err: w.failed})
 			continue
 		}
-		res, dup, err := w.check(r)
+		// Events the stream holds, committed and accepted into this batch:
+		// the version check's subject and the new frame's first version.
+		current := uint64(w.index.stream(r.stream).version()+1) + w.pendingAdded(r.stream)
+		res, dup, err := w.check(r, current)
 		if err != nil || dup {
 			w.outcomes = append(w.outcomes, result{res: res, err: err})
 			continue
 		}
 		count := uint64(len(r.ids))
-		firstVersion := uint64(w.index.stream(r.stream).version()+1) + w.pendingAdded(r.stream)
+		firstVersion := current
 		size := int64(record.FrameSize(firstVersion, r.body))
 		if err := w.ensureRoom(size); err != nil {
 			w.fail(err)
@@ -367,11 +370,9 @@ func (w *writer) fail(err error) {
 }
 
 // check runs a request's version check against the stream as committed plus
-// what this batch has accepted. It reports dup when the request repeats
+// what this batch has accepted, current events in all. It reports dup when the request repeats
 // events already appended, with the original result.
-func (w *writer) check(r *request) (res AppendResult, dup bool, err error) {
-	st := w.index.stream(r.stream)
-	current := uint64(st.version()+1) + w.pendingAdded(r.stream) // events in the stream
+func (w *writer) check(r *request, current uint64) (res AppendResult, dup bool, err error) {
 	var ok bool
 	switch r.expected {
 	case Any:
