@@ -12,7 +12,8 @@ var (
 	ErrLocked = errors.New("eventstore: directory is locked by another store")
 
 	// ErrInvalidOptions is returned by Open when a field of Options is out
-	// of range; the message names the field.
+	// of range, and yielded by a subscription or walk given a SubscribeOption
+	// that is invalid or does not apply to it; the message names the option.
 	ErrInvalidOptions = errors.New("eventstore: invalid options")
 
 	// ErrCorrupt is matched by every *CorruptionError: a checksum mismatch
@@ -66,6 +67,17 @@ var (
 	// a write or fsync has failed, every later Append returns it until the
 	// store is closed and opened again.
 	ErrStorageFailed = errors.New("eventstore: storage failed")
+)
+
+// Errors yielded by subscriptions.
+var (
+	// ErrBeyondHead is yielded, wrapped with both figures, by Subscribe
+	// when from is past the store's head, and by SubscribeStream when from
+	// is past the stream's event count. A saved position the store has not
+	// reached means the store lost events the subscriber saw (possible only
+	// under SyncInterval or SyncNone) or belongs to another store: waiting
+	// for the head to get there would skip the events written meanwhile.
+	ErrBeyondHead = errors.New("eventstore: subscription starts beyond the head")
 )
 
 // Errors returned by every operation.

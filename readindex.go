@@ -1,11 +1,13 @@
 package eventstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"slices"
 	"sort"
 	"sync"
@@ -59,10 +61,12 @@ type readIndex struct {
 	next     uint64                  // position the next event will get; readers see [0, next)
 	closed   bool                    // set by Close; reads return ErrClosed
 	heap     int64                   // bytes the index holds, kept up to date by addFrameLocked
+
+	notify *notifier // wakes subscriptions; has its own lock
 }
 
 func newReadIndex() *readIndex {
-	return &readIndex{streams: make(map[string]*streamIndex)}
+	return &readIndex{streams: make(map[string]*streamIndex), notify: newNotifier()}
 }
 
 // fingerprint condenses an event ID for the idempotency check. UUIDs share
@@ -143,22 +147,75 @@ func (ix *readIndex) locateLocked(p uint64) frameLoc {
 // readAll returns up to limit events (limit <= 0: all) from position from
 // upward, or downward when backward is set.
 func (ix *readIndex) readAll(ctx context.Context, from uint64, limit int, backward bool) ([]RecordedEvent, error) {
-	ix.mu.RLock()
-	if ix.closed {
-		ix.mu.RUnlock()
-		return nil, ErrClosed
+	next, err := ix.head()
+	if err != nil {
+		return nil, err
 	}
-	next := ix.next
 	lo, hi := span(from, limit, backward, next)
 	if lo >= hi {
-		ix.mu.RUnlock()
 		return nil, nil
 	}
-	start := ix.locateLocked(lo)
+	out := make([]RecordedEvent, 0, min(hi-lo, 1<<16))
+	conv := newConverter()
+	err = ix.walk(ctx, lo, hi, func(f *record.Frame) error {
+		for i := range f.Events {
+			if pos := f.Position + uint64(i); pos >= lo && pos < hi {
+				out = append(out, conv.event(f, i))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if backward {
+		slices.Reverse(out)
+	}
+	return out, nil
+}
+
+// head returns the position the next event will get: readers see [0, head).
+func (ix *readIndex) head() (uint64, error) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if ix.closed {
+		return 0, ErrClosed
+	}
+	return ix.next, nil
+}
+
+// streamCount returns how many events the stream holds.
+func (ix *readIndex) streamCount(stream string) (uint64, error) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if ix.closed {
+		return 0, ErrClosed
+	}
+	return uint64(ix.streams[stream].version() + 1), nil
+}
+
+// walk calls fn, in position order, for every frame holding events in
+// [lo, hi), hi at most the head; the first frame may also hold events before
+// lo. It reads the segment files sequentially, in chunks, and holds no lock
+// while it reads or calls fn. The frame aliases a shared buffer, valid only
+// during the call. walk stops at the first error, fn's or its own, and
+// returns it.
+func (ix *readIndex) walk(ctx context.Context, lo, hi uint64, fn func(f *record.Frame) error) error {
 	type part struct {
 		seg      *segment
 		off, end int64
 	}
+	ix.mu.RLock()
+	if ix.closed {
+		ix.mu.RUnlock()
+		return ErrClosed
+	}
+	hi = min(hi, ix.next)
+	if lo >= hi {
+		ix.mu.RUnlock()
+		return nil
+	}
+	start := ix.locateLocked(lo)
 	var parts []part
 	for _, seg := range ix.segments {
 		if seg.base >= hi || seg.base < start.seg.base {
@@ -172,8 +229,6 @@ func (ix *readIndex) readAll(ctx context.Context, from uint64, limit int, backwa
 	}
 	ix.mu.RUnlock()
 
-	out := make([]RecordedEvent, 0, min(hi-lo, 1<<16))
-	conv := newConverter()
 	r := getReader()
 	defer putReader(r)
 	var events []record.Event
@@ -181,29 +236,23 @@ func (ix *readIndex) readAll(ctx context.Context, from uint64, limit int, backwa
 		r.reset(p.seg.file, p.end)
 		for off := p.off; off < p.end; {
 			if err := ctx.Err(); err != nil {
-				return nil, err
+				return err
 			}
 			f, err := r.frame(off, events)
 			if err != nil {
-				return nil, ix.readError(p.seg, off, err)
+				return ix.readError(p.seg, off, err)
 			}
 			events = f.Events
-			for i := range f.Events {
-				pos := f.Position + uint64(i)
-				if pos >= lo && pos < hi {
-					out = append(out, conv.event(&f, i))
-				}
+			if err := fn(&f); err != nil {
+				return err
 			}
 			if f.Position+uint64(len(f.Events)) >= hi {
-				break
+				return nil
 			}
 			off += f.FrameSize()
 		}
 	}
-	if backward {
-		slices.Reverse(out)
-	}
-	return out, nil
+	return nil
 }
 
 // readStream returns up to limit events (limit <= 0: all) of a stream from
@@ -213,7 +262,10 @@ func (ix *readIndex) readStream(ctx context.Context, stream string, from uint64,
 	conv := newConverter()
 	err := ix.scanStream(ctx, stream,
 		func(count uint64) (uint64, uint64) { return span(from, limit, backward, count) },
-		func(f *record.Frame, i int) { out = append(out, conv.event(f, i)) })
+		func(f *record.Frame, i int) error {
+			out = append(out, conv.event(f, i))
+			return nil
+		})
 	if err != nil {
 		return nil, err
 	}
@@ -228,14 +280,18 @@ func (ix *readIndex) readStream(ctx context.Context, stream string, from uint64,
 func (ix *readIndex) streamIDs(stream string, lo, hi uint64, dst []EventID) ([]EventID, error) {
 	err := ix.scanStream(context.Background(), stream,
 		func(count uint64) (uint64, uint64) { return min(lo, count), min(hi, count) },
-		func(f *record.Frame, i int) { dst = append(dst, EventID(f.Events[i].ID)) })
+		func(f *record.Frame, i int) error {
+			dst = append(dst, EventID(f.Events[i].ID))
+			return nil
+		})
 	return dst, err
 }
 
 // scanStream calls fn, in version order, for every event of stream whose
 // version is in the range bounds returns for the stream's event count. The
 // frame passed to fn aliases a shared buffer, valid only during the call.
-func (ix *readIndex) scanStream(ctx context.Context, stream string, bounds func(count uint64) (lo, hi uint64), fn func(f *record.Frame, i int)) error {
+// scanStream stops at fn's first error and returns it.
+func (ix *readIndex) scanStream(ctx context.Context, stream string, bounds func(count uint64) (lo, hi uint64), fn func(f *record.Frame, i int) error) error {
 	ix.mu.RLock()
 	if ix.closed {
 		ix.mu.RUnlock()
@@ -289,7 +345,9 @@ func (ix *readIndex) scanStream(ctx context.Context, stream string, bounds func(
 			events = f.Events
 			for k := range f.Events {
 				if v := f.FirstVersion + uint64(k); v >= lo && v < hi {
-					fn(&f, k)
+					if err := fn(&f, k); err != nil {
+						return err
+					}
 				}
 			}
 		}
@@ -384,9 +442,16 @@ func newConverter() *converter {
 	return &converter{streams: make(map[string]string), types: make(map[string]string)}
 }
 
+// maxInterned bounds a converter's maps: a subscription lives long and may
+// meet any number of streams.
+const maxInterned = 4096
+
 func intern(m map[string]string, b []byte) string {
 	if s, ok := m[string(b)]; ok {
 		return s
+	}
+	if len(m) >= maxInterned {
+		clear(m)
 	}
 	s := string(b)
 	m[s] = s
@@ -417,4 +482,365 @@ func (c *converter) event(f *record.Frame, i int) RecordedEvent {
 		}
 	}
 	return ev
+}
+
+// notifier wakes subscriptions waiting at the head: when the writer
+// publishes events, when the store fails, and when it closes. A waiter takes
+// a channel first and looks at the head second, and the writer changes the
+// head first and closes the channels second, so no wake-up falls between
+// the two. The writer never blocks on a subscriber: waking one is closing a
+// channel.
+type notifier struct {
+	mu      sync.Mutex               // guards the fields below
+	all     chan struct{}            // closed at the next publish; nil while no one waits
+	streams map[string]chan struct{} // per stream, closed when it next gets events
+	failed  error                    // the writer's storage error, once it has failed
+	stopped bool                     // failed or closed: every wait returns at once
+
+	quit chan struct{} // closed by close; set once, read without the lock
+}
+
+func newNotifier() *notifier {
+	return &notifier{streams: make(map[string]chan struct{}), quit: make(chan struct{})}
+}
+
+// closedChan is returned to waiters once nothing more will be published.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// wait returns a channel closed when events are next published: any event,
+// or, if stream is not empty, one of that stream's.
+func (n *notifier) wait(stream string) <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopped {
+		return closedChan
+	}
+	if stream == "" {
+		if n.all == nil {
+			n.all = make(chan struct{})
+		}
+		return n.all
+	}
+	c := n.streams[stream]
+	if c == nil {
+		c = make(chan struct{})
+		n.streams[stream] = c
+	}
+	return c
+}
+
+// published wakes the waiters for any event, and those for the given
+// streams. The writer calls it after publishing the streams' events.
+func (n *notifier) published(streams iter.Seq[string]) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.all != nil {
+		close(n.all)
+		n.all = nil
+	}
+	if len(n.streams) == 0 {
+		return
+	}
+	for name := range streams {
+		if c, ok := n.streams[name]; ok {
+			close(c)
+			delete(n.streams, name)
+		}
+	}
+}
+
+// stop wakes every waiter for good: err is the writer's storage error, or
+// nil when the store is closing.
+func (n *notifier) stop(err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err != nil && n.failed == nil {
+		n.failed = err
+	}
+	if err == nil {
+		select {
+		case <-n.quit:
+		default:
+			close(n.quit)
+		}
+	}
+	if n.stopped {
+		return
+	}
+	n.stopped = true
+	if n.all != nil {
+		close(n.all)
+		n.all = nil
+	}
+	for name, c := range n.streams {
+		close(c)
+		delete(n.streams, name)
+	}
+}
+
+// failure returns the writer's storage error, or nil.
+func (n *notifier) failure() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.failed
+}
+
+// seqKind says which of the four sequences a subscription is.
+type seqKind int
+
+const (
+	subscribeAll    seqKind = iota // Subscribe
+	subscribeStream                // SubscribeStream
+	walkAll                        // All
+	walkStream                     // Stream
+)
+
+func (k seqKind) live() bool   { return k == subscribeAll || k == subscribeStream }
+func (k seqKind) stream() bool { return k == subscribeStream || k == walkStream }
+
+// streamPage is how many versions of a stream a subscription locates per
+// lookup under the read lock, bounding what it holds between reads.
+const streamPage = 1024
+
+// errStopped ends a sequence whose loop has broken: nothing more is yielded.
+var errStopped = errors.New("eventstore: loop stopped")
+
+// subscription is the state of one loop over Subscribe, SubscribeStream,
+// All or Stream. It lives on the loop's goroutine and is not shared: the
+// options' callbacks run there too, between events.
+type subscription struct {
+	ix     *readIndex
+	ctx    context.Context
+	kind   seqKind
+	stream string
+	cfg    subscribeConfig
+	prefix []byte // cfg.prefix's bytes
+	yield  func(RecordedEvent, error) bool
+	conv   *converter
+	next   uint64 // position (for a stream, version) to deliver next
+	passed uint64 // events passed over since the last checkpoint
+	live   bool   // caught up and not fallen behind since
+}
+
+// sequence returns the iterator behind Subscribe, SubscribeStream, All and
+// Stream. Each loop over it runs a subscription of its own.
+func (ix *readIndex) sequence(ctx context.Context, kind seqKind, stream string, from uint64, opts []SubscribeOption) iter.Seq2[RecordedEvent, error] {
+	return func(yield func(RecordedEvent, error) bool) {
+		sub := &subscription{ix: ix, ctx: ctx, kind: kind, stream: stream, next: from, yield: yield, conv: newConverter()}
+		err := sub.configure(opts)
+		if err == nil {
+			err = sub.run()
+		}
+		if err != nil && err != errStopped {
+			yield(RecordedEvent{}, err)
+		}
+	}
+}
+
+// configure applies the options and refuses those that do not apply.
+func (s *subscription) configure(opts []SubscribeOption) error {
+	c := &s.cfg
+	for _, o := range opts {
+		if o == nil {
+			c.invalid("nil SubscribeOption")
+			continue
+		}
+		o(c)
+	}
+	if !s.kind.live() && (c.fromEnd || c.caughtUp != nil || c.fellBehind != nil) {
+		c.invalid("FromEnd, OnCaughtUp and OnFellBehind apply to Subscribe and SubscribeStream only")
+	}
+	if s.kind.stream() && c.prefix != nil {
+		c.invalid("StreamPrefix applies to Subscribe and All only")
+	}
+	if c.err != nil {
+		return c.err
+	}
+	if c.prefix != nil {
+		s.prefix = []byte(*c.prefix)
+	}
+	if s.kind.stream() {
+		if err := checkName(s.stream, MaxStreamNameLen); err != nil {
+			return fmt.Errorf("%w: %s", ErrInvalidStream, err)
+		}
+	}
+	return nil
+}
+
+// head returns the subscription's head: the store's, or its stream's event
+// count.
+func (s *subscription) head() (uint64, error) {
+	if s.kind.stream() {
+		return s.ix.streamCount(s.stream)
+	}
+	return s.ix.head()
+}
+
+// run delivers events up to the head; a live subscription then waits for
+// more, and delivers them, until it ends.
+func (s *subscription) run() error {
+	head, err := s.head()
+	if err != nil {
+		return err
+	}
+	if s.cfg.fromEnd {
+		s.next = head
+	}
+	if s.next > head {
+		if !s.kind.live() {
+			return nil
+		}
+		unit := "position"
+		if s.kind.stream() {
+			unit = "version"
+		}
+		return fmt.Errorf("%w: from %s %d, head %d", ErrBeyondHead, unit, s.next, head)
+	}
+	for {
+		if err := s.readTo(head); err != nil {
+			return err
+		}
+		if !s.kind.live() {
+			s.checkpoint(true)
+			return nil
+		}
+		s.caughtUp()
+		if head, err = s.wait(); err != nil {
+			return err
+		}
+		if s.live && s.cfg.fellBehind != nil && head-s.next > s.cfg.behindLag {
+			s.live = false
+			s.cfg.fellBehind(s.next, head)
+		}
+	}
+}
+
+// readTo delivers the matching events before head.
+func (s *subscription) readTo(head uint64) error {
+	if !s.kind.stream() {
+		return s.ix.walk(s.ctx, s.next, head, s.frame)
+	}
+	for s.next < head {
+		hi := min(head, s.next+streamPage)
+		err := s.ix.scanStream(s.ctx, s.stream,
+			func(count uint64) (uint64, uint64) { return min(s.next, count), min(hi, count) },
+			s.streamEvent)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// frame delivers the matching events of a frame of the log.
+func (s *subscription) frame(f *record.Frame) error {
+	if err := s.interrupted(); err != nil {
+		return err
+	}
+	match := s.cfg.prefix == nil || bytes.HasPrefix(f.Stream, s.prefix)
+	for i := range f.Events {
+		pos := f.Position + uint64(i)
+		if pos < s.next {
+			continue
+		}
+		if match && s.typeMatches(f.Events[i].Type) && !s.yield(s.conv.event(f, i), nil) {
+			return errStopped
+		}
+		s.passed++
+		s.next = pos + 1
+		s.checkpoint(false)
+	}
+	return nil
+}
+
+// streamEvent delivers one event of the subscription's stream, if it
+// matches.
+func (s *subscription) streamEvent(f *record.Frame, i int) error {
+	if err := s.interrupted(); err != nil {
+		return err
+	}
+	if s.typeMatches(f.Events[i].Type) && !s.yield(s.conv.event(f, i), nil) {
+		return errStopped
+	}
+	s.passed++
+	s.next = f.FirstVersion + uint64(i) + 1
+	s.checkpoint(false)
+	return nil
+}
+
+func (s *subscription) typeMatches(typ []byte) bool {
+	if s.cfg.types == nil {
+		return true
+	}
+	_, ok := s.cfg.types[string(typ)]
+	return ok
+}
+
+// interrupted returns ErrClosed once the store is closing, and ctx's error
+// once it has ended, so that neither waits for a long read to finish.
+func (s *subscription) interrupted() error {
+	select {
+	case <-s.ix.notify.quit:
+		return ErrClosed
+	default:
+	}
+	return s.ctx.Err()
+}
+
+// checkpoint calls the OnCheckpoint function when its interval has passed,
+// or, if force is set, when any event has passed since its last call.
+func (s *subscription) checkpoint(force bool) {
+	if s.cfg.checkpoint == nil || s.passed == 0 || (!force && s.passed < s.cfg.checkpointEvery) {
+		return
+	}
+	s.passed = 0
+	s.cfg.checkpoint(s.next)
+}
+
+// caughtUp marks a subscription that has delivered everything before the
+// head it was chasing as live, the first time after it started or fell
+// behind.
+func (s *subscription) caughtUp() {
+	if s.live {
+		return
+	}
+	s.live = true
+	s.checkpoint(true)
+	if s.cfg.caughtUp != nil {
+		s.cfg.caughtUp(s.next)
+	}
+}
+
+// wait blocks until the head passes s.next and returns it, or until the
+// subscription ends: its context ends, the store closes, or the store has
+// failed, and so will publish nothing more.
+func (s *subscription) wait() (uint64, error) {
+	stream := ""
+	if s.kind.stream() {
+		stream = s.stream
+	}
+	for {
+		wake := s.ix.notify.wait(stream)
+		head, err := s.head()
+		if err != nil {
+			return 0, err
+		}
+		if head > s.next {
+			return head, nil
+		}
+		if err := s.ix.notify.failure(); err != nil {
+			return 0, err
+		}
+		select {
+		case <-wake:
+		case <-s.ix.notify.quit:
+			return 0, ErrClosed
+		case <-s.ctx.Done():
+			return 0, s.ctx.Err()
+		}
+	}
 }

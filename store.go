@@ -37,6 +37,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"iter"
 	"log/slog"
 	"math"
 	"slices"
@@ -382,6 +383,7 @@ func (s *Store) Close() error {
 		s.index.mu.Lock()
 		s.index.closed = true
 		s.index.mu.Unlock()
+		s.index.notify.stop(nil)
 		var err error
 		// A poisoned log is not synced: its fsync has failed once already.
 		if s.w.failed == nil && s.w.dirty {
@@ -555,6 +557,162 @@ func (s *Store) ReadAll(ctx context.Context, from uint64, limit int) ([]Recorded
 // the last event.
 func (s *Store) ReadAllBackward(ctx context.Context, from uint64, limit int) ([]RecordedEvent, error) {
 	return s.index.readAll(ctx, from, limit, true)
+}
+
+// Subscribe returns every event from position from onward, in position
+// order, and then, live, every event committed after, until ctx ends. It is
+// for projections and process managers: each event comes exactly once, with
+// no gap and no duplicate where reading the past turns into waiting for the
+// new, however fast appends go.
+//
+// Nothing happens until the loop starts; each loop over the sequence is a
+// subscription of its own, run on the loop's goroutine (Subscribe starts
+// none). A subscription reads the segment files, past and live alike, and
+// is woken by the writer's publish when it has read everything: a slow loop
+// body never slows the writer, is never dropped, and holds one read buffer
+// (up to 1 MiB, or one Append's frame when that is larger), however far
+// behind it falls.
+//
+// The sequence ends only when the loop breaks, or after yielding an error
+// once: ctx.Err() when ctx ends, ErrClosed when the store closes, a
+// *StorageError once the store has failed and everything it committed has
+// been delivered, a *CorruptionError met while reading, or ErrBeyondHead
+// when from is past the head. Under SyncInterval and SyncNone a
+// subscription may see events that a machine crash then loses.
+//
+// Use the position of the last event handled, plus one, as from to resume.
+// Keep that checkpoint with what the events built, in the same transaction,
+// and a crash can neither skip an event nor apply one twice. Options filter
+// events in the store, report checkpoints through long filtered-out runs,
+// start at the head, and report catching up and falling behind.
+func (s *Store) Subscribe(ctx context.Context, from uint64, opts ...SubscribeOption) iter.Seq2[RecordedEvent, error] {
+	return s.index.sequence(ctx, subscribeAll, "", from, opts)
+}
+
+// SubscribeStream is Subscribe for one stream: every event of the stream
+// from version from onward, and then, live, every one appended after, until
+// ctx ends. The stream need not exist yet. from past the stream's event
+// count yields ErrBeyondHead; an invalid stream name, ErrInvalidStream.
+// Checkpoints and callbacks report stream versions.
+func (s *Store) SubscribeStream(ctx context.Context, stream string, from uint64, opts ...SubscribeOption) iter.Seq2[RecordedEvent, error] {
+	return s.index.sequence(ctx, subscribeStream, stream, from, opts)
+}
+
+// All returns the events from position from up to the head as it is when
+// the loop starts, in position order, and ends: a replay or rebuild that
+// holds one event at a time rather than a slice of them all. Events
+// committed during the loop are not included. Filters and checkpoints
+// apply as for Subscribe; FromEnd, OnCaughtUp and OnFellBehind do not, and
+// yield ErrInvalidOptions. An error is yielded once and ends the sequence.
+func (s *Store) All(ctx context.Context, from uint64, opts ...SubscribeOption) iter.Seq2[RecordedEvent, error] {
+	return s.index.sequence(ctx, walkAll, "", from, opts)
+}
+
+// Stream is All for one stream: its events from version from up to its
+// last event as of when the loop starts. EventTypes and OnCheckpoint apply.
+func (s *Store) Stream(ctx context.Context, stream string, from uint64, opts ...SubscribeOption) iter.Seq2[RecordedEvent, error] {
+	return s.index.sequence(ctx, walkStream, stream, from, opts)
+}
+
+// A SubscribeOption configures Subscribe, SubscribeStream, All or Stream.
+// EventTypes given more than once add up; any other option given twice
+// takes its last value.
+type SubscribeOption func(*subscribeConfig)
+
+// subscribeConfig is what the options set; see each option.
+type subscribeConfig struct {
+	prefix          *string
+	types           map[string]struct{}
+	fromEnd         bool
+	caughtUp        func(uint64)
+	behindLag       uint64
+	fellBehind      func(position, head uint64)
+	checkpointEvery uint64
+	checkpoint      func(uint64)
+	err             error // the first invalid option
+}
+
+func (c *subscribeConfig) invalid(format string, args ...any) {
+	if c.err == nil {
+		c.err = fmt.Errorf("%w: "+format, append([]any{ErrInvalidOptions}, args...)...)
+	}
+}
+
+// StreamPrefix keeps only the events of streams whose name starts with
+// prefix. It applies to Subscribe and All.
+func StreamPrefix(prefix string) SubscribeOption {
+	return func(c *subscribeConfig) { c.prefix = &prefix }
+}
+
+// EventTypes keeps only events of the given types. At least one type must
+// be given.
+func EventTypes(types ...string) SubscribeOption {
+	return func(c *subscribeConfig) {
+		if len(types) == 0 {
+			c.invalid("EventTypes without a type")
+			return
+		}
+		if c.types == nil {
+			c.types = make(map[string]struct{}, len(types))
+		}
+		for _, t := range types {
+			c.types[t] = struct{}{}
+		}
+	}
+}
+
+// FromEnd starts a subscription at the head as it is when the loop starts,
+// ignoring from: only events committed after that are delivered.
+func FromEnd() SubscribeOption {
+	return func(c *subscribeConfig) { c.fromEnd = true }
+}
+
+// OnCaughtUp has fn called, on the loop's goroutine, each time the
+// subscription has delivered every event up to the head it was chasing:
+// the head when it started, or when it last fell behind. fn gets the
+// position (for a stream, the version) to resume from, which is that head;
+// a subscriber that checkpoints there after a long filtered-out run does not
+// read the run again.
+func OnCaughtUp(fn func(position uint64)) SubscribeOption {
+	return func(c *subscribeConfig) {
+		if fn == nil {
+			c.invalid("OnCaughtUp with a nil function")
+		}
+		c.caughtUp = fn
+	}
+}
+
+// OnFellBehind has fn called, on the loop's goroutine, when a caught-up
+// subscription finds more than lag events committed past the one it
+// delivered last. fn gets the position to resume from and the head; the
+// subscription reads on from the segment files, and OnCaughtUp is called
+// again once it reaches that head. lag counts every event, filtered out or
+// not (for a stream subscription, the stream's events), and must be at
+// least 1.
+func OnFellBehind(lag uint64, fn func(position, head uint64)) SubscribeOption {
+	return func(c *subscribeConfig) {
+		if lag == 0 || fn == nil {
+			c.invalid("OnFellBehind needs a lag of at least 1 and a function")
+		}
+		c.behindLag, c.fellBehind = lag, fn
+	}
+}
+
+// OnCheckpoint has fn called, on the loop's goroutine, after every `every`
+// events the sequence passes over, delivered or filtered out, and at the
+// head (when a subscription catches up, or All or Stream reaches its end)
+// if events have passed since the last call. fn gets the position
+// (for a stream, the version) to resume from: every matching event before it
+// has been yielded and its loop body has returned. It lets a subscriber
+// whose filter skips long runs save its progress through them, as its
+// events give it no position to save.
+func OnCheckpoint(every uint64, fn func(position uint64)) SubscribeOption {
+	return func(c *subscribeConfig) {
+		if every == 0 || fn == nil {
+			c.invalid("OnCheckpoint needs an interval of at least 1 and a function")
+		}
+		c.checkpointEvery, c.checkpoint = every, fn
+	}
 }
 
 // Stats returns a snapshot of the store's counters.

@@ -7,12 +7,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"iter"
 	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +27,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/go-eventstore/eventstore"
+	"github.com/go-eventstore/eventstore/internal/race"
 )
 
 // ExampleOpen is the README's quick start.
@@ -1424,5 +1427,724 @@ func TestStore_Append_RacingClose(t *testing.T) {
 			require.True(t, succeeded[e.ID], "round %d: unacknowledged event at %d", round, e.Position)
 		}
 		require.NoError(t, s.Close())
+	}
+}
+
+// ExampleStore_Subscribe is the README's projection: a running total kept
+// with its checkpoint, so that a restart resumes exactly after the last
+// event it applied. Here the "transaction" is one variable; a real read
+// model writes both in one database transaction, or one file replaced
+// atomically.
+func ExampleStore_Subscribe() {
+	dir, _ := os.MkdirTemp("", "eventstore-example")
+	defer os.RemoveAll(dir)
+	store, _ := eventstore.Open(dir, nil)
+	defer store.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, amount := range []string{"5", "7", "30"} {
+		_, _ = store.Append(ctx, "account-1", eventstore.Any, eventstore.EventData{Type: "Deposited", Data: []byte(amount)})
+	}
+
+	type projection struct {
+		Total      int
+		Checkpoint uint64 // the position to resume from
+	}
+	var saved projection // load it from where the read model lives
+	for ev, err := range store.Subscribe(ctx, saved.Checkpoint,
+		eventstore.EventTypes("Deposited"),
+		eventstore.OnCaughtUp(func(uint64) { cancel() })) { // stop at the head, for the example
+		if err != nil {
+			break // context.Canceled here; ErrClosed, a *StorageError or a *CorruptionError in general
+		}
+		amount, _ := strconv.Atoi(string(ev.Data))
+		saved = projection{Total: saved.Total + amount, Checkpoint: ev.Position + 1} // one transaction
+	}
+	fmt.Println(saved.Total, saved.Checkpoint)
+	// Output: 42 3
+}
+
+// subscribed is what a subscription delivered, in order, and how it ended.
+type subscribed struct {
+	positions []uint64
+	ids       []eventstore.EventID
+	err       error
+}
+
+// consume runs seq until it yields an error, its loop body returns false, or
+// it ends, and records what it saw.
+func consume(seq iter.Seq2[eventstore.RecordedEvent, error], body func(ev eventstore.RecordedEvent) bool) subscribed {
+	var got subscribed
+	for ev, err := range seq {
+		if err != nil {
+			got.err = err
+			continue // the sequence must end by itself after an error
+		}
+		got.positions = append(got.positions, ev.Position)
+		got.ids = append(got.ids, ev.ID)
+		if body != nil && !body(ev) {
+			break
+		}
+	}
+	return got
+}
+
+// requireSameEvents checks that a subscription delivered exactly want, in
+// order, each once.
+func requireSameEvents(t *testing.T, want []eventstore.RecordedEvent, got subscribed, what string) {
+	t.Helper()
+	require.Len(t, got.positions, len(want), what)
+	for i := range want {
+		if want[i].Position != got.positions[i] || want[i].ID != got.ids[i] {
+			require.Failf(t, "wrong event", "%s: event %d is position %d (%v), want %d (%v)",
+				what, i, got.positions[i], got.ids[i], want[i].Position, want[i].ID)
+		}
+	}
+}
+
+// stressN returns n, or big under make stress.
+func stressN(n, big int) int {
+	if os.Getenv("EVENTSTORE_STRESS") != "" {
+		return big
+	}
+	return n
+}
+
+// seedFor returns a random seed, or EVENTSTORE_TEST_SEED's, and logs it.
+func seedFor(t *testing.T) uint64 {
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("EVENTSTORE_TEST_SEED"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		require.NoError(t, err)
+		seed = n
+	}
+	t.Logf("seed %d (EVENTSTORE_TEST_SEED replays it)", seed)
+	return seed
+}
+
+// TestStore_Subscribe_ConcurrentWritersExactlyOnce starts 100 subscriptions,
+// a fifth of them to single streams, at random positions and times while
+// four writers append, and checks each against the final log: every event
+// from its start, once, in order, whether it was read from the past or
+// delivered live.
+func TestStore_Subscribe_ConcurrentWritersExactlyOnce(t *testing.T) {
+	appends := stressN(2_500, 25_000) // per writer, of 1 to 3 events
+	if race.Enabled {
+		appends = stressN(1_000, 25_000)
+	}
+	const subscribers, writers, streams = 100, 4, 50
+	s, _ := newStore(t, &eventstore.Options{SegmentSize: 256 << 10})
+	rng := rand.New(rand.NewPCG(seedFor(t), 0))
+	ctx := context.Background()
+
+	var wg sync.WaitGroup
+	for range writers {
+		r := rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range appends {
+				events := make([]eventstore.EventData, 1+r.IntN(3))
+				for i := range events {
+					events[i] = event("T", strings.Repeat("d", r.IntN(300)))
+				}
+				if _, err := s.Append(ctx, fmt.Sprintf("s-%d", r.IntN(streams)), eventstore.Any, events...); !assert.NoError(t, err) {
+					return
+				}
+			}
+		}()
+	}
+
+	// Every subscription stops at the first Stop event it sees: in the log,
+	// the first one appended once the writers are done; in a stream, its own.
+	untilStop := func(ev eventstore.RecordedEvent) bool { return ev.Type != "Stop" }
+	type sub struct {
+		stream string // "" for the whole log
+		from   uint64
+		got    subscribed
+	}
+	subs := make([]*sub, subscribers)
+	var swg sync.WaitGroup
+	for i := range subs {
+		time.Sleep(time.Duration(rng.IntN(500)) * time.Microsecond)
+		sb := &sub{}
+		subs[i] = sb
+		head := s.Stats().Events
+		if i%5 == 4 {
+			sb.stream = fmt.Sprintf("s-%d", rng.IntN(streams))
+			last, err := s.ReadStreamBackward(ctx, sb.stream, math.MaxUint64, 1)
+			require.NoError(t, err)
+			head = 0
+			if len(last) > 0 {
+				head = last[0].StreamVersion + 1
+			}
+		}
+		sb.from = rng.Uint64N(head + 1)
+		swg.Add(1)
+		go func() {
+			defer swg.Done()
+			if sb.stream == "" {
+				sb.got = consume(s.Subscribe(ctx, sb.from), untilStop)
+			} else {
+				sb.got = consume(s.SubscribeStream(ctx, sb.stream, sb.from), untilStop)
+			}
+		}()
+	}
+	wg.Wait()
+	written := s.Stats().Events
+	for i := range streams {
+		_, err := s.Append(ctx, fmt.Sprintf("s-%d", i), eventstore.Any, event("Stop", ""))
+		require.NoError(t, err)
+	}
+	swg.Wait()
+
+	all, err := s.ReadAll(ctx, 0, int(written)+1)
+	require.NoError(t, err)
+	for i, sb := range subs {
+		require.NoError(t, sb.got.err)
+		if sb.stream == "" {
+			requireSameEvents(t, all[sb.from:], sb.got, fmt.Sprintf("subscription %d from %d", i, sb.from))
+			continue
+		}
+		want, err := s.ReadStream(ctx, sb.stream, sb.from, 0)
+		require.NoError(t, err)
+		requireSameEvents(t, want, sb.got, fmt.Sprintf("subscription %d to %s from %d", i, sb.stream, sb.from))
+	}
+	t.Logf("%d events, %d subscriptions", written, subscribers)
+}
+
+// TestStore_Subscribe_SlowSubscriberNeitherDroppedNorSlowsWriter writes
+// 100,000 events of 500 bytes while one subscription sleeps between events
+// and another is parked in its loop body. The writer finishes regardless
+// (were it to wait for a subscriber, the test would hang); the heap does not
+// grow by the events' 50 MB; and both subscriptions, having fallen behind,
+// catch up and deliver every event once, in order.
+func TestStore_Subscribe_SlowSubscriberNeitherDroppedNorSlowsWriter(t *testing.T) {
+	const total, per = 100_000, 100
+	s, _ := newStore(t, &eventstore.Options{SegmentSize: 8 << 20})
+	ctx := context.Background()
+	writerDone := make(chan struct{})
+	var parkedFirst sync.WaitGroup
+	parkedFirst.Add(1)
+
+	type result struct {
+		got               subscribed
+		caughtUp, behind  []uint64
+		sawWriterFinished bool
+	}
+	subscribe := func(slow bool) *result {
+		res := &result{}
+		first := true
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		seq := s.Subscribe(sctx, 0,
+			eventstore.OnCaughtUp(func(p uint64) { res.caughtUp = append(res.caughtUp, p) }),
+			eventstore.OnFellBehind(1000, func(p, head uint64) { res.behind = append(res.behind, p) }))
+		res.got = consume(seq, func(ev eventstore.RecordedEvent) bool {
+			select {
+			case <-writerDone:
+				res.sawWriterFinished = true
+			default:
+				if slow {
+					time.Sleep(100 * time.Microsecond)
+				} else if first {
+					first = false
+					parkedFirst.Done()
+					<-writerDone
+				}
+			}
+			if ev.Position == total-1 {
+				cancel() // the subscription ends with ctx's error
+			}
+			return true
+		})
+		return res
+	}
+	var slow, parked *result
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); slow = subscribe(true) }()
+	go func() { defer wg.Done(); parked = subscribe(false) }()
+
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	data := bytes.Repeat([]byte{'p'}, 500)
+	events := make([]eventstore.EventData, per)
+	for i := range events {
+		events[i] = eventstore.EventData{Type: "Slow", Data: data}
+	}
+	for i := range total / per {
+		_, err := s.Append(ctx, fmt.Sprintf("slow-%d", i%100), eventstore.Any, events...)
+		require.NoError(t, err)
+		if i == 0 {
+			parkedFirst.Wait() // the parked subscription holds event 0 in its loop body
+		}
+	}
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	close(writerDone)
+	wg.Wait()
+
+	grew := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	index := s.Stats().IndexBytes
+	t.Logf("heap grew %.1f MiB while both subscriptions lagged (index %.1f MiB, events %.0f MiB)",
+		float64(grew)/(1<<20), float64(index)/(1<<20), float64(total*len(data))/(1<<20))
+	assert.Less(t, grew, index+16<<20, "a lagging subscription holds no queue of events")
+
+	all, err := s.ReadAll(ctx, 0, 0)
+	require.NoError(t, err)
+	for name, res := range map[string]*result{"sleeping": slow, "parked": parked} {
+		require.ErrorIs(t, res.got.err, context.Canceled, name)
+		requireSameEvents(t, all, res.got, name)
+		assert.True(t, res.sawWriterFinished, "%s: the writer finished while it lagged", name)
+		require.NotEmpty(t, res.caughtUp, name)
+		assert.Len(t, res.caughtUp, len(res.behind)+1, "%s: caught up at the start and after each time it fell behind", name)
+		assert.Equal(t, uint64(0), res.caughtUp[0], "%s caught up with the empty store first", name)
+		assert.IsIncreasing(t, res.caughtUp, name)
+	}
+	// Whether the sleeping one fell behind depends on the machine; the
+	// parked one, held at its first event until the writer finished, did.
+	require.NotEmpty(t, parked.behind)
+	assert.Equal(t, uint64(total), parked.caughtUp[len(parked.caughtUp)-1])
+	for _, head := range slow.caughtUp {
+		assert.LessOrEqual(t, head, uint64(total))
+	}
+}
+
+// filterLog writes 3,000 events: types A, B and C in turn, to streams
+// order-N, cart-N and order-line-N.
+func filterLog(t *testing.T, s *eventstore.Store) {
+	t.Helper()
+	streams := []string{"order-", "cart-", "order-line-"}
+	types := []string{"A", "B", "C"}
+	for i := range 1000 {
+		for k := range 3 {
+			_, err := s.Append(context.Background(), streams[(i+k)%3]+strconv.Itoa(i%7), eventstore.Any,
+				event(types[k], strconv.Itoa(i)))
+			require.NoError(t, err)
+		}
+	}
+}
+
+func TestStore_Subscribe_FiltersApplyInTheStore(t *testing.T) {
+	s, _ := newStore(t, nil)
+	ctx := context.Background()
+	filterLog(t, s)
+	all, err := s.ReadAll(ctx, 0, 0)
+	require.NoError(t, err)
+
+	tests := []struct {
+		name  string
+		opts  []eventstore.SubscribeOption
+		match func(ev eventstore.RecordedEvent) bool
+	}{
+		{"none", nil, func(eventstore.RecordedEvent) bool { return true }},
+		{"prefix", []eventstore.SubscribeOption{eventstore.StreamPrefix("order-")},
+			func(ev eventstore.RecordedEvent) bool { return strings.HasPrefix(ev.Stream, "order-") }},
+		{"longer prefix", []eventstore.SubscribeOption{eventstore.StreamPrefix("order-line-")},
+			func(ev eventstore.RecordedEvent) bool { return strings.HasPrefix(ev.Stream, "order-line-") }},
+		{"empty prefix", []eventstore.SubscribeOption{eventstore.StreamPrefix("")},
+			func(eventstore.RecordedEvent) bool { return true }},
+		{"types", []eventstore.SubscribeOption{eventstore.EventTypes("A", "C")},
+			func(ev eventstore.RecordedEvent) bool { return ev.Type == "A" || ev.Type == "C" }},
+		{"types add up", []eventstore.SubscribeOption{eventstore.EventTypes("A"), eventstore.EventTypes("B")},
+			func(ev eventstore.RecordedEvent) bool { return ev.Type == "A" || ev.Type == "B" }},
+		{"prefix and type", []eventstore.SubscribeOption{eventstore.StreamPrefix("cart-"), eventstore.EventTypes("B")},
+			func(ev eventstore.RecordedEvent) bool { return strings.HasPrefix(ev.Stream, "cart-") && ev.Type == "B" }},
+		{"last prefix wins", []eventstore.SubscribeOption{eventstore.StreamPrefix("cart-"), eventstore.StreamPrefix("order-line-")},
+			func(ev eventstore.RecordedEvent) bool { return strings.HasPrefix(ev.Stream, "order-line-") }},
+		{"matches nothing", []eventstore.SubscribeOption{eventstore.EventTypes("Z")},
+			func(eventstore.RecordedEvent) bool { return false }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			from := uint64(1234)
+			var want []eventstore.RecordedEvent
+			for _, ev := range all[from:] {
+				if tt.match(ev) {
+					want = append(want, ev)
+				}
+			}
+			requireSameEvents(t, want, consume(s.All(ctx, from, tt.opts...), nil), "All")
+
+			sctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			opts := append(slices.Clone(tt.opts), eventstore.OnCaughtUp(func(uint64) { cancel() }))
+			got := consume(s.Subscribe(sctx, from, opts...), nil)
+			require.ErrorIs(t, got.err, context.Canceled)
+			requireSameEvents(t, want, got, "Subscribe")
+		})
+	}
+
+	t.Run("stream", func(t *testing.T) {
+		want, err := s.ReadStream(ctx, "cart-3", 5, 0)
+		require.NoError(t, err)
+		want = slices.DeleteFunc(want, func(ev eventstore.RecordedEvent) bool { return ev.Type != "B" })
+		require.NotEmpty(t, want)
+		requireSameEvents(t, want, consume(s.Stream(ctx, "cart-3", 5, eventstore.EventTypes("B")), nil), "Stream")
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		got := consume(s.SubscribeStream(sctx, "cart-3", 5, eventstore.EventTypes("B"),
+			eventstore.OnCaughtUp(func(uint64) { cancel() })), nil)
+		require.ErrorIs(t, got.err, context.Canceled)
+		requireSameEvents(t, want, got, "SubscribeStream")
+	})
+}
+
+// TestStore_Subscribe_CheckpointsThroughFilteredRuns follows a filter that
+// matches one event in 1,000: OnCheckpoint still reports progress every 100
+// events, and at the head, and each checkpoint is a position from which a
+// new subscription delivers exactly the matching events that remain.
+func TestStore_Subscribe_CheckpointsThroughFilteredRuns(t *testing.T) {
+	s, _ := newStore(t, nil)
+	ctx := context.Background()
+	for i := range 5050 {
+		typ := "Noise"
+		if i%1000 == 999 {
+			typ = "Rare"
+		}
+		_, err := s.Append(ctx, "s-"+strconv.Itoa(i%10), eventstore.Any, event(typ, strconv.Itoa(i)))
+		require.NoError(t, err)
+	}
+	rare := func(from uint64) []uint64 {
+		var ps []uint64
+		for p := from; p < 5050; p++ {
+			if p%1000 == 999 {
+				ps = append(ps, p)
+			}
+		}
+		return ps
+	}
+
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var checkpoints []uint64
+	var delivered []uint64
+	got := consume(s.Subscribe(sctx, 0, eventstore.EventTypes("Rare"),
+		eventstore.OnCheckpoint(100, func(p uint64) {
+			// Every matching event before p has been delivered.
+			n := len(rare(0)) - len(rare(p))
+			if assert.Len(t, delivered, n, "checkpoint %d", p) && n > 0 {
+				assert.Equal(t, rare(0)[:n], delivered, "checkpoint %d", p)
+			}
+			checkpoints = append(checkpoints, p)
+		}),
+		eventstore.OnCaughtUp(func(uint64) { cancel() })),
+		func(ev eventstore.RecordedEvent) bool {
+			delivered = append(delivered, ev.Position)
+			return true
+		})
+	require.ErrorIs(t, got.err, context.Canceled)
+	assert.Equal(t, rare(0), got.positions)
+	want := []uint64{}
+	for p := uint64(100); p <= 5000; p += 100 {
+		want = append(want, p)
+	}
+	want = append(want, 5050) // at the head, with 50 events passed since 5000
+	assert.Equal(t, want, checkpoints)
+
+	for _, cp := range []uint64{0, 999, 1000, 3100, 5050} {
+		got := consume(s.All(ctx, cp, eventstore.EventTypes("Rare")), nil)
+		require.NoError(t, got.err)
+		assert.Equal(t, rare(cp), got.positions, "resumed at %d", cp)
+	}
+
+	// A stream subscription's checkpoints are stream versions.
+	var versions []uint64
+	got = consume(s.Stream(ctx, "s-9", 0, eventstore.EventTypes("Rare"),
+		eventstore.OnCheckpoint(200, func(v uint64) { versions = append(versions, v) })), nil)
+	require.NoError(t, got.err)
+	assert.Len(t, got.positions, 5)
+	assert.Equal(t, []uint64{200, 400, 505}, versions, "every 200 events, and at the end")
+}
+
+func TestStore_Subscribe_StartAndOptionErrors(t *testing.T) {
+	s, _ := newStore(t, nil)
+	ctx := context.Background()
+	for i := range 5 {
+		_, err := s.Append(ctx, "s", eventstore.Any, event("T", strconv.Itoa(i)))
+		require.NoError(t, err)
+	}
+	nop := func(uint64) {}
+	tests := []struct {
+		name string
+		seq  iter.Seq2[eventstore.RecordedEvent, error]
+		want error
+	}{
+		{"Subscribe beyond head", s.Subscribe(ctx, 6), eventstore.ErrBeyondHead},
+		{"SubscribeStream beyond its events", s.SubscribeStream(ctx, "s", 6), eventstore.ErrBeyondHead},
+		{"SubscribeStream to a new stream beyond 0", s.SubscribeStream(ctx, "new", 1), eventstore.ErrBeyondHead},
+		{"SubscribeStream bad name", s.SubscribeStream(ctx, "", 0), eventstore.ErrInvalidStream},
+		{"Stream bad name", s.Stream(ctx, "bad\x00name", 0), eventstore.ErrInvalidStream},
+		{"EventTypes without types", s.Subscribe(ctx, 0, eventstore.EventTypes()), eventstore.ErrInvalidOptions},
+		{"nil option", s.All(ctx, 0, nil), eventstore.ErrInvalidOptions},
+		{"OnCheckpoint every 0", s.All(ctx, 0, eventstore.OnCheckpoint(0, nop)), eventstore.ErrInvalidOptions},
+		{"OnCheckpoint nil", s.All(ctx, 0, eventstore.OnCheckpoint(1, nil)), eventstore.ErrInvalidOptions},
+		{"OnFellBehind lag 0", s.Subscribe(ctx, 0, eventstore.OnFellBehind(0, func(uint64, uint64) {})), eventstore.ErrInvalidOptions},
+		{"OnCaughtUp nil", s.Subscribe(ctx, 0, eventstore.OnCaughtUp(nil)), eventstore.ErrInvalidOptions},
+		{"FromEnd on All", s.All(ctx, 0, eventstore.FromEnd()), eventstore.ErrInvalidOptions},
+		{"OnCaughtUp on Stream", s.Stream(ctx, "s", 0, eventstore.OnCaughtUp(nop)), eventstore.ErrInvalidOptions},
+		{"StreamPrefix on SubscribeStream", s.SubscribeStream(ctx, "s", 0, eventstore.StreamPrefix("s")), eventstore.ErrInvalidOptions},
+		{"cancelled context", s.All(cancelled(), 0), context.Canceled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := consume(tt.seq, nil)
+			assert.Empty(t, got.positions)
+			require.ErrorIs(t, got.err, tt.want)
+		})
+	}
+
+	// Past the end, the finite walks are empty, as ReadAll is.
+	for _, seq := range []iter.Seq2[eventstore.RecordedEvent, error]{s.All(ctx, 6), s.Stream(ctx, "s", 6), s.Stream(ctx, "none", 0)} {
+		got := consume(seq, nil)
+		assert.Empty(t, got.positions)
+		assert.NoError(t, got.err)
+	}
+}
+
+func cancelled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
+// TestStore_Subscribe_FromEndAndWalksEndAtTheirStart checks FromEnd
+// delivers only events committed after the loop starts, and that All and
+// Stream end at the head as it was when their loop started, not seeing an
+// event appended from inside the loop.
+func TestStore_Subscribe_FromEndAndWalksEndAtTheirStart(t *testing.T) {
+	s, _ := newStore(t, nil)
+	ctx := context.Background()
+	for i := range 3 {
+		_, err := s.Append(ctx, "s", eventstore.Any, event("Old", strconv.Itoa(i)))
+		require.NoError(t, err)
+	}
+
+	seq := s.All(ctx, 0)
+	_, err := s.Append(ctx, "s", eventstore.Any, event("Old", "3")) // before the loop starts: seen
+	require.NoError(t, err)
+	got := consume(seq, func(ev eventstore.RecordedEvent) bool {
+		_, err := s.Append(ctx, "s", eventstore.Any, event("New", "during"))
+		return assert.NoError(t, err)
+	})
+	require.NoError(t, got.err)
+	assert.Equal(t, []uint64{0, 1, 2, 3}, got.positions)
+	got = consume(s.Stream(ctx, "s", 2), func(eventstore.RecordedEvent) bool {
+		_, err := s.Append(ctx, "s", eventstore.Any, event("New", "during"))
+		return assert.NoError(t, err)
+	})
+	require.NoError(t, got.err)
+	assert.Equal(t, []uint64{2, 3, 4, 5, 6, 7}, got.positions)
+
+	for _, stream := range []string{"", "s"} {
+		sctx, cancel := context.WithCancel(ctx)
+		head := s.Stats().Events // every event is in stream s
+		var appended sync.WaitGroup
+		caughtUp := eventstore.OnCaughtUp(func(p uint64) {
+			assert.Equal(t, head, p, "caught up at once, at the head")
+			appended.Go(func() {
+				_, err := s.Append(ctx, "s", eventstore.Any, event("Newer", "after"))
+				assert.NoError(t, err)
+			})
+		})
+		seq := s.Subscribe(sctx, 0, eventstore.FromEnd(), caughtUp)
+		if stream != "" {
+			seq = s.SubscribeStream(sctx, stream, 0, eventstore.FromEnd(), caughtUp)
+		}
+		got := consume(seq, func(ev eventstore.RecordedEvent) bool {
+			assert.Equal(t, "Newer", ev.Type)
+			return false
+		})
+		cancel()
+		appended.Wait()
+		require.NoError(t, got.err)
+		require.Equal(t, []uint64{head}, got.positions)
+	}
+}
+
+// TestStore_Subscribe_EndsOnBreakCancelAndClose ends subscriptions that are
+// waiting live and ones in the middle of catching up, by each of the three
+// means, and checks each ends promptly with the right error, once. goleak
+// (TestMain) checks nothing is left running.
+func TestStore_Subscribe_EndsOnBreakCancelAndClose(t *testing.T) {
+	for _, how := range []string{"break", "cancel", "close"} {
+		for _, where := range []string{"live", "catching up"} {
+			for _, stream := range []string{"", "stream-1"} {
+				t.Run(how+"/"+where+"/"+stream, func(t *testing.T) {
+					s, _ := newStore(t, &eventstore.Options{Sync: eventstore.SyncNone})
+					ctx, cancel := context.WithCancel(context.Background())
+					defer cancel()
+					if where == "catching up" {
+						appendMany(t, s, 20_000, 10, 8)
+					}
+					seq := s.Subscribe(ctx, 0)
+					if stream != "" {
+						seq = s.SubscribeStream(ctx, stream, 0)
+					}
+					// The loop body holds the first event until proceed is
+					// closed; then it breaks once stop is closed.
+					delivered, proceed, stop := make(chan struct{}), make(chan struct{}), make(chan struct{})
+					ended := make(chan subscribed, 1)
+					first := true
+					go func() {
+						ended <- consume(seq, func(eventstore.RecordedEvent) bool {
+							if first {
+								first = false
+								close(delivered)
+								<-proceed
+							}
+							select {
+							case <-stop:
+								return false
+							default:
+								return true
+							}
+						})
+					}()
+					if where == "live" {
+						_, err := s.Append(ctx, "stream-1", eventstore.Any, event("T", "x"))
+						require.NoError(t, err)
+						<-delivered
+						close(proceed)
+						time.Sleep(10 * time.Millisecond) // back to waiting at the head, most likely
+					} else {
+						<-delivered // in the middle of catching up
+					}
+					switch how {
+					case "break":
+						close(stop)
+						if where == "live" {
+							_, err := s.Append(ctx, "stream-1", eventstore.Any, event("T", "wake"))
+							require.NoError(t, err)
+						}
+					case "cancel":
+						cancel()
+					case "close":
+						require.NoError(t, s.Close())
+					}
+					if where != "live" {
+						close(proceed)
+					}
+					var got subscribed
+					select {
+					case got = <-ended:
+					case <-time.After(30 * time.Second):
+						require.FailNow(t, "the subscription did not end")
+					}
+					switch how {
+					case "break":
+						assert.NoError(t, got.err)
+					case "cancel":
+						assert.ErrorIs(t, got.err, context.Canceled)
+					case "close":
+						assert.ErrorIs(t, got.err, eventstore.ErrClosed)
+					}
+					if where == "catching up" {
+						assert.Len(t, got.positions, 1, "ended after the event its body held")
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestStore_Subscribe_ResumesAfterReopen consumes part of the log with a
+// checkpoint, closes the store, reopens it, and resumes: the first event is
+// exactly the one after the checkpoint, and the sequence goes on through
+// events appended after the reopen.
+func TestStore_Subscribe_ResumesAfterReopen(t *testing.T) {
+	s, dir := newStore(t, nil)
+	ctx := context.Background()
+	for i := range 100 {
+		_, err := s.Append(ctx, "acct-"+strconv.Itoa(i%3), eventstore.Any, event("T", strconv.Itoa(i)))
+		require.NoError(t, err)
+	}
+	var checkpoint, streamCheckpoint uint64
+	for ev, err := range s.Subscribe(ctx, 0) {
+		require.NoError(t, err)
+		checkpoint = ev.Position + 1
+		if checkpoint == 40 {
+			break
+		}
+	}
+	for ev, err := range s.SubscribeStream(ctx, "acct-1", 0) {
+		require.NoError(t, err)
+		streamCheckpoint = ev.StreamVersion + 1
+		if streamCheckpoint == 10 {
+			break
+		}
+	}
+	require.NoError(t, s.Close())
+
+	s = reopen(t, dir, nil)
+	for i := 100; i < 110; i++ {
+		_, err := s.Append(ctx, "acct-"+strconv.Itoa(i%3), eventstore.Any, event("T", strconv.Itoa(i)))
+		require.NoError(t, err)
+	}
+	want := 40
+	for ev, err := range s.Subscribe(ctx, checkpoint) {
+		require.NoError(t, err)
+		require.Equal(t, uint64(want), ev.Position)
+		require.Equal(t, strconv.Itoa(want), string(ev.Data))
+		if want++; want == 110 {
+			break
+		}
+	}
+	wantVersion := uint64(10)
+	for ev, err := range s.SubscribeStream(ctx, "acct-1", streamCheckpoint) {
+		require.NoError(t, err)
+		require.Equal(t, wantVersion, ev.StreamVersion)
+		require.Equal(t, strconv.Itoa(int(3*wantVersion+1)), string(ev.Data))
+		if wantVersion++; wantVersion == 36 { // acct-1 holds 1, 4, ..., 109
+			break
+		}
+	}
+}
+
+// TestStore_Subscribe_CorruptionIsYieldedOnce damages a committed frame
+// under the open store: a subscription catching up over it delivers the
+// events before it, then yields a *CorruptionError once and ends.
+func TestStore_Subscribe_CorruptionIsYieldedOnce(t *testing.T) {
+	s, dir := newStore(t, nil)
+	ctx := context.Background()
+	for i := range 3 {
+		_, err := s.Append(ctx, "s", eventstore.Any, event("t", fmt.Sprintf("event-%d-payload", i)))
+		require.NoError(t, err)
+	}
+	seg := segmentFile(t, dir)
+	b, err := os.ReadFile(seg)
+	require.NoError(t, err)
+	second := 24 + 24 + int64(binary.LittleEndian.Uint32(b[24:28]))
+	at := second + 24 + 20 // inside the second frame's payload
+	f, err := os.OpenFile(seg, os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteAt([]byte{b[at] ^ 0x01}, at)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	for name, seq := range map[string]iter.Seq2[eventstore.RecordedEvent, error]{
+		"Subscribe":       s.Subscribe(ctx, 0),
+		"SubscribeStream": s.SubscribeStream(ctx, "s", 0),
+		"All":             s.All(ctx, 0),
+		"Stream":          s.Stream(ctx, "s", 0),
+	} {
+		errs := 0
+		var got []uint64
+		for ev, err := range seq {
+			if err != nil {
+				errs++
+				var cerr *eventstore.CorruptionError
+				require.ErrorAs(t, err, &cerr, name)
+				assert.Equal(t, seg, cerr.Path, name)
+				assert.Equal(t, second, cerr.Offset, name)
+				continue
+			}
+			got = append(got, ev.Position)
+		}
+		assert.Equal(t, 1, errs, "%s yields the error once and ends", name)
+		assert.Equal(t, []uint64{0}, got, name)
 	}
 }

@@ -366,6 +366,7 @@ func (w *writer) fail(err error) {
 	}
 	w.failed = err
 	w.sticky.Store(&err)
+	w.index.notify.stop(err)
 	w.log.logger.Error("eventstore: storage failed; appends refused until reopen", "err", err)
 }
 
@@ -554,7 +555,6 @@ func (w *writer) publish() {
 	}
 	ix := w.index
 	ix.mu.Lock()
-	defer ix.mu.Unlock()
 	for _, seg := range w.log.segments[len(ix.segments):] {
 		seg.end = record.SegmentHeaderSize
 		ix.segments = append(ix.segments, seg)
@@ -566,6 +566,15 @@ func (w *writer) publish() {
 		f.seg.end = f.off + f.size
 	}
 	ix.next = w.next
+	ix.mu.Unlock()
+	// Subscriptions at the head are woken before the callers are answered.
+	ix.notify.published(func(yield func(string) bool) {
+		for i := range w.frames {
+			if !yield(w.frames[i].req.stream) {
+				return
+			}
+		}
+	})
 }
 
 // reply answers every request of the batch on its own channel.
