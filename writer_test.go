@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -2485,4 +2486,151 @@ func TestReadIndex_HeapBytes_MatchesARecount(t *testing.T) {
 	defer s2.Close()
 	assert.Equal(t, recount(s2.index), s2.Stats().IndexBytes, "after a reopen")
 	assert.Positive(t, s2.Stats().IndexBytes)
+}
+
+// TestWriter_Subscribe_PoisonedStoreYieldsStorageErrorOnce fails an fsync
+// under live subscriptions: each delivers every event committed before the
+// failure, then yields the *StorageError once and ends; so does one started
+// after the failure, once it has caught up.
+func TestWriter_Subscribe_PoisonedStoreYieldsStorageErrorOnce(t *testing.T) {
+	ffs := vfs.NewFaultFS(vfs.OS())
+	s, _ := openWithFS(t, ffs, nil)
+	ctx := context.Background()
+	type outcome struct {
+		positions []uint64
+		errs      []error
+	}
+	run := func(seq iter.Seq2[RecordedEvent, error]) <-chan outcome {
+		done := make(chan outcome, 1)
+		go func() {
+			var o outcome
+			for ev, err := range seq {
+				if err != nil {
+					o.errs = append(o.errs, err)
+					continue
+				}
+				o.positions = append(o.positions, ev.Position)
+			}
+			done <- o
+		}()
+		return done
+	}
+	live := []<-chan outcome{run(s.Subscribe(ctx, 0)), run(s.SubscribeStream(ctx, "a", 0))}
+	for i := range 3 {
+		_, err := s.Append(ctx, "a", Any, ev(strconv.Itoa(i)))
+		require.NoError(t, err)
+	}
+	ffs.Fail(vfs.OpSync, 1, syscall.EIO, false)
+	_, err := s.Append(ctx, "a", Any, ev("lost"))
+	require.ErrorIs(t, err, ErrStorageFailed)
+	later := []<-chan outcome{run(s.Subscribe(ctx, 1)), run(s.SubscribeStream(ctx, "a", 1))}
+
+	for i, done := range append(live, later...) {
+		var o outcome
+		select {
+		case o = <-done:
+		case <-time.After(30 * time.Second):
+			require.FailNow(t, "a subscription did not end when the store failed", "subscription %d", i)
+		}
+		want := []uint64{0, 1, 2}
+		if i >= len(live) {
+			want = want[1:]
+		}
+		assert.Equal(t, want, o.positions, "subscription %d", i)
+		require.Len(t, o.errs, 1, "subscription %d", i)
+		var serr *StorageError
+		assert.ErrorAs(t, o.errs[0], &serr, "subscription %d", i)
+	}
+}
+
+// TestWriter_Subscribe_ResumesAfterPowerLoss consumes a log with a
+// checkpoint while it is written, cuts the power, and resumes. Under
+// SyncAlways every event a subscription saw was durable: the resumed one
+// starts exactly at the checkpoint. Under SyncNone the crash can take
+// events a subscription saw; resuming past the recovered head yields
+// ErrBeyondHead rather than skipping the events written next.
+func TestWriter_Subscribe_ResumesAfterPowerLoss(t *testing.T) {
+	rng := rand.New(rand.NewPCG(testSeed(t), 0))
+	for _, mode := range []SyncMode{SyncAlways, SyncNone} {
+		beyond := 0
+		defer func() { t.Logf("%v: %d rounds resumed past the recovered head", mode, beyond) }()
+		for round := range stressScale(20, 200) {
+			fs := vfs.NewCrashFS()
+			opts := &Options{Sync: mode, SegmentSize: 2048, fs: fs}
+			s, err := Open("/sub", opts)
+			require.NoError(t, err)
+			ctx, cancel := context.WithCancel(context.Background())
+			var checkpoint atomic.Uint64
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for ev, err := range s.Subscribe(ctx, 0) {
+					if err != nil {
+						return
+					}
+					checkpoint.Store(ev.Position + 1) // the read model's transaction
+				}
+			}()
+			n := 20 + rng.IntN(100)
+			for i := range n {
+				_, err := s.Append(ctx, "s-"+strconv.Itoa(i%4), Any, ev(strconv.Itoa(i)))
+				require.NoError(t, err)
+			}
+			// Crash once the subscription has seen some, not necessarily all.
+			require.Eventually(t, func() bool { return checkpoint.Load() > uint64(n/2) }, 10*time.Second, time.Millisecond)
+			image := fs.Crash(rng)
+			cancel()
+			<-done
+			_ = s.Close()
+			saved := checkpoint.Load()
+
+			opts.fs = image
+			s, err = Open("/sub", opts)
+			require.NoError(t, err, "round %d", round)
+			head := s.Stats().Events
+			if saved > head {
+				require.Equal(t, SyncNone, mode, "round %d: an event seen under SyncAlways was lost", round)
+				got := collect(s.Subscribe(context.Background(), saved))
+				require.Empty(t, got.events)
+				require.ErrorIs(t, got.err, ErrBeyondHead, "round %d", round)
+				require.NoError(t, s.Close())
+				beyond++
+				continue
+			}
+			_, err = s.Append(context.Background(), "s-0", Any, ev("after"))
+			require.NoError(t, err)
+			for first, err := range s.Subscribe(context.Background(), saved) {
+				require.NoError(t, err, "%v round %d", mode, round)
+				require.Equal(t, saved, first.Position, "%v round %d: resumed at the checkpoint", mode, round)
+				want := "after"
+				if saved < head {
+					want = strconv.Itoa(int(saved))
+				}
+				assert.Equal(t, want, string(first.Data))
+				break
+			}
+			require.NoError(t, s.Close())
+		}
+	}
+}
+
+// collected is what a finite or failing sequence yielded.
+type collected struct {
+	events []RecordedEvent
+	err    error
+	errs   int
+}
+
+// collect runs seq to its end.
+func collect(seq iter.Seq2[RecordedEvent, error]) collected {
+	var c collected
+	for e, err := range seq {
+		if err != nil {
+			c.err = err
+			c.errs++
+			continue
+		}
+		c.events = append(c.events, e)
+	}
+	return c
 }
