@@ -14,10 +14,11 @@ PKGS        := ./...
 help:
 	@grep -E '^## ' $(MAKEFILE_LIST) | sed 's/^## /  /'
 
-## demo: run examples/quickstart: append, read back, close, reopen, show the events survived
+## demo: run examples/quickstart (append, read back, close, reopen) and examples/projection (a subscription that resumes from its checkpoint)
 .PHONY: demo
 demo:
 	$(GO) run ./examples/quickstart
+	$(GO) run ./examples/projection
 
 ## fmt: fail if gofmt would change any file
 .PHONY: fmt

@@ -2148,3 +2148,68 @@ func TestStore_Subscribe_CorruptionIsYieldedOnce(t *testing.T) {
 		assert.Equal(t, []uint64{0}, got, name)
 	}
 }
+
+// BenchmarkSubscribe_Latency measures how soon live subscriptions see a
+// durable append, with 1 and 100 of them. One caller appends one event at a
+// time and waits until every subscription has it. Reported per subscription
+// and event: ack-to-seen, from Append returning to the loop body receiving
+// the event (negative when the subscription was woken before the caller,
+// as the writer wakes subscriptions before it answers callers), and
+// call-to-seen, from calling Append, which includes the fsync.
+func BenchmarkSubscribe_Latency(b *testing.B) {
+	for _, subs := range []int{1, 100} {
+		b.Run(fmt.Sprintf("subscribers=%d", subs), func(b *testing.B) {
+			s, _ := newStore(b, nil)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			seenAt := make([][]int64, subs)
+			var seen atomic.Int64
+			everyone := make(chan struct{}, 1)
+			var ready, done sync.WaitGroup
+			ready.Add(subs)
+			for k := range subs {
+				seenAt[k] = make([]int64, b.N)
+				done.Go(func() {
+					for ev, err := range s.Subscribe(ctx, 0, eventstore.FromEnd(), eventstore.OnCaughtUp(func(uint64) { ready.Done() })) {
+						if err != nil {
+							return
+						}
+						seenAt[k][ev.Position] = time.Now().UnixNano()
+						if seen.Add(1) == int64(subs) {
+							everyone <- struct{}{}
+						}
+					}
+				})
+			}
+			ready.Wait()
+			callAt, ackAt := make([]int64, b.N), make([]int64, b.N)
+			data := make([]byte, 200)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				seen.Store(0)
+				callAt[i] = time.Now().UnixNano()
+				if _, err := s.Append(ctx, "latency", eventstore.Any, eventstore.EventData{Type: "Tick", Data: data}); err != nil {
+					b.Fatal(err)
+				}
+				ackAt[i] = time.Now().UnixNano()
+				<-everyone
+			}
+			b.StopTimer()
+			cancel()
+			done.Wait()
+			var ackToSeen, callToSeen []time.Duration
+			for k := range subs {
+				for i := range b.N {
+					ackToSeen = append(ackToSeen, time.Duration(seenAt[k][i]-ackAt[i]))
+					callToSeen = append(callToSeen, time.Duration(seenAt[k][i]-callAt[i]))
+				}
+			}
+			for name, d := range map[string][]time.Duration{"ack-to-seen": ackToSeen, "call-to-seen": callToSeen} {
+				slices.Sort(d)
+				b.ReportMetric(float64(d[len(d)/2].Microseconds()), name+"-p50-µs")
+				b.ReportMetric(float64(d[len(d)*99/100].Microseconds()), name+"-p99-µs")
+			}
+		})
+	}
+}
