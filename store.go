@@ -27,6 +27,14 @@
 // up locations in an in-memory index under a read lock held for no I/O, and
 // read the segment files directly.
 //
+// # Subscriptions
+//
+// Subscribe and SubscribeStream deliver the log, or one stream, from a given
+// position and then live, each event once and in order; All and Stream walk
+// it up to the head and end. They are iterators run on the loop's goroutine:
+// a subscription reads the segment files like any reader and waits at the
+// head for the writer to wake it, so a slow one never holds the writer back.
+//
 // The on-disk format and the recovery rules are described at the top of
 // eventlog.go.
 package eventstore
