@@ -491,17 +491,25 @@ func (c *converter) event(f *record.Frame, i int) RecordedEvent {
 // the two. The writer never blocks on a subscriber: waking one is closing a
 // channel.
 type notifier struct {
-	mu      sync.Mutex               // guards the fields below
-	all     chan struct{}            // closed at the next publish; nil while no one waits
-	streams map[string]chan struct{} // per stream, closed when it next gets events
-	failed  error                    // the writer's storage error, once it has failed
-	stopped bool                     // failed or closed: every wait returns at once
+	mu      sync.Mutex             // guards the fields below
+	all     chan struct{}          // closed at the next publish; nil while no one waits
+	streams map[string]*streamWait // per stream with waiters, closed when it next gets events
+	failed  error                  // the writer's storage error, once it has failed
+	stopped bool                   // failed or closed: every wait returns at once
 
 	quit chan struct{} // closed by close; set once, read without the lock
 }
 
+// streamWait is the channel the waiters for one stream share, and how many
+// of them there are, so that the last to leave removes it: waiting for a
+// stream that never gets an event costs nothing once the wait is over.
+type streamWait struct {
+	ch      chan struct{}
+	waiters int
+}
+
 func newNotifier() *notifier {
-	return &notifier{streams: make(map[string]chan struct{}), quit: make(chan struct{})}
+	return &notifier{streams: make(map[string]*streamWait), quit: make(chan struct{})}
 }
 
 // closedChan is returned to waiters once nothing more will be published.
@@ -512,25 +520,33 @@ var closedChan = func() chan struct{} {
 }()
 
 // wait returns a channel closed when events are next published: any event,
-// or, if stream is not empty, one of that stream's.
-func (n *notifier) wait(stream string) <-chan struct{} {
+// or, if stream is not empty, one of that stream's. The waiter calls done
+// when it stops waiting.
+func (n *notifier) wait(stream string) (wake <-chan struct{}, done func()) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.stopped {
-		return closedChan
+		return closedChan, func() {}
 	}
 	if stream == "" {
 		if n.all == nil {
 			n.all = make(chan struct{})
 		}
-		return n.all
+		return n.all, func() {}
 	}
-	c := n.streams[stream]
-	if c == nil {
-		c = make(chan struct{})
-		n.streams[stream] = c
+	w := n.streams[stream]
+	if w == nil {
+		w = &streamWait{ch: make(chan struct{})}
+		n.streams[stream] = w
 	}
-	return c
+	w.waiters++
+	return w.ch, func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if w.waiters--; w.waiters == 0 && n.streams[stream] == w {
+			delete(n.streams, stream)
+		}
+	}
 }
 
 // published wakes the waiters for any event, and those for the given
@@ -546,8 +562,8 @@ func (n *notifier) published(streams iter.Seq[string]) {
 		return
 	}
 	for name := range streams {
-		if c, ok := n.streams[name]; ok {
-			close(c)
+		if w, ok := n.streams[name]; ok {
+			close(w.ch)
 			delete(n.streams, name)
 		}
 	}
@@ -576,8 +592,8 @@ func (n *notifier) stop(err error) {
 		close(n.all)
 		n.all = nil
 	}
-	for name, c := range n.streams {
-		close(c)
+	for name, w := range n.streams {
+		close(w.ch)
 		delete(n.streams, name)
 	}
 }
@@ -824,23 +840,34 @@ func (s *subscription) wait() (uint64, error) {
 		stream = s.stream
 	}
 	for {
-		wake := s.ix.notify.wait(stream)
-		head, err := s.head()
-		if err != nil {
-			return 0, err
+		head, err := s.waitOnce(stream)
+		if err != nil || head > s.next {
+			return head, err
 		}
-		if head > s.next {
-			return head, nil
-		}
-		if err := s.ix.notify.failure(); err != nil {
-			return 0, err
-		}
-		select {
-		case <-wake:
-		case <-s.ix.notify.quit:
-			return 0, ErrClosed
-		case <-s.ctx.Done():
-			return 0, s.ctx.Err()
-		}
+	}
+}
+
+// waitOnce returns the head if it has passed s.next, or else blocks until
+// the next wake-up and returns s.next.
+func (s *subscription) waitOnce(stream string) (uint64, error) {
+	wake, done := s.ix.notify.wait(stream)
+	defer done()
+	head, err := s.head()
+	if err != nil {
+		return 0, err
+	}
+	if head > s.next {
+		return head, nil
+	}
+	if err := s.ix.notify.failure(); err != nil {
+		return 0, err
+	}
+	select {
+	case <-wake:
+		return s.next, nil
+	case <-s.ix.notify.quit:
+		return 0, ErrClosed
+	case <-s.ctx.Done():
+		return 0, s.ctx.Err()
 	}
 }

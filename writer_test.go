@@ -2634,3 +2634,55 @@ func collect(seq iter.Seq2[RecordedEvent, error]) collected {
 	}
 	return c
 }
+
+// TestWriter_Subscribe_StreamWaitersLeaveNothingBehind ends 1,000 stream
+// subscriptions waiting for streams that never get an event, and checks the
+// notifier holds nothing for them after; and that stream waiters still
+// sharing a channel when one leaves are woken by their stream's event.
+func TestWriter_Subscribe_StreamWaitersLeaveNothingBehind(t *testing.T) {
+	s, _ := openWithFS(t, vfs.OS(), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := range 1000 {
+		wg.Go(func() {
+			got := collect(s.SubscribeStream(ctx, fmt.Sprintf("never-%d", i%500), 0))
+			assert.ErrorIs(t, got.err, context.Canceled)
+		})
+	}
+	waiting := func(want int) func() bool {
+		return func() bool {
+			s.index.notify.mu.Lock()
+			defer s.index.notify.mu.Unlock()
+			n := 0
+			for _, w := range s.index.notify.streams {
+				n += w.waiters
+			}
+			return n == want
+		}
+	}
+	require.Eventually(t, waiting(1000), 10*time.Second, time.Millisecond)
+	cancel()
+	wg.Wait()
+	assert.Empty(t, s.index.notify.streams)
+
+	// Two waiters on one stream; the first leaves, the second is woken.
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	first := make(chan collected, 1)
+	go func() { first <- collect(s.SubscribeStream(ctx1, "shared", 0)) }()
+	second := make(chan RecordedEvent, 1)
+	go func() {
+		for e, err := range s.SubscribeStream(context.Background(), "shared", 0) {
+			assert.NoError(t, err)
+			second <- e
+			return
+		}
+	}()
+	require.Eventually(t, waiting(2), 10*time.Second, time.Millisecond)
+	cancel1()
+	require.ErrorIs(t, (<-first).err, context.Canceled)
+	require.Eventually(t, waiting(1), 10*time.Second, time.Millisecond)
+	_, err := s.Append(context.Background(), "shared", Any, ev("x"))
+	require.NoError(t, err)
+	assert.Equal(t, "x", string((<-second).Data))
+	assert.Empty(t, s.index.notify.streams)
+}
