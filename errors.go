@@ -71,12 +71,16 @@ var (
 
 // Errors yielded by subscriptions.
 var (
-	// ErrBeyondHead is yielded, wrapped with both figures, by Subscribe
-	// when from is past the store's head, and by SubscribeStream when from
-	// is past the stream's event count. A saved position the store has not
-	// reached means the store lost events the subscriber saw (possible only
-	// under SyncInterval or SyncNone) or belongs to another store: waiting
-	// for the head to get there would skip the events written meanwhile.
+	// ErrBeyondHead is yielded, wrapped with both figures, by Subscribe and
+	// All when from is past the store's head, and by SubscribeStream and
+	// Stream when from is past the stream's event count. A saved position
+	// the store has not reached belongs to another store, or means the
+	// store lost events the subscriber saw: possible only under
+	// SyncInterval or SyncNone, and then detected only if the subscriber
+	// resumes before new appends refill the lost positions. Waiting for the
+	// head to get there would skip the events written meanwhile. To detect
+	// the loss in every case, save the last event's ID with the position,
+	// and check it with ReadAll(ctx, position-1, 1) on resume.
 	ErrBeyondHead = errors.New("eventstore: subscription starts beyond the head")
 )
 

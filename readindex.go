@@ -442,9 +442,9 @@ func newConverter() *converter {
 	return &converter{streams: make(map[string]string), types: make(map[string]string)}
 }
 
-// maxInterned bounds a converter's maps: a subscription lives long and may
-// meet any number of streams.
-const maxInterned = 4096
+// maxInterned bounds a converter's maps, each of names of up to 1 KiB: a
+// subscription lives long and may meet any number of streams.
+const maxInterned = 256
 
 func intern(m map[string]string, b []byte) string {
 	if s, ok := m[string(b)]; ok {
@@ -707,9 +707,6 @@ func (s *subscription) run() error {
 		s.next = head
 	}
 	if s.next > head {
-		if !s.kind.live() {
-			return nil
-		}
 		unit := "position"
 		if s.kind.stream() {
 			unit = "version"
@@ -720,11 +717,26 @@ func (s *subscription) run() error {
 		if err := s.readTo(head); err != nil {
 			return err
 		}
+		s.checkpoint(true)
 		if !s.kind.live() {
-			s.checkpoint(true)
 			return nil
 		}
-		s.caughtUp()
+		if !s.live {
+			// Caught up only if the head has not run off meanwhile, so a
+			// subscriber that stays slow stays behind rather than flipping.
+			now, err := s.head()
+			if err != nil {
+				return err
+			}
+			if s.cfg.fellBehind != nil && now-s.next > s.cfg.behindLag {
+				head = now
+				continue
+			}
+			s.live = true
+			if s.cfg.caughtUp != nil {
+				s.cfg.caughtUp(s.next)
+			}
+		}
 		if head, err = s.wait(); err != nil {
 			return err
 		}
@@ -754,14 +766,14 @@ func (s *subscription) readTo(head uint64) error {
 
 // frame delivers the matching events of a frame of the log.
 func (s *subscription) frame(f *record.Frame) error {
-	if err := s.interrupted(); err != nil {
-		return err
-	}
 	match := s.cfg.prefix == nil || bytes.HasPrefix(f.Stream, s.prefix)
 	for i := range f.Events {
 		pos := f.Position + uint64(i)
 		if pos < s.next {
 			continue
+		}
+		if err := s.interrupted(); err != nil {
+			return err
 		}
 		if match && s.typeMatches(f.Events[i].Type) && !s.yield(s.conv.event(f, i), nil) {
 			return errStopped
@@ -815,20 +827,6 @@ func (s *subscription) checkpoint(force bool) {
 	}
 	s.passed = 0
 	s.cfg.checkpoint(s.next)
-}
-
-// caughtUp marks a subscription that has delivered everything before the
-// head it was chasing as live, the first time after it started or fell
-// behind.
-func (s *subscription) caughtUp() {
-	if s.live {
-		return
-	}
-	s.live = true
-	s.checkpoint(true)
-	if s.cfg.caughtUp != nil {
-		s.cfg.caughtUp(s.next)
-	}
 }
 
 // wait blocks until the head passes s.next and returns it, or until the

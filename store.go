@@ -609,15 +609,19 @@ func (s *Store) SubscribeStream(ctx context.Context, stream string, from uint64,
 // All returns the events from position from up to the head as it is when
 // the loop starts, in position order, and ends: a replay or rebuild that
 // holds one event at a time rather than a slice of them all. Events
-// committed during the loop are not included. Filters and checkpoints
-// apply as for Subscribe; FromEnd, OnCaughtUp and OnFellBehind do not, and
-// yield ErrInvalidOptions. An error is yielded once and ends the sequence.
+// committed during the loop are not included. from equal to the head gives
+// no event; from past it yields ErrBeyondHead, as for Subscribe. Filters and
+// checkpoints apply as for Subscribe; FromEnd, OnCaughtUp and OnFellBehind
+// do not, and yield ErrInvalidOptions. An error is yielded once and ends the
+// sequence.
 func (s *Store) All(ctx context.Context, from uint64, opts ...SubscribeOption) iter.Seq2[RecordedEvent, error] {
 	return s.index.sequence(ctx, walkAll, "", from, opts)
 }
 
 // Stream is All for one stream: its events from version from up to its
 // last event as of when the loop starts. EventTypes and OnCheckpoint apply.
+// A stream with no events gives none from version 0; from past the
+// stream's event count yields ErrBeyondHead.
 func (s *Store) Stream(ctx context.Context, stream string, from uint64, opts ...SubscribeOption) iter.Seq2[RecordedEvent, error] {
 	return s.index.sequence(ctx, walkStream, stream, from, opts)
 }
@@ -676,11 +680,13 @@ func FromEnd() SubscribeOption {
 }
 
 // OnCaughtUp has fn called, on the loop's goroutine, each time the
-// subscription has delivered every event up to the head it was chasing:
-// the head when it started, or when it last fell behind. fn gets the
-// position (for a stream, the version) to resume from, which is that head;
-// a subscriber that checkpoints there after a long filtered-out run does not
-// read the run again.
+// subscription has delivered every event up to the head it was chasing: the
+// head when it started, or when it last fell behind. fn gets the position
+// (for a stream, the version) to resume from, which is that head. With
+// OnFellBehind, reaching that head counts only if no more than its lag of
+// events has been committed meanwhile; otherwise the subscription reads on,
+// still behind. Without OnFellBehind a subscription never falls behind, and
+// fn is called once.
 func OnCaughtUp(fn func(position uint64)) SubscribeOption {
 	return func(c *subscribeConfig) {
 		if fn == nil {
@@ -707,13 +713,14 @@ func OnFellBehind(lag uint64, fn func(position, head uint64)) SubscribeOption {
 }
 
 // OnCheckpoint has fn called, on the loop's goroutine, after every `every`
-// events the sequence passes over, delivered or filtered out, and at the
-// head (when a subscription catches up, or All or Stream reaches its end)
-// if events have passed since the last call. fn gets the position
-// (for a stream, the version) to resume from: every matching event before it
-// has been yielded and its loop body has returned. It lets a subscriber
-// whose filter skips long runs save its progress through them, as its
-// events give it no position to save.
+// events the sequence passes over, delivered or filtered out, and each time
+// it reaches the head it was reading to with events passed since the last
+// call: at the end of All or Stream, and, for a live subscription, at most
+// once per batch the writer publishes. fn gets the position (for a stream,
+// the version) to resume from: every matching event before it has been
+// yielded and its loop body has returned. It lets a subscriber whose filter
+// skips long runs save its progress through them, as its events give it no
+// position to save.
 func OnCheckpoint(every uint64, fn func(position uint64)) SubscribeOption {
 	return func(c *subscribeConfig) {
 		if every == 0 || fn == nil {

@@ -1468,7 +1468,8 @@ func ExampleStore_Subscribe() {
 type subscribed struct {
 	positions []uint64
 	ids       []eventstore.EventID
-	err       error
+	err       error // the first error yielded
+	errs      int   // how many were yielded: never more than one
 }
 
 // consume runs seq until it yields an error, its loop body returns false, or
@@ -1477,8 +1478,15 @@ func consume(seq iter.Seq2[eventstore.RecordedEvent, error], body func(ev events
 	var got subscribed
 	for ev, err := range seq {
 		if err != nil {
-			got.err = err
+			if got.errs++; got.errs == 1 {
+				got.err = err
+			} else {
+				got.err = fmt.Errorf("error yielded %d times, the last: %v; the first: %w", got.errs, err, got.err)
+			}
 			continue // the sequence must end by itself after an error
+		}
+		if got.errs > 0 {
+			got.err = fmt.Errorf("event %d yielded after the error: %w", ev.Position, got.err)
 		}
 		got.positions = append(got.positions, ev.Position)
 		got.ids = append(got.ids, ev.ID)
@@ -1493,6 +1501,7 @@ func consume(seq iter.Seq2[eventstore.RecordedEvent, error], body func(ev events
 // order, each once.
 func requireSameEvents(t *testing.T, want []eventstore.RecordedEvent, got subscribed, what string) {
 	t.Helper()
+	require.LessOrEqual(t, got.errs, 1, "%s: an error ends the sequence", what)
 	require.Len(t, got.positions, len(want), what)
 	for i := range want {
 		if want[i].Position != got.positions[i] || want[i].ID != got.ids[i] {
@@ -1600,9 +1609,15 @@ func TestStore_Subscribe_ConcurrentWritersExactlyOnce(t *testing.T) {
 
 	all, err := s.ReadAll(ctx, 0, int(written)+1)
 	require.NoError(t, err)
+	for i := range all {
+		require.Equal(t, uint64(i), all[i].Position)
+	}
 	for i, sb := range subs {
 		require.NoError(t, sb.got.err)
 		if sb.stream == "" {
+			for k, p := range sb.got.positions {
+				require.Equal(t, sb.from+uint64(k), p, "subscription %d from %d: positions run on without a gap", i, sb.from)
+			}
 			requireSameEvents(t, all[sb.from:], sb.got, fmt.Sprintf("subscription %d from %d", i, sb.from))
 			continue
 		}
@@ -1630,6 +1645,7 @@ func TestStore_Subscribe_SlowSubscriberNeitherDroppedNorSlowsWriter(t *testing.T
 	type result struct {
 		got               subscribed
 		caughtUp, behind  []uint64
+		behindHeads       []uint64
 		sawWriterFinished bool
 	}
 	subscribe := func(slow bool) *result {
@@ -1639,7 +1655,10 @@ func TestStore_Subscribe_SlowSubscriberNeitherDroppedNorSlowsWriter(t *testing.T
 		defer cancel()
 		seq := s.Subscribe(sctx, 0,
 			eventstore.OnCaughtUp(func(p uint64) { res.caughtUp = append(res.caughtUp, p) }),
-			eventstore.OnFellBehind(1000, func(p, head uint64) { res.behind = append(res.behind, p) }))
+			eventstore.OnFellBehind(1000, func(p, head uint64) {
+				res.behind = append(res.behind, p)
+				res.behindHeads = append(res.behindHeads, head)
+			}))
 		res.got = consume(seq, func(ev eventstore.RecordedEvent) bool {
 			select {
 			case <-writerDone:
@@ -1703,6 +1722,13 @@ func TestStore_Subscribe_SlowSubscriberNeitherDroppedNorSlowsWriter(t *testing.T
 		assert.Len(t, res.caughtUp, len(res.behind)+1, "%s: caught up at the start and after each time it fell behind", name)
 		assert.Equal(t, uint64(0), res.caughtUp[0], "%s caught up with the empty store first", name)
 		assert.IsIncreasing(t, res.caughtUp, name)
+		for k := range res.behind {
+			// It fell behind after it had caught up, more than the lag
+			// short of the head, and caught up next with that head.
+			assert.GreaterOrEqual(t, res.behind[k], res.caughtUp[k], "%s: fell behind after catching up", name)
+			assert.Greater(t, res.behindHeads[k]-res.behind[k], uint64(1000), "%s: lag", name)
+			assert.GreaterOrEqual(t, res.caughtUp[k+1], res.behindHeads[k], "%s: caught up with at least that head", name)
+		}
 	}
 	// Whether the sleeping one fell behind depends on the machine; the
 	// parked one, held at its first event until the writer finished, did.
@@ -1860,6 +1886,39 @@ func TestStore_Subscribe_CheckpointsThroughFilteredRuns(t *testing.T) {
 	assert.Equal(t, []uint64{200, 400, 505}, versions, "every 200 events, and at the end")
 }
 
+// TestStore_Subscribe_LiveCheckpointAtTheHead follows a filter that matches
+// nothing, live: each batch of filtered-out events reaching the head gets a
+// checkpoint at that head, long before the interval has passed.
+func TestStore_Subscribe_LiveCheckpointAtTheHead(t *testing.T) {
+	s, _ := newStore(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	checkpoints := make(chan uint64, 100)
+	caughtUp := make(chan uint64, 1)
+	ended := make(chan subscribed, 1)
+	go func() {
+		ended <- consume(s.Subscribe(ctx, 0, eventstore.EventTypes("Rare"),
+			eventstore.OnCheckpoint(1_000_000, func(p uint64) { checkpoints <- p }),
+			eventstore.OnCaughtUp(func(p uint64) { caughtUp <- p })), nil)
+	}()
+	require.Equal(t, uint64(0), <-caughtUp)
+	var last uint64
+	for i := range 5 {
+		_, err := s.Append(ctx, "noise", eventstore.Any, event("Noise", "a"), event("Noise", "b"))
+		require.NoError(t, err)
+		// The subscription reaches each new head: 2, 4, ... (or, if two
+		// Appends arrive before it wakes, their common head).
+		for last < uint64(2*(i+1)) {
+			last = <-checkpoints
+			require.Equal(t, uint64(0), last%2, "checkpoints at heads, not inside an Append")
+		}
+	}
+	cancel()
+	got := <-ended
+	require.ErrorIs(t, got.err, context.Canceled)
+	assert.Empty(t, got.positions)
+}
+
 func TestStore_Subscribe_StartAndOptionErrors(t *testing.T) {
 	s, _ := newStore(t, nil)
 	ctx := context.Background()
@@ -1897,11 +1956,17 @@ func TestStore_Subscribe_StartAndOptionErrors(t *testing.T) {
 		})
 	}
 
-	// Past the end, the finite walks are empty, as ReadAll is.
-	for _, seq := range []iter.Seq2[eventstore.RecordedEvent, error]{s.All(ctx, 6), s.Stream(ctx, "s", 6), s.Stream(ctx, "none", 0)} {
+	// At the end, the finite walks are empty; past it, they fail as the
+	// subscriptions do (where ReadAll would return nothing).
+	for _, seq := range []iter.Seq2[eventstore.RecordedEvent, error]{s.All(ctx, 5), s.Stream(ctx, "s", 5), s.Stream(ctx, "none", 0)} {
 		got := consume(seq, nil)
 		assert.Empty(t, got.positions)
 		assert.NoError(t, got.err)
+	}
+	for _, seq := range []iter.Seq2[eventstore.RecordedEvent, error]{s.All(ctx, 6), s.Stream(ctx, "s", math.MaxUint64), s.Stream(ctx, "none", 1)} {
+		got := consume(seq, nil)
+		assert.Empty(t, got.positions)
+		assert.ErrorIs(t, got.err, eventstore.ErrBeyondHead)
 	}
 }
 
@@ -1978,7 +2043,16 @@ func TestStore_Subscribe_EndsOnBreakCancelAndClose(t *testing.T) {
 					ctx, cancel := context.WithCancel(context.Background())
 					defer cancel()
 					if where == "catching up" {
-						appendMany(t, s, 20_000, 10, 8)
+						// Appends of 100 events: a subscription must stop
+						// within one, not at its end.
+						events := make([]eventstore.EventData, 100)
+						for i := range events {
+							events[i] = event("T", "x")
+						}
+						for i := range 200 {
+							_, err := s.Append(ctx, "stream-"+strconv.Itoa(1+i%2), eventstore.Any, events...)
+							require.NoError(t, err)
+						}
 					}
 					seq := s.Subscribe(ctx, 0)
 					if stream != "" {
@@ -2043,7 +2117,7 @@ func TestStore_Subscribe_EndsOnBreakCancelAndClose(t *testing.T) {
 						assert.ErrorIs(t, got.err, eventstore.ErrClosed)
 					}
 					if where == "catching up" {
-						assert.Len(t, got.positions, 1, "ended after the event its body held")
+						assert.Len(t, got.positions, 1, "ended after the event its body held, within its Append")
 					}
 				})
 			}
