@@ -1,0 +1,154 @@
+// Command bench runs one workload against this store, the disk's own
+// limits and the embedded stores people use instead, and prints one row per
+// backend and writer count: durable appends per second and their ratio to
+// the group-commit limit measured in the same run, append latency, reads,
+// reopen time, peak memory and bytes on disk. It can also write the table
+// to a Markdown file and draw appends per second against writers as an SVG
+// chart.
+//
+//	go run . -events 100000 -writers 1,8,64,256 -md results.md -svg chart.svg
+//
+// Each backend and writer count runs in a child process of its own, so
+// peak RSS is that run's alone. PostgreSQL runs when EVENTSTORE_BENCH_PG
+// (a connection string) reaches a server, and is skipped otherwise.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	events := flag.Int("events", 100_000, "events to append per run")
+	writerList := flag.String("writers", "1,8,64,256", "writer counts, comma-separated")
+	backendList := flag.String("backends", "all", "backends to run, comma-separated, or all")
+	base := flag.String("dir", "", "directory for the stores (default: a temporary one)")
+	md := flag.String("md", "", "also write the report, in Markdown, to this file")
+	svg := flag.String("svg", "", "also draw appends/s against writers to this SVG file")
+	child := flag.String("child", "", "internal: run one backend in this process")
+	flag.Parse()
+
+	if *child != "" {
+		w, _ := strconv.Atoi(*writerList)
+		res, err := run(*child, w, *events, *base)
+		if err != nil {
+			log.Fatalf("%s, %d writers: %v", *child, w, err)
+		}
+		if err := json.NewEncoder(os.Stdout).Encode(res); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+
+	var writers []int
+	for _, f := range strings.Split(*writerList, ",") {
+		w, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || w < 1 {
+			log.Fatalf("bad writer count %q", f)
+		}
+		writers = append(writers, w)
+	}
+	names := backendNames()
+	if *backendList != "all" {
+		names = nil
+		for _, n := range strings.Split(*backendList, ",") {
+			if _, ok := specs[n]; !ok {
+				log.Fatalf("no backend %q; have %s", n, strings.Join(backendNames(), ", "))
+			}
+			names = append(names, n)
+		}
+	}
+	if *base == "" {
+		d, err := os.MkdirTemp("", "eventstore-bench")
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer os.RemoveAll(d)
+		*base = d
+	}
+
+	started := time.Now()
+	var results []result
+	for _, name := range names {
+		sp := specs[name]
+		if sp.skip != nil {
+			if why := sp.skip(); why != "" {
+				log.Printf("%s: skipped: %s", name, why)
+				results = append(results, result{Backend: name, Skipped: why})
+				continue
+			}
+		}
+		for _, w := range writers {
+			res, err := runChild(name, w, *events, *base)
+			if err != nil {
+				log.Fatalf("%s, %d writers: %v", name, w, err)
+			}
+			log.Printf("%-24s W=%-3d %10.0f appends/s  p99 %v", name, w, res.AppendsPerSec, time.Duration(res.P99))
+			results = append(results, res)
+		}
+	}
+	header := fmt.Sprintf("%d events of %d bytes over %d streams, %s, %d CPUs, %s; %s in %v.",
+		*events, eventSize, numStreams, runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU(), cpuModel(),
+		time.Now().UTC().Format("2006-01-02"), time.Since(started).Round(time.Second))
+	report := markdown(header, results)
+	fmt.Print(report)
+	if *md != "" {
+		if err := os.WriteFile(*md, []byte(report), 0o644); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if *svg != "" {
+		if err := chart(results, *svg); err != nil {
+			log.Fatal(err)
+		}
+	}
+}
+
+// runChild runs one backend and writer count in a child process, in a fresh
+// directory it removes after, and adds the child's peak RSS to the result.
+func runChild(name string, writers, events int, base string) (result, error) {
+	dir, err := os.MkdirTemp(base, name+"-")
+	if err != nil {
+		return result{}, err
+	}
+	defer os.RemoveAll(dir)
+	cmd := exec.Command(os.Args[0], "-child", name, "-writers", strconv.Itoa(writers),
+		"-events", strconv.Itoa(events), "-dir", dir)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return result{}, err
+	}
+	var res result
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		return result{}, fmt.Errorf("child output %q: %w", out.String(), err)
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		res.PeakRSS = ru.Maxrss * 1024 // KiB on Linux
+	}
+	return res, nil
+}
+
+// cpuModel names the processor, for the report.
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}

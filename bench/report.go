@@ -1,0 +1,111 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+)
+
+// markdown renders the results as a table, ratios taken against the limits
+// measured in the same run with the same writer count, followed by each
+// backend's durability settings.
+func markdown(header string, results []result) string {
+	limit := map[int]float64{}
+	perRecord := map[int]float64{}
+	for _, r := range results {
+		switch r.Backend {
+		case "limit":
+			limit[r.Writers] = r.AppendsPerSec
+		case "limit-fsync-per-record":
+			perRecord[r.Writers] = r.AppendsPerSec
+		}
+	}
+	ratio := func(v float64, of map[int]float64, w int) string {
+		if of[w] == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f", v/of[w])
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\n\n", header)
+	b.WriteString("| Backend | W | appends/s | × limit | × fsync/record | p50 | p99 | read-all warm, events/s | read-all cold | read one stream | reopen | peak RSS | bytes/event on disk |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range results {
+		if r.Skipped != "" {
+			fmt.Fprintf(&b, "| %s | – | skipped: %s | | | | | | | | | | |\n", r.Backend, r.Skipped)
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s (%d events) | %s | %.0f MiB | %.0f |\n",
+			r.Backend, r.Writers, count(r.AppendsPerSec), ratio(r.AppendsPerSec, limit, r.Writers),
+			ratio(r.AppendsPerSec, perRecord, r.Writers), dur(r.P50), dur(r.P99),
+			count(r.ReadAllWarm), count(r.ReadAllCold), dur(r.ReadStream), r.StreamEvents, dur(r.Reopen),
+			float64(r.PeakRSS)/(1<<20), r.DiskBytesPerEvent)
+	}
+	b.WriteString("\nSettings under which each backend acknowledges an append:\n\n")
+	for _, name := range backendNames() {
+		sp := specs[name]
+		durable := "durable"
+		if !sp.durable {
+			durable = "**not durable**"
+		}
+		fmt.Fprintf(&b, "- `%s` (%s): %s\n", name, durable, sp.settings)
+	}
+	return b.String()
+}
+
+// count formats a rate with thousands separators.
+func count(v float64) string {
+	s := fmt.Sprintf("%.0f", v)
+	var out []byte
+	for i := range len(s) {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}
+
+func dur(ns int64) string {
+	d := time.Duration(ns)
+	switch {
+	case d >= time.Second:
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	case d >= time.Millisecond:
+		return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
+}
+
+// chart draws durable appends per second against writers, one line per
+// backend, both axes logarithmic.
+func chart(results []result, path string) error {
+	p := plot.New()
+	p.Title.Text = "Durable appends per second"
+	p.X.Label.Text = "concurrent writers"
+	p.Y.Label.Text = "appends/s"
+	p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
+	p.X.Tick.Marker, p.Y.Tick.Marker = plot.LogTicks{Prec: -1}, plot.LogTicks{Prec: -1}
+	p.Legend.Top, p.Legend.Left = true, true
+	var lines []any
+	for _, name := range backendNames() {
+		var xys plotter.XYs
+		for _, r := range results {
+			if r.Backend == name && r.Skipped == "" {
+				xys = append(xys, plotter.XY{X: float64(r.Writers), Y: r.AppendsPerSec})
+			}
+		}
+		if len(xys) > 0 {
+			lines = append(lines, name, xys)
+		}
+	}
+	if err := plotutil.AddLinePoints(p, lines...); err != nil {
+		return err
+	}
+	return p.Save(9*vg.Inch, 6*vg.Inch, path)
+}
