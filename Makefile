@@ -31,10 +31,11 @@ fmt:
 vet:
 	$(GO) vet $(PKGS)
 
-## lint: fmt, vet and staticcheck (pinned, run through go run so it is not a module dependency)
+## lint: fmt, vet and staticcheck (pinned, run through go run so it is not a module dependency), also over bench/
 .PHONY: lint
 lint: fmt vet
 	$(GO) run $(STATICCHECK) $(PKGS)
+	cd bench && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 
 ## test: all tests with the race detector, in random order; then the slow single-threaded ones at full size without it
 .PHONY: test
@@ -69,6 +70,19 @@ stress:
 .PHONY: bench
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=10 $(PKGS) | tee bench.txt
+
+## compare: the comparison harness (bench/, its own module) at 100,000 events: a table on stdout, bench/results.md and bench/chart.svg
+COMPARE_FLAGS ?=
+.PHONY: compare
+compare:
+	cd bench && $(GO) run . -events 100000 -md results.md -svg chart.svg $(COMPARE_FLAGS)
+
+## compare-full: the harness at 100,000, 1,000,000 and 10,000,000 events (hours)
+.PHONY: compare-full
+compare-full:
+	cd bench && $(GO) run . -events 100000 -md results-100k.md -svg chart-100k.svg $(COMPARE_FLAGS)
+	cd bench && $(GO) run . -events 1000000 -md results-1m.md -svg chart-1m.svg $(COMPARE_FLAGS)
+	cd bench && $(GO) run . -events 10000000 -writers 64,256 -md results-10m.md -svg chart-10m.svg $(COMPARE_FLAGS)
 
 ## cover: coverage profile and HTML report (cover.out, cover.html)
 .PHONY: cover
