@@ -71,18 +71,20 @@ stress:
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=10 $(PKGS) | tee bench.txt
 
-## compare: the comparison harness (bench/, its own module) at 100,000 events: a table on stdout, bench/results.md and bench/chart.svg
+## compare: the comparison harness (bench/, its own module) at 100,000 events: a table on stdout, bench/results.md and bench/chart.svg; starts PostgreSQL with .ci/postgres unless EVENTSTORE_BENCH_PG is set
 COMPARE_FLAGS ?=
+PG = $${EVENTSTORE_BENCH_PG:-$$(bash .ci/postgres || true)}
 .PHONY: compare
 compare:
-	cd bench && $(GO) run . -events 100000 -md results.md -svg chart.svg $(COMPARE_FLAGS)
+	pg=$(PG); cd bench && EVENTSTORE_BENCH_PG=$$pg $(GO) run . -events 100000 -md results.md -svg chart.svg $(COMPARE_FLAGS)
 
 ## compare-full: the harness at 100,000, 1,000,000 and 10,000,000 events (hours)
 .PHONY: compare-full
 compare-full:
-	cd bench && $(GO) run . -events 100000 -md results-100k.md -svg chart-100k.svg $(COMPARE_FLAGS)
-	cd bench && $(GO) run . -events 1000000 -md results-1m.md -svg chart-1m.svg $(COMPARE_FLAGS)
-	cd bench && $(GO) run . -events 10000000 -writers 64,256 -md results-10m.md -svg chart-10m.svg $(COMPARE_FLAGS)
+	pg=$(PG); cd bench && \
+	EVENTSTORE_BENCH_PG=$$pg $(GO) run . -events 100000 -md results-100k.md -svg chart-100k.svg $(COMPARE_FLAGS) && \
+	EVENTSTORE_BENCH_PG=$$pg $(GO) run . -events 1000000 -md results-1m.md -svg chart-1m.svg $(COMPARE_FLAGS) && \
+	EVENTSTORE_BENCH_PG=$$pg $(GO) run . -events 10000000 -writers 64,256 -md results-10m.md -svg chart-10m.svg $(COMPARE_FLAGS)
 
 ## cover: coverage profile and HTML report (cover.out, cover.html)
 .PHONY: cover

@@ -35,12 +35,13 @@ func main() {
 	base := flag.String("dir", "", "directory for the stores (default: a temporary one)")
 	md := flag.String("md", "", "also write the report, in Markdown, to this file")
 	svg := flag.String("svg", "", "also draw appends/s against writers to this SVG file")
+	maxTime := flag.Duration("max-time", 20*time.Second, "stop a run's appends after this long, and measure the rest on what was appended")
 	child := flag.String("child", "", "internal: run one backend in this process")
 	flag.Parse()
 
 	if *child != "" {
 		w, _ := strconv.Atoi(*writerList)
-		res, err := run(*child, w, *events, *base)
+		res, err := run(*child, w, *events, *maxTime, *base)
 		if err != nil {
 			log.Fatalf("%s, %d writers: %v", *child, w, err)
 		}
@@ -89,7 +90,7 @@ func main() {
 			}
 		}
 		for _, w := range writers {
-			res, err := runChild(name, w, *events, *base)
+			res, err := runChild(name, w, *events, *maxTime, *base)
 			if err != nil {
 				log.Fatalf("%s, %d writers: %v", name, w, err)
 			}
@@ -97,8 +98,8 @@ func main() {
 			results = append(results, res)
 		}
 	}
-	header := fmt.Sprintf("%d events of %d bytes over %d streams, %s, %d CPUs, %s; %s in %v.",
-		*events, eventSize, numStreams, runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU(), cpuModel(),
+	header := fmt.Sprintf("Up to %d events (appends stop after %v) of %d bytes over %d streams, %s, %d CPUs, %s; %s in %v.",
+		*events, *maxTime, eventSize, numStreams, runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU(), cpuModel(),
 		time.Now().UTC().Format("2006-01-02"), time.Since(started).Round(time.Second))
 	report := markdown(header, results)
 	fmt.Print(report)
@@ -116,14 +117,14 @@ func main() {
 
 // runChild runs one backend and writer count in a child process, in a fresh
 // directory it removes after, and adds the child's peak RSS to the result.
-func runChild(name string, writers, events int, base string) (result, error) {
+func runChild(name string, writers, events int, maxTime time.Duration, base string) (result, error) {
 	dir, err := os.MkdirTemp(base, name+"-")
 	if err != nil {
 		return result{}, err
 	}
 	defer os.RemoveAll(dir)
 	cmd := exec.Command(os.Args[0], "-child", name, "-writers", strconv.Itoa(writers),
-		"-events", strconv.Itoa(events), "-dir", dir)
+		"-events", strconv.Itoa(events), "-max-time", maxTime.String(), "-dir", dir)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, os.Stderr
 	if err := cmd.Run(); err != nil {

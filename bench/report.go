@@ -33,15 +33,15 @@ func markdown(header string, results []result) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n\n", header)
-	b.WriteString("| Backend | W | appends/s | × limit | × fsync/record | p50 | p99 | read-all warm, events/s | read-all cold | read one stream | reopen | peak RSS | bytes/event on disk |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| Backend | W | events | appends/s | × limit | × fsync/record | p50 | p99 | read-all warm, events/s | read-all cold | read one stream | reopen | peak RSS | bytes/event on disk |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
 		if r.Skipped != "" {
-			fmt.Fprintf(&b, "| %s | – | skipped: %s | | | | | | | | | | |\n", r.Backend, r.Skipped)
+			fmt.Fprintf(&b, "| %s | – | skipped: %s | | | | | | | | | | | |\n", r.Backend, r.Skipped)
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s (%d events) | %s | %.0f MiB | %.0f |\n",
-			r.Backend, r.Writers, count(r.AppendsPerSec), ratio(r.AppendsPerSec, limit, r.Writers),
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s (%d events) | %s | %.0f MiB | %.0f |\n",
+			r.Backend, r.Writers, count(float64(r.Events)), count(r.AppendsPerSec), ratio(r.AppendsPerSec, limit, r.Writers),
 			ratio(r.AppendsPerSec, perRecord, r.Writers), dur(r.P50), dur(r.P99),
 			count(r.ReadAllWarm), count(r.ReadAllCold), dur(r.ReadStream), r.StreamEvents, dur(r.Reopen),
 			float64(r.PeakRSS)/(1<<20), r.DiskBytesPerEvent)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -59,8 +60,10 @@ func payload(i int) []byte {
 }
 
 // run measures one backend with the given number of writers on a fresh
-// store in dir.
-func run(name string, writers, events int, dir string) (result, error) {
+// store in dir. The writers stop early, all at once, when maxTime has
+// passed: the result then holds the events appended by then, and the reads
+// are of those.
+func run(name string, writers, events int, maxTime time.Duration, dir string) (result, error) {
 	sp := specs[name]
 	res := result{Backend: name, Writers: writers, Events: events}
 	b := sp.new()
@@ -72,6 +75,9 @@ func run(name string, writers, events int, dir string) (result, error) {
 	errs := make(chan error, writers)
 	var wg sync.WaitGroup
 	start := time.Now()
+	var stop atomic.Bool
+	timer := time.AfterFunc(maxTime, func() { stop.Store(true) })
+	defer timer.Stop()
 	for w := range writers {
 		n := events / writers
 		if w < events%writers {
@@ -88,6 +94,9 @@ func run(name string, writers, events int, dir string) (result, error) {
 				versions[i] = -1
 			}
 			for i := range n {
+				if stop.Load() {
+					return
+				}
 				j := i % len(mine)
 				t := time.Now()
 				if err := b.append(streamName(mine[j]), versions[j], payload(i*writers+w)); err != nil {
@@ -105,8 +114,10 @@ func run(name string, writers, events int, dir string) (result, error) {
 	if err := <-errs; err != nil {
 		return res, fmt.Errorf("append: %w", err)
 	}
-	res.AppendsPerSec = float64(events) / elapsed.Seconds()
 	all := slices.Concat(lat...)
+	events = len(all)
+	res.Events = events
+	res.AppendsPerSec = float64(events) / elapsed.Seconds()
 	slices.Sort(all)
 	res.P50, res.P99 = int64(all[len(all)/2]), int64(all[len(all)*99/100])
 
@@ -126,7 +137,9 @@ func run(name string, writers, events int, dir string) (result, error) {
 		return res, err
 	}
 	var times []time.Duration
-	for k := 0; k < numStreams; k += numStreams / 20 {
+	// Streams 0 to 19 are each the first of some writer's, so they are
+	// as long as any, also when a run stops early.
+	for k := range 20 {
 		t := time.Now()
 		n, err := b.readStream(streamName(k))
 		if err != nil {
