@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
@@ -83,7 +84,7 @@ func (b *limitBackend) open(dir string) error {
 
 // scan rebuilds the stream index from the file.
 func (b *limitBackend) scan() error {
-	r := io.NewSectionReader(b.f, 0, 1<<62)
+	r := bufio.NewReaderSize(io.NewSectionReader(b.f, 0, 1<<62), 1<<20)
 	buf := make([]byte, 1<<20)
 	var off int64
 	for {

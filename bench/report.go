@@ -86,7 +86,7 @@ func dur(ns int64) string {
 // backend, both axes logarithmic.
 func chart(results []result, path string) error {
 	p := plot.New()
-	p.Title.Text = "Durable appends per second"
+	p.Title.Text = "Appends per second, each acknowledged when durable unless marked"
 	p.X.Label.Text = "concurrent writers"
 	p.Y.Label.Text = "appends/s"
 	p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
@@ -101,7 +101,11 @@ func chart(results []result, path string) error {
 			}
 		}
 		if len(xys) > 0 {
-			lines = append(lines, name, xys)
+			label := name
+			if !specs[name].durable {
+				label += " (not durable)"
+			}
+			lines = append(lines, label, xys)
 		}
 	}
 	if err := plotutil.AddLinePoints(p, lines...); err != nil {
