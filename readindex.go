@@ -156,7 +156,7 @@ func (ix *readIndex) readAll(ctx context.Context, from uint64, limit int, backwa
 		return nil, nil
 	}
 	out := make([]RecordedEvent, 0, min(hi-lo, 1<<16))
-	conv := newConverter()
+	conv := ix.newConverter(0) // bounded by the result
 	err = ix.walk(ctx, lo, hi, func(f *record.Frame) error {
 		for i := range f.Events {
 			if pos := f.Position + uint64(i); pos >= lo && pos < hi {
@@ -232,14 +232,15 @@ func (ix *readIndex) walk(ctx context.Context, lo, hi uint64, fn func(f *record.
 	r := getReader()
 	defer putReader(r)
 	var events []record.Event
+	var f record.Frame // one for the walk: fn's pointer to it escapes
 	for _, p := range parts {
 		r.reset(p.seg.file, p.end)
 		for off := p.off; off < p.end; {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			f, err := r.frame(off, events)
-			if err != nil {
+			var err error
+			if f, err = r.frame(off, events); err != nil {
 				return ix.readError(p.seg, off, err)
 			}
 			events = f.Events
@@ -259,7 +260,7 @@ func (ix *readIndex) walk(ctx context.Context, lo, hi uint64, fn func(f *record.
 // version from upward, or downward when backward is set.
 func (ix *readIndex) readStream(ctx context.Context, stream string, from uint64, limit int, backward bool) ([]RecordedEvent, error) {
 	var out []RecordedEvent
-	conv := newConverter()
+	conv := ix.newConverter(0) // bounded by the result
 	err := ix.scanStream(ctx, stream,
 		func(count uint64) (uint64, uint64) { return span(from, limit, backward, count) },
 		func(f *record.Frame, i int) error {
@@ -431,41 +432,64 @@ func (ix *readIndex) readError(seg *segment, off int64, err error) error {
 }
 
 // converter copies decoded events out of shared buffers into RecordedEvents
-// that own their bytes, sharing the strings of repeated stream names and
-// types within one read.
+// that own their bytes. Stream names come from the index, shared rather than
+// copied; types are copied once per converter. A converter lives for one
+// read or one subscription; for a subscription, which may meet any number
+// of streams and types, its caches are bounded.
 type converter struct {
-	streams map[string]string
-	types   map[string]string
+	ix      *readIndex
+	streams map[string]string // names seen, as the index holds them
+	types   map[string]string // types seen, copied
+	limit   int               // entries a map may hold before it starts again; 0: no bound
 }
 
-func newConverter() *converter {
-	return &converter{streams: make(map[string]string), types: make(map[string]string)}
+// subscriptionCache bounds each of a subscription's two caches.
+const subscriptionCache = 1024
+
+func (ix *readIndex) newConverter(limit int) *converter {
+	return &converter{ix: ix, streams: make(map[string]string), types: make(map[string]string), limit: limit}
 }
 
-// maxInterned bounds a converter's maps, each of names of up to 1 KiB: a
-// subscription lives long and may meet any number of streams.
-const maxInterned = 256
-
-func intern(m map[string]string, b []byte) string {
-	if s, ok := m[string(b)]; ok {
-		return s
-	}
-	if len(m) >= maxInterned {
+// remember adds s to m, first emptying m if it is full.
+func (c *converter) remember(m map[string]string, s string) string {
+	if c.limit > 0 && len(m) >= c.limit {
 		clear(m)
 	}
-	s := string(b)
 	m[s] = s
 	return s
+}
+
+// streamName returns the index's own string for a stream name, so that
+// reading an event allocates no name.
+func (c *converter) streamName(b []byte) string {
+	if s, ok := c.streams[string(b)]; ok {
+		return s
+	}
+	c.ix.mu.RLock()
+	st := c.ix.streams[string(b)]
+	c.ix.mu.RUnlock()
+	if st == nil { // not possible for a published event; copy all the same
+		return c.remember(c.streams, string(b))
+	}
+	return c.remember(c.streams, st.name)
+}
+
+// typeName returns a shared copy of an event type.
+func (c *converter) typeName(b []byte) string {
+	if s, ok := c.types[string(b)]; ok {
+		return s
+	}
+	return c.remember(c.types, string(b))
 }
 
 func (c *converter) event(f *record.Frame, i int) RecordedEvent {
 	e := &f.Events[i]
 	ev := RecordedEvent{
 		ID:            EventID(e.ID),
-		Stream:        intern(c.streams, f.Stream),
+		Stream:        c.streamName(f.Stream),
 		StreamVersion: f.FirstVersion + uint64(i),
 		Position:      f.Position + uint64(i),
-		Type:          intern(c.types, e.Type),
+		Type:          c.typeName(e.Type),
 		Timestamp:     time.Unix(0, f.Timestamp).UTC(),
 	}
 	// One allocation holds both byte slices; each is capped so appending to
@@ -646,7 +670,7 @@ type subscription struct {
 // Stream. Each loop over it runs a subscription of its own.
 func (ix *readIndex) sequence(ctx context.Context, kind seqKind, stream string, from uint64, opts []SubscribeOption) iter.Seq2[RecordedEvent, error] {
 	return func(yield func(RecordedEvent, error) bool) {
-		sub := &subscription{ix: ix, ctx: ctx, kind: kind, stream: stream, next: from, yield: yield, conv: newConverter()}
+		sub := &subscription{ix: ix, ctx: ctx, kind: kind, stream: stream, next: from, yield: yield, conv: ix.newConverter(subscriptionCache)}
 		err := sub.configure(opts)
 		if err == nil {
 			err = sub.run()

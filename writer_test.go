@@ -2686,3 +2686,37 @@ func TestWriter_Subscribe_StreamWaitersLeaveNothingBehind(t *testing.T) {
 	assert.Equal(t, "x", string((<-second).Data))
 	assert.Empty(t, s.index.notify.streams)
 }
+
+// TestReadIndex_ConverterSharesNamesAndStaysBounded checks that events read
+// carry the index's own stream-name strings, and that a subscription's
+// caches stay within their bound however many streams and types it meets.
+func TestReadIndex_ConverterSharesNamesAndStaysBounded(t *testing.T) {
+	s, _ := openWithFS(t, vfs.OS(), &Options{Sync: SyncNone})
+	ctx := context.Background()
+	n := 3 * subscriptionCache
+	for i := range n {
+		_, err := s.Append(ctx, fmt.Sprintf("stream-%d", i), Any, EventData{Type: fmt.Sprintf("type-%d", i)})
+		require.NoError(t, err)
+	}
+	evs, err := s.ReadAll(ctx, 0, 10)
+	require.NoError(t, err)
+	for _, e := range evs {
+		assert.Equal(t, unsafe.StringData(s.index.streams[e.Stream].name), unsafe.StringData(e.Stream), "the index's string")
+	}
+
+	conv := s.index.newConverter(subscriptionCache)
+	seen := 0
+	err = s.index.walk(ctx, 0, uint64(n), func(f *record.Frame) error {
+		for i := range f.Events {
+			e := conv.event(f, i)
+			assert.Equal(t, fmt.Sprintf("stream-%d", e.Position), e.Stream)
+			assert.Equal(t, fmt.Sprintf("type-%d", e.Position), e.Type)
+			seen++
+		}
+		assert.LessOrEqual(t, len(conv.streams), subscriptionCache)
+		assert.LessOrEqual(t, len(conv.types), subscriptionCache)
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, n, seen)
+}
