@@ -1034,11 +1034,14 @@ func BenchmarkReadStream(b *testing.B) {
 	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
 }
 
-func TestStore_Read_BadChecksumIsCorruptionNotData(t *testing.T) {
+// damagedStore opens a store of three events in stream "s", one per frame,
+// and flips a bit in the second frame's payload under the open store. It
+// returns the segment's path and the second frame's offset.
+func damagedStore(t *testing.T) (*eventstore.Store, string, int64) {
+	t.Helper()
 	s, dir := newStore(t, nil)
-	ctx := context.Background()
 	for i := range 3 {
-		_, err := s.Append(ctx, "s", eventstore.Any, event("t", fmt.Sprintf("event-%d-payload", i)))
+		_, err := s.Append(context.Background(), "s", eventstore.Any, event("t", fmt.Sprintf("event-%d-payload", i)))
 		require.NoError(t, err)
 	}
 	seg := segmentFile(t, dir)
@@ -1053,8 +1056,13 @@ func TestStore_Read_BadChecksumIsCorruptionNotData(t *testing.T) {
 	_, err = f.WriteAt([]byte{b[at] ^ 0x01}, at) // damage the committed log under the open store
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
+	return s, seg, second
+}
 
-	_, err = s.ReadAll(ctx, 0, 0)
+func TestStore_Read_BadChecksumIsCorruptionNotData(t *testing.T) {
+	s, seg, _ := damagedStore(t)
+	ctx := context.Background()
+	_, err := s.ReadAll(ctx, 0, 0)
 	require.ErrorIs(t, err, eventstore.ErrCorrupt)
 	_, err = s.ReadStream(ctx, "s", 1, 1)
 	var cerr *eventstore.CorruptionError
@@ -2182,22 +2190,8 @@ func TestStore_Subscribe_ResumesAfterReopen(t *testing.T) {
 // under the open store: a subscription catching up over it delivers the
 // events before it, then yields a *CorruptionError once and ends.
 func TestStore_Subscribe_CorruptionIsYieldedOnce(t *testing.T) {
-	s, dir := newStore(t, nil)
+	s, seg, second := damagedStore(t)
 	ctx := context.Background()
-	for i := range 3 {
-		_, err := s.Append(ctx, "s", eventstore.Any, event("t", fmt.Sprintf("event-%d-payload", i)))
-		require.NoError(t, err)
-	}
-	seg := segmentFile(t, dir)
-	b, err := os.ReadFile(seg)
-	require.NoError(t, err)
-	second := 24 + 24 + int64(binary.LittleEndian.Uint32(b[24:28]))
-	at := second + 24 + 20 // inside the second frame's payload
-	f, err := os.OpenFile(seg, os.O_WRONLY, 0)
-	require.NoError(t, err)
-	_, err = f.WriteAt([]byte{b[at] ^ 0x01}, at)
-	require.NoError(t, err)
-	require.NoError(t, f.Close())
 
 	for name, seq := range map[string]iter.Seq2[eventstore.RecordedEvent, error]{
 		"Subscribe":       s.Subscribe(ctx, 0),

@@ -2496,26 +2496,12 @@ func TestWriter_Subscribe_PoisonedStoreYieldsStorageErrorOnce(t *testing.T) {
 	ffs := vfs.NewFaultFS(vfs.OS())
 	s, _ := openWithFS(t, ffs, nil)
 	ctx := context.Background()
-	type outcome struct {
-		positions []uint64
-		errs      []error
-	}
-	run := func(seq iter.Seq2[RecordedEvent, error]) <-chan outcome {
-		done := make(chan outcome, 1)
-		go func() {
-			var o outcome
-			for ev, err := range seq {
-				if err != nil {
-					o.errs = append(o.errs, err)
-					continue
-				}
-				o.positions = append(o.positions, ev.Position)
-			}
-			done <- o
-		}()
+	run := func(seq iter.Seq2[RecordedEvent, error]) <-chan collected {
+		done := make(chan collected, 1)
+		go func() { done <- collect(seq) }()
 		return done
 	}
-	live := []<-chan outcome{run(s.Subscribe(ctx, 0)), run(s.SubscribeStream(ctx, "a", 0))}
+	live := []<-chan collected{run(s.Subscribe(ctx, 0)), run(s.SubscribeStream(ctx, "a", 0))}
 	for i := range 3 {
 		_, err := s.Append(ctx, "a", Any, ev(strconv.Itoa(i)))
 		require.NoError(t, err)
@@ -2523,10 +2509,10 @@ func TestWriter_Subscribe_PoisonedStoreYieldsStorageErrorOnce(t *testing.T) {
 	ffs.Fail(vfs.OpSync, 1, syscall.EIO, false)
 	_, err := s.Append(ctx, "a", Any, ev("lost"))
 	require.ErrorIs(t, err, ErrStorageFailed)
-	later := []<-chan outcome{run(s.Subscribe(ctx, 1)), run(s.SubscribeStream(ctx, "a", 1))}
+	later := []<-chan collected{run(s.Subscribe(ctx, 1)), run(s.SubscribeStream(ctx, "a", 1))}
 
 	for i, done := range append(live, later...) {
-		var o outcome
+		var o collected
 		select {
 		case o = <-done:
 		case <-time.After(30 * time.Second):
@@ -2536,10 +2522,14 @@ func TestWriter_Subscribe_PoisonedStoreYieldsStorageErrorOnce(t *testing.T) {
 		if i >= len(live) {
 			want = want[1:]
 		}
-		assert.Equal(t, want, o.positions, "subscription %d", i)
-		require.Len(t, o.errs, 1, "subscription %d", i)
+		var positions []uint64
+		for _, e := range o.events {
+			positions = append(positions, e.Position)
+		}
+		assert.Equal(t, want, positions, "subscription %d", i)
+		require.Equal(t, 1, o.errs, "subscription %d", i)
 		var serr *StorageError
-		assert.ErrorAs(t, o.errs[0], &serr, "subscription %d", i)
+		assert.ErrorAs(t, o.err, &serr, "subscription %d", i)
 	}
 }
 
