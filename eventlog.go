@@ -50,7 +50,39 @@ package eventstore
 // All fixed-width integers are little-endian. Positions run on across
 // segments without a gap; a stream's versions run on across frames.
 //
-// Recovery, run by Open before the writer starts:
+// Beside a segment may lie its index file, 00000000000000001734.idx, which
+// lists its frames so that Open need not read them. The indexer goroutine
+// writes it once the segment is sealed (synced and rolled over from), and
+// Close writes the active segment's over the frames it has synced:
+//
+//	0       4     5       8          16         24          28          32     36     40
+//	+-------+-----+-------+----------+----------+-----------+-----------+------+------+
+//	| magic | ver | rsvd  | base u64 | end u64  | frames u32| names u32 | lcrc | rsvd |
+//	+-------+-----+-------+----------+----------+-----------+-----------+------+------+
+//	| names × (len uv | stream name)                                              |
+//	| frames × (count uv | offset delta uv | name uv | first version uv)          |
+//	| fingerprints: u32 per event, in position order                             |
+//	| crc u32                                                                    |
+//	+----------------------------------------------------------------------------+
+//
+//	magic   "ESIX"
+//	base    the segment's base
+//	end     bytes of the segment the index covers: the end of its last frame
+//	lcrc    hcrc of the last frame listed, binding the index to that frame
+//	offset  delta from the previous frame's offset (the first's: from 24)
+//	name    index into the names, each stream listed once
+//	crc     CRC-32C of every byte before it
+//
+// An index file is only ever a shortcut: Open uses one only if it passes its
+// checksum, names this segment, covers no more than the segment holds, ends
+// with a frame whose position, size and hcrc match the segment's frame at
+// that offset, and continues every stream's versions; otherwise it logs why
+// and reads the segment. Frames an index lists are not read by Open, so a
+// bit flipped in them after they were indexed is reported by the first read
+// of them (every read checks both checksums), not by Open.
+//
+// Recovery, run by Open before the writer starts, reads each segment from
+// where its index file stops (from its header without one):
 //
 //   - Every segment but the last must decode whole: a segment is synced
 //     before the next one is created. A bad frame there, a missing segment,
@@ -79,13 +111,17 @@ package eventstore
 //     removed. A longer one with a bad header is corrupt.
 //
 // So a bit flip anywhere in the log is reported as corruption, whatever the
-// events hold, and a torn write is repaired, whichever of its sectors reached
-// the disk.
+// events hold (by Open, or in indexed frames by the read that meets it), and
+// a torn write is repaired, whichever of its sectors reached the disk. An
+// index file never covers a byte that was not synced before it was written,
+// so a torn tail always lies past it.
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -99,6 +135,7 @@ import (
 
 const (
 	segmentSuffix = ".seg"
+	indexSuffix   = ".idx"
 	lockName      = "LOCK"
 	sectorSize    = 512
 	// A sequential scan reads firstReadChunk bytes per system call at first,
@@ -120,12 +157,25 @@ type segment struct {
 	file vfs.File
 	size int64 // bytes written; touched only by the writer goroutine (and Open)
 
+	// indexed is how many bytes of the segment its index file covers, 0
+	// without one. Set by Open, then touched only by the indexer goroutine,
+	// and by Close once that has stopped.
+	indexed int64
+
 	// Guarded by readIndex.mu: what readers may see of the segment.
 	frames []frameRef // one per committed frame, in file order
 	end    int64      // end of the last committed frame
+	// owners holds each frame's stream while the segment has no index file
+	// covering it whole: what the indexer needs to write one.
+	owners []*streamIndex
 }
 
 func segmentName(base uint64) string { return fmt.Sprintf("%020d%s", base, segmentSuffix) }
+
+// indexPath returns the path of the index file of the segment at path.
+func indexPath(segPath string) string {
+	return strings.TrimSuffix(segPath, segmentSuffix) + indexSuffix
+}
 
 // parseSegmentName returns the base position a segment file name encodes.
 func parseSegmentName(name string) (uint64, bool) {
@@ -160,13 +210,24 @@ type recovery struct {
 	tornBytes int64  // bytes of torn tail truncated
 }
 
-// frameVisitor is called by openLog for every valid frame, in log order.
-// It may keep nothing that aliases f's slices.
-type frameVisitor func(seg *segment, offset int64, f *record.Frame) error
+// recoverer is what openLog rebuilds the index through, in log order.
+type recoverer interface {
+	// frame adds one valid frame read from the log. It may keep nothing
+	// that aliases f's slices.
+	frame(seg *segment, offset int64, f *record.Frame) error
+	// index adds the frames a segment's index file lists, the segment's
+	// first x.End bytes, which are not read. It checks x against what it
+	// holds before changing anything: on error nothing was added, and the
+	// segment is scanned instead. keepOwners asks it to keep each frame's
+	// stream, for an index file still to be written.
+	index(seg *segment, x *record.SegmentIndex, keepOwners bool) error
+}
 
-// openLog locks dir, opens every segment, checks and recovers them, and calls
-// visit for every frame. On error it leaves nothing open.
-func openLog(dir string, fsys vfs.FS, logger *slog.Logger, segmentSize int64, visit frameVisitor) (_ *eventLog, rec recovery, err error) {
+// openLog locks dir, opens every segment, checks and recovers them, and
+// passes every frame to r: from the segment's index file for the part it
+// covers, by reading and checking the frames for the rest. On error it
+// leaves nothing open.
+func openLog(dir string, fsys vfs.FS, logger *slog.Logger, segmentSize int64, r recoverer) (_ *eventLog, rec recovery, err error) {
 	if err := makeDir(fsys, dir); err != nil {
 		return nil, rec, fmt.Errorf("eventstore: open %s: %w", dir, err)
 	}
@@ -201,14 +262,23 @@ func openLog(dir string, fsys vfs.FS, logger *slog.Logger, segmentSize int64, vi
 		l.segments = append(l.segments, &segment{base: base, path: path, file: f})
 	}
 
+	// A last segment no longer than a header may be removed as torn; the
+	// one before it then becomes the active one, and its frames' owners are
+	// kept for its next index file.
+	lastMayGo := false
+	if n := len(l.segments); n > 0 {
+		size, err := l.segments[n-1].file.Size()
+		lastMayGo = err == nil && size <= record.SegmentHeaderSize
+	}
 	scanner := &frameReader{}
 	for i := 0; i < len(l.segments); i++ {
 		seg := l.segments[i]
 		last := i == len(l.segments)-1
+		keepOwners := last || (lastMayGo && i == len(l.segments)-2)
 		if seg.base != rec.next {
 			return nil, rec, &CorruptionError{Path: seg.path, Reason: fmt.Sprintf("segment starts at position %d, want %d", seg.base, rec.next)}
 		}
-		torn, err := l.scanSegment(scanner, seg, last, &rec, visit)
+		torn, err := l.scanSegment(scanner, seg, last, keepOwners, &rec, r)
 		if err != nil {
 			return nil, rec, err
 		}
@@ -249,21 +319,29 @@ func makeDir(fsys vfs.FS, dir string) error {
 	return nil
 }
 
-// scanSegment checks seg's header and every frame, calls visit for each
-// valid frame and advances rec.next past it. In the last segment it repairs a
-// torn tail; it reports true if the whole segment was torn away (its header
-// never reached the disk) and has been removed.
-func (l *eventLog) scanSegment(r *frameReader, seg *segment, last bool, rec *recovery, visit frameVisitor) (removed bool, err error) {
+// scanSegment checks seg's header, takes the frames its index file lists
+// when it has a usable one, then checks every frame after them; it passes
+// each frame to rc and advances rec.next past it. keepOwners asks for the
+// owners of frames taken from the index file (see recoverer). In the last segment it
+// repairs a torn tail; it reports true if the whole segment was torn away
+// (its header never reached the disk) and has been removed.
+func (l *eventLog) scanSegment(r *frameReader, seg *segment, last, keepOwners bool, rec *recovery, rc recoverer) (removed bool, err error) {
 	size, err := seg.file.Size()
 	if err != nil {
 		return false, fmt.Errorf("eventstore: open %s: %w", seg.path, err)
 	}
 	r.reset(seg.file, size)
 
-	hb, herr := r.bytes(0, record.SegmentHeaderSize)
+	// The header is read on its own: when an index file covers the frames,
+	// it is all of them that Open reads.
+	var hb [record.SegmentHeaderSize]byte
+	herr := error(io.ErrUnexpectedEOF)
+	if size >= record.SegmentHeaderSize {
+		_, herr = seg.file.ReadAt(hb[:], 0)
+	}
 	if herr == nil {
 		var h record.SegmentHeader
-		h, herr = record.DecodeSegmentHeader(hb)
+		h, herr = record.DecodeSegmentHeader(hb[:])
 		if herr == nil && h.Base != seg.base {
 			return false, &CorruptionError{Path: seg.path, Reason: fmt.Sprintf("header base %d does not match file name", h.Base)}
 		}
@@ -279,8 +357,17 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last bool, rec *rec
 		return false, &CorruptionError{Path: seg.path, Reason: "segment header: " + herr.Error()}
 	}
 
-	var events []record.Event
 	off := int64(record.SegmentHeaderSize)
+	if x := l.readIndexFile(seg, size); x != nil {
+		if err := rc.index(seg, x, keepOwners || x.End != size); err != nil {
+			l.logger.Warn("eventstore: index file disagrees with the log; scanning the segment",
+				"path", indexPath(seg.path), "err", err.Error())
+		} else {
+			off, seg.indexed = x.End, x.End
+			rec.next += x.Events()
+		}
+	}
+	var events []record.Event
 	for off < size {
 		f, ferr := r.frame(off, events)
 		if ferr == nil && f.Position != rec.next {
@@ -293,7 +380,7 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last bool, rec *rec
 			return false, l.repairTail(r, seg, off, size, ferr, rec)
 		}
 		events = f.Events
-		if err := visit(seg, off, &f); err != nil {
+		if err := rc.frame(seg, off, &f); err != nil {
 			return false, &CorruptionError{Path: seg.path, Offset: off, Reason: err.Error()}
 		}
 		rec.next += uint64(len(f.Events))
@@ -379,6 +466,100 @@ func (l *eventLog) createSegment(base uint64) (*segment, error) {
 	seg.size = int64(len(hdr))
 	l.segments = append(l.segments, seg)
 	return seg, nil
+}
+
+// readIndexFile returns seg's index file, decoded, if it has one that can be
+// used: whole, for this segment, and covering no more than its size bytes.
+// A missing file is the normal case for a segment still being written; any
+// other problem is logged and the segment scanned instead, since an index
+// file only ever saves reading what the segment itself holds.
+func (l *eventLog) readIndexFile(seg *segment, size int64) *record.SegmentIndex {
+	path := indexPath(seg.path)
+	b, err := readFile(l.fs, path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	var x *record.SegmentIndex
+	if err == nil {
+		x, err = record.DecodeSegmentIndex(b)
+	}
+	switch {
+	case err != nil:
+	case x.Base != seg.base:
+		err = fmt.Errorf("index of segment %d", x.Base)
+	case x.End > size:
+		err = fmt.Errorf("covers %d bytes of a %d-byte segment", x.End, size)
+	case len(x.Frames) == 0:
+		err = errors.New("lists no frame")
+	default:
+		// The index must end with the very frame the segment holds there.
+		last := x.Frames[len(x.Frames)-1]
+		var h record.Header
+		var hcrc uint32
+		if h, hcrc, err = frameHeader(seg.file, int64(last.Offset)); err == nil &&
+			(h.Position != x.Base+uint64(last.Rel) || h.FrameSize() != x.End-int64(last.Offset) || hcrc != x.LastHeaderCRC) {
+			err = fmt.Errorf("its last frame, at offset %d, is not the segment's", last.Offset)
+		}
+	}
+	if err != nil {
+		l.logger.Warn("eventstore: ignoring unusable index file; scanning the segment", "path", path, "err", err.Error())
+		return nil
+	}
+	return x
+}
+
+// writeIndexFile replaces seg's index file with b, durably. A crash while it
+// runs leaves a file that fails its checksum, or none, and Open then scans
+// the segment instead: never a wrong index.
+func (l *eventLog) writeIndexFile(seg *segment, b []byte) error {
+	path := indexPath(seg.path)
+	f, err := l.fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt(b, 0)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = l.fs.SyncDir(l.dir)
+	}
+	return err
+}
+
+// frameHeader reads and decodes the header of the frame at off, and returns
+// its checksum too.
+func frameHeader(f vfs.File, off int64) (record.Header, uint32, error) {
+	var b [record.HeaderSize]byte
+	if _, err := f.ReadAt(b[:], off); err != nil {
+		return record.Header{}, 0, err
+	}
+	h, err := record.DecodeHeader(b[:])
+	return h, binary.LittleEndian.Uint32(b[20:24]), err
+}
+
+// readFile reads the whole file at path through fsys.
+func readFile(fsys vfs.FS, path string) ([]byte, error) {
+	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, size)
+	if n, err := f.ReadAt(b, 0); n < len(b) {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return b, nil
 }
 
 // active returns the segment appends go to.

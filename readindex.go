@@ -93,6 +93,7 @@ func (ix *readIndex) addFrameLocked(seg *segment, off int64, position, firstVers
 	}
 	before := sliceBytes(seg, st)
 	seg.frames = append(seg.frames, frameRef{rel: uint32(position - seg.base), off: uint32(off)})
+	seg.owners = append(seg.owners, st) // dropped once an index file covers seg
 	for i, id := range ids {
 		st.positions = append(st.positions, position+uint64(i))
 		st.fingerprints = append(st.fingerprints, fingerprint(id))
@@ -117,8 +118,138 @@ const perStreamBytes = 48 + 16 + 8
 
 // sliceBytes is what the slices one frame grows hold, at their capacity.
 func sliceBytes(seg *segment, st *streamIndex) int64 {
-	return int64(cap(seg.frames))*int64(unsafe.Sizeof(frameRef{})) +
-		int64(cap(st.positions))*8 + int64(cap(st.fingerprints))*4
+	return segmentBytes(seg) + int64(cap(st.positions))*8 + int64(cap(st.fingerprints))*4
+}
+
+// segmentBytes is what a segment's slices hold, at their capacity.
+func segmentBytes(seg *segment) int64 {
+	return int64(cap(seg.frames))*int64(unsafe.Sizeof(frameRef{})) + int64(cap(seg.owners))*8
+}
+
+// countHeap sets ix.heap from scratch: Open's recovery adds frames in bulk
+// and counts once at the end.
+func (ix *readIndex) countHeap() {
+	ix.heap = 0
+	for _, seg := range ix.segments {
+		ix.heap += segmentBytes(seg)
+	}
+	for _, st := range ix.streams {
+		ix.heap += perStreamBytes + int64(len(st.name)) + int64(cap(st.positions))*8 + int64(cap(st.fingerprints))*4
+	}
+}
+
+// indexBuilder rebuilds a readIndex from the log for Open; see the recoverer
+// interface in eventlog.go. It runs before anyone else can see the index.
+type indexBuilder struct {
+	ix  *readIndex
+	ids []EventID
+}
+
+func (r *indexBuilder) frame(seg *segment, off int64, f *record.Frame) error {
+	r.ids = r.ids[:0]
+	for i := range f.Events {
+		r.ids = append(r.ids, EventID(f.Events[i].ID))
+	}
+	return r.ix.addFrameLocked(seg, off, f.Position, f.FirstVersion, r.ix.streamName(f.Stream), r.ids)
+}
+
+func (r *indexBuilder) index(seg *segment, x *record.SegmentIndex, keepOwners bool) error {
+	ix := r.ix
+	if x.Base != ix.next || len(seg.frames) != 0 {
+		return fmt.Errorf("index starts at position %d, want %d", x.Base, ix.next)
+	}
+	// Check first: every stream named once, every frame continuing its
+	// stream's versions. Then add, which cannot fail.
+	streams := make([]*streamIndex, len(x.Names))
+	next := make([]uint64, len(x.Names))
+	seen := make(map[string]struct{}, len(x.Names))
+	for i, name := range x.Names {
+		if _, dup := seen[name]; dup {
+			return fmt.Errorf("stream %q listed twice", name)
+		}
+		seen[name] = struct{}{}
+		streams[i] = ix.streams[name]
+		next[i] = uint64(streams[i].version() + 1)
+	}
+	for _, f := range x.Frames {
+		if f.FirstVersion != next[f.Name] {
+			return fmt.Errorf("stream %q continues at version %d, want %d", x.Names[f.Name], f.FirstVersion, next[f.Name])
+		}
+		next[f.Name] += uint64(f.Count)
+	}
+	seg.frames = slices.Grow(seg.frames, len(x.Frames))
+	if keepOwners {
+		seg.owners = slices.Grow(seg.owners, len(x.Frames))
+	}
+	for _, f := range x.Frames {
+		st := streams[f.Name]
+		if st == nil {
+			st = &streamIndex{name: x.Names[f.Name]}
+			ix.streams[st.name] = st
+			streams[f.Name] = st
+		}
+		seg.frames = append(seg.frames, frameRef{rel: f.Rel, off: f.Offset})
+		if keepOwners {
+			seg.owners = append(seg.owners, st)
+		}
+		first := seg.base + uint64(f.Rel)
+		for p := first; p < first+uint64(f.Count); p++ {
+			st.positions = append(st.positions, p)
+		}
+		st.fingerprints = append(st.fingerprints, x.Fingerprints[f.Rel:f.Rel+f.Count]...)
+	}
+	ix.next = x.Base + x.Events()
+	return nil
+}
+
+// segmentIndex builds the index file of seg's first frames frames, which
+// hold the events up to position end, exclusive. Only the indexer and Close
+// call it, for frames already published; it takes the read lock a few
+// thousand frames at a time, so the writer's publish never waits long.
+func (ix *readIndex) segmentIndex(seg *segment, frames int, end uint64, endOff int64) *record.SegmentIndex {
+	x := &record.SegmentIndex{
+		Base:         seg.base,
+		End:          endOff,
+		Frames:       make([]record.IndexedFrame, 0, frames),
+		Fingerprints: make([]uint32, 0, end-seg.base),
+	}
+	names := make(map[*streamIndex]uint32)
+	cursor := make(map[*streamIndex]int) // version of the stream's next event in seg
+	const chunk = 4096
+	for lo := 0; lo < frames; lo += chunk {
+		ix.mu.RLock()
+		for i := lo; i < min(lo+chunk, frames); i++ {
+			ref, st := seg.frames[i], seg.owners[i]
+			pos := seg.base + uint64(ref.rel)
+			count := end - pos
+			if i+1 < len(seg.frames) {
+				count = uint64(seg.frames[i+1].rel - ref.rel)
+			}
+			n, ok := names[st]
+			if !ok {
+				n = uint32(len(x.Names))
+				names[st] = n
+				x.Names = append(x.Names, st.name)
+				cursor[st], _ = slices.BinarySearch(st.positions, pos)
+			}
+			v := cursor[st]
+			cursor[st] = v + int(count)
+			x.Frames = append(x.Frames, record.IndexedFrame{
+				Offset: ref.off, Rel: ref.rel, Count: uint32(count), Name: n, FirstVersion: uint64(v),
+			})
+			x.Fingerprints = append(x.Fingerprints, st.fingerprints[v:v+int(count)]...)
+		}
+		ix.mu.RUnlock()
+	}
+	return x
+}
+
+// dropOwners forgets seg's frame owners once an index file covers it whole.
+func (ix *readIndex) dropOwners(seg *segment) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.heap -= int64(cap(seg.owners)) * 8
+	seg.owners = nil
 }
 
 // stream returns the stream's index entry, or nil. The writer calls it

@@ -356,15 +356,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 		return nil, err
 	}
 	index := newReadIndex()
-	var ids []EventID
-	visit := func(seg *segment, off int64, f *record.Frame) error {
-		ids = ids[:0]
-		for i := range f.Events {
-			ids = append(ids, EventID(f.Events[i].ID))
-		}
-		return index.addFrameLocked(seg, off, f.Position, f.FirstVersion, index.streamName(f.Stream), ids)
-	}
-	log, rec, err := openLog(dir, o.fs, o.Logger, o.SegmentSize, visit)
+	log, rec, err := openLog(dir, o.fs, o.Logger, o.SegmentSize, &indexBuilder{ix: index})
 	if err != nil {
 		return nil, err
 	}
@@ -373,8 +365,17 @@ func Open(dir string, opts *Options) (*Store, error) {
 		seg.end = seg.size
 	}
 	index.next = rec.next
+	index.countHeap()
 	s := &Store{opts: o, log: log, index: index, tornBytes: rec.tornBytes}
 	s.w = newWriter(log, index, &s.opts)
+	// Sealed segments that had to be read, all or in part, get their index
+	// file now, so the next Open need not read them.
+	for _, seg := range index.segments[:len(index.segments)-1] {
+		if seg.indexed != seg.size {
+			s.w.indexer.add(seg)
+		}
+	}
+	go s.w.indexer.run()
 	go s.w.run()
 	return s, nil
 }
@@ -388,6 +389,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		first = true
 		s.w.stop()
+		s.w.indexer.stop()
 		s.index.mu.Lock()
 		s.index.closed = true
 		s.index.mu.Unlock()
@@ -396,6 +398,11 @@ func (s *Store) Close() error {
 		// A poisoned log is not synced: its fsync has failed once already.
 		if s.w.failed == nil && s.w.dirty {
 			err = s.log.sync()
+		}
+		// The active segment's index file, written only over synced
+		// frames, lets the next Open skip reading them.
+		if s.w.failed == nil && err == nil {
+			s.w.indexer.write(s.log.active(), false)
 		}
 		if cerr := s.log.close(); err == nil {
 			err = cerr

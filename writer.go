@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -89,6 +90,9 @@ type writer struct {
 	dirty    bool                      // written but not yet synced (SyncInterval, SyncNone)
 	lastSync time.Time
 	timer    *time.Timer // SyncInterval's deferred sync
+	sealed   []*segment  // segments rolled over from in this batch, for the indexer
+
+	indexer *indexer
 }
 
 func newWriter(log *eventLog, index *readIndex, opts *Options) *writer {
@@ -102,6 +106,7 @@ func newWriter(log *eventLog, index *readIndex, opts *Options) *writer {
 		pending: make(map[string]*pendingStream),
 		next:    index.next,
 		synced:  index.next, // recovery leaves only synced (or truncated) data
+		indexer: newIndexer(log, index),
 	}
 	w.durable.Store(w.synced)
 	if opts.Sync == SyncInterval {
@@ -171,6 +176,10 @@ func (w *writer) run() {
 		w.collect(first)
 		w.commit()
 		w.publish()
+		if len(w.sealed) > 0 && w.failed == nil {
+			w.indexer.add(w.sealed...)
+		}
+		w.sealed = w.sealed[:0]
 		w.reply()
 	}
 }
@@ -319,6 +328,7 @@ func (w *writer) ensureRoom(size int64) error {
 	if _, err := w.log.roll(w.next); err != nil {
 		return err
 	}
+	w.sealed = append(w.sealed, seg)
 	w.syncs.Add(1) // the new segment's header
 	w.synced = w.next
 	w.durable.Store(w.synced)
@@ -606,5 +616,108 @@ func (w *writer) drain() {
 		default:
 			return
 		}
+	}
+}
+
+// indexer writes the index file of each segment the writer rolls over from,
+// in the background, so that the writer never waits for one and Open need
+// not read the segment again. A failure to write one is logged and costs
+// nothing but that read.
+type indexer struct {
+	log   *eventLog
+	index *readIndex
+	wake  chan struct{} // capacity 1: work was added
+	quit  chan struct{} // closed by stop
+	done  chan struct{} // closed by run when it returns
+
+	mu    sync.Mutex
+	queue []*segment // guarded by mu: sealed segments waiting for their index file
+	busy  bool       // guarded by mu: drain is writing one
+}
+
+func newIndexer(log *eventLog, index *readIndex) *indexer {
+	return &indexer{log: log, index: index, wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+}
+
+// add queues sealed segments, every frame of which is published.
+func (x *indexer) add(segs ...*segment) {
+	x.mu.Lock()
+	x.queue = append(x.queue, segs...)
+	x.mu.Unlock()
+	select {
+	case x.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run writes queued index files until stop, then the ones still queued.
+func (x *indexer) run() {
+	defer close(x.done)
+	for {
+		select {
+		case <-x.wake:
+			x.drain()
+		case <-x.quit:
+			x.drain()
+			return
+		}
+	}
+}
+
+func (x *indexer) stop() {
+	close(x.quit)
+	<-x.done
+}
+
+func (x *indexer) drain() {
+	for {
+		x.mu.Lock()
+		x.busy = len(x.queue) > 0
+		if !x.busy {
+			x.mu.Unlock()
+			return
+		}
+		seg := x.queue[0]
+		x.queue = x.queue[1:]
+		x.mu.Unlock()
+		x.write(seg, true)
+	}
+}
+
+// idle reports whether no index file is queued or being written.
+func (x *indexer) idle() bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return len(x.queue) == 0 && !x.busy
+}
+
+// write writes the index file of seg's published frames. A sealed segment's
+// frames are all published, and it then covers the segment whole.
+func (x *indexer) write(seg *segment, sealed bool) {
+	ix := x.index
+	ix.mu.RLock()
+	frames, endOff, end := len(seg.frames), seg.end, ix.next
+	at := slices.Index(ix.segments, seg)
+	if at >= 0 && at+1 < len(ix.segments) {
+		end = ix.segments[at+1].base
+	}
+	ix.mu.RUnlock()
+	if at < 0 || frames == 0 || seg.indexed == endOff {
+		return
+	}
+	si := ix.segmentIndex(seg, frames, end, endOff)
+	_, hcrc, err := frameHeader(seg.file, int64(si.Frames[frames-1].Offset))
+	if err == nil {
+		si.LastHeaderCRC = hcrc
+		err = x.log.writeIndexFile(seg, record.AppendSegmentIndex(nil, si))
+	}
+	if err != nil {
+		x.log.logger.Warn("eventstore: could not write index file; Open will scan the segment",
+			"segment", seg.path, "err", err.Error())
+		return
+	}
+	seg.indexed = endOff
+	if sealed {
+		ix.dropOwners(seg)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"log/slog"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -557,6 +559,7 @@ func TestWriter_Recovery_HeaderFlipInLastBatchIsCorruption(t *testing.T) {
 		first = min(first, r.res.Position)
 	}
 	require.NoError(t, s.Close())
+	removeIndexFiles(t, dir)
 
 	// Flip one bit in the header of the batch's first frame: five
 	// acknowledged appends follow it, so it cannot be a torn write.
@@ -661,7 +664,26 @@ func buildLog(t *testing.T, dir string, seed uint64, appends int, segSize int64)
 		}
 	}
 	require.NoError(t, s.Close())
+	removeIndexFiles(t, dir)
 	return model
+}
+
+// waitIndexed waits until the indexer has written every index file queued.
+func waitIndexed(t *testing.T, s *Store) {
+	t.Helper()
+	require.Eventually(t, s.w.indexer.idle, 10*time.Second, time.Millisecond)
+}
+
+// removeIndexFiles deletes the index files Close and the indexer wrote, so
+// that the next Open reads and checks every frame: the recovery path under
+// test.
+func removeIndexFiles(t *testing.T, dir string) {
+	t.Helper()
+	idx, err := filepath.Glob(filepath.Join(dir, "*"+indexSuffix))
+	require.NoError(t, err)
+	for _, p := range idx {
+		require.NoError(t, os.Remove(p))
+	}
 }
 
 func checkEvents(t *testing.T, got []RecordedEvent, want []mEv) {
@@ -1509,6 +1531,7 @@ func smallLog(t *testing.T, n int) (dir, seg string, offs []int64) {
 		require.NoError(t, err)
 	}
 	require.NoError(t, s.Close())
+	removeIndexFiles(t, dir)
 	seg = filepath.Join(dir, segmentName(0))
 	b, err := os.ReadFile(seg)
 	require.NoError(t, err)
@@ -1546,6 +1569,7 @@ func TestEventLog_Recover_PayloadFlipInZeroDataIsCorruption(t *testing.T) {
 		require.NoError(t, (<-ch).err)
 	}
 	require.NoError(t, s.Close())
+	removeIndexFiles(t, dir)
 	seg := filepath.Join(dir, segmentName(0))
 	b, _ := os.ReadFile(seg)
 	offs, _ := frameOffsets(t, b)
@@ -2466,7 +2490,7 @@ func TestReadIndex_HeapBytes_MatchesARecount(t *testing.T) {
 		defer ix.mu.RUnlock()
 		var n int64
 		for _, seg := range ix.segments {
-			n += int64(cap(seg.frames)) * int64(unsafe.Sizeof(frameRef{}))
+			n += int64(cap(seg.frames))*int64(unsafe.Sizeof(frameRef{})) + int64(cap(seg.owners))*8
 		}
 		for name, st := range ix.streams {
 			n += perStreamBytes + int64(len(name)) + int64(cap(st.positions))*8 + int64(cap(st.fingerprints))*4
@@ -2478,12 +2502,14 @@ func TestReadIndex_HeapBytes_MatchesARecount(t *testing.T) {
 		_, err := s.Append(context.Background(), fmt.Sprint("stream-", i%37), Any, ev(strings.Repeat("x", i%50)))
 		require.NoError(t, err)
 	}
+	waitIndexed(t, s) // the indexer drops owners as it goes
 	assert.Equal(t, recount(s.index), s.Stats().IndexBytes)
 	require.Greater(t, s.Stats().Segments, 10)
 	require.NoError(t, s.Close())
 	s2, err := Open(dir, nil)
 	require.NoError(t, err)
 	defer s2.Close()
+	waitIndexed(t, s2)
 	assert.Equal(t, recount(s2.index), s2.Stats().IndexBytes, "after a reopen")
 	assert.Positive(t, s2.Stats().IndexBytes)
 }
@@ -2709,4 +2735,165 @@ func TestReadIndex_ConverterSharesNamesAndStaysBounded(t *testing.T) {
 	})
 	require.NoError(t, err)
 	assert.Equal(t, n, seen)
+}
+
+// indexedLog builds a multi-segment log as buildLog does, then opens and
+// closes it once, which writes every segment's index file.
+func indexedLog(t *testing.T, seed uint64) (string, []mEv) {
+	t.Helper()
+	dir := t.TempDir()
+	model := buildLog(t, dir, seed, 120, 600)
+	s, err := Open(dir, nil)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	require.Len(t, indexFiles(t, dir), len(segFiles(t, dir)))
+	return dir, model
+}
+
+// indexFiles returns the sizes of dir's index files, by path.
+func indexFiles(t *testing.T, dir string) map[string]int64 {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(dir, "*"+indexSuffix))
+	require.NoError(t, err)
+	sizes := map[string]int64{}
+	for _, p := range paths {
+		sizes[p] = fileSize(t, p)
+	}
+	return sizes
+}
+
+// TestWriter_Index_CleanReopenReadsOnlyIndexFiles checks that a reopen
+// after a clean close reads every index file, each segment's header and the
+// header of the last frame each index lists, and no other byte of the log;
+// and that the index it rebuilds serves reads, version checks and
+// idempotent retries exactly as a scan would.
+func TestWriter_Index_CleanReopenReadsOnlyIndexFiles(t *testing.T) {
+	dir, model := indexedLog(t, 21)
+	var want int64
+	for _, size := range indexFiles(t, dir) {
+		want += size + record.SegmentHeaderSize + record.HeaderSize
+	}
+	ffs := vfs.NewFaultFS(vfs.OS())
+	s, err := Open(dir, &Options{SegmentSize: 600, fs: ffs})
+	require.NoError(t, err)
+	defer s.Close()
+	assert.Equal(t, want, ffs.BytesRead(), "bytes read by Open")
+	assert.True(t, s.w.indexer.idle(), "nothing to index")
+
+	// A retry of an old append is recognised from the loaded fingerprints.
+	old := model[len(model)/3]
+	res, err := s.Append(context.Background(), old.stream, Exact(old.version-1),
+		EventData{ID: old.id, Type: old.typ, Data: old.data, Metadata: old.meta})
+	if old.version == 0 {
+		res, err = s.Append(context.Background(), old.stream, NoStream,
+			EventData{ID: old.id, Type: old.typ, Data: old.data, Metadata: old.meta})
+	}
+	require.NoError(t, err)
+	assert.Equal(t, old.version, res.StreamVersion, "the retry returns the original result")
+	checkStore(t, s, model)
+}
+
+// TestWriter_Index_CrashReopenReadsOnlyTheUnindexedTail copies a store's
+// files while it runs, as a crash would leave them once every sealed
+// segment has its index file: Open then reads the last segment and the
+// index files, whatever the log's length.
+func TestWriter_Index_CrashReopenReadsOnlyTheUnindexedTail(t *testing.T) {
+	s, dir := openWithFS(t, vfs.OS(), &Options{SegmentSize: 4096})
+	var model []mEv
+	for i := range 400 {
+		e := EventData{ID: NewEventID(), Type: "t", Data: []byte(strings.Repeat("d", i%90))}
+		stream := fmt.Sprintf("st-%d", i%4)
+		res, err := s.Append(context.Background(), stream, Any, e)
+		require.NoError(t, err)
+		model = append(model, mEv{stream, e.ID, e.Type, e.Data, nil, res.StreamVersion})
+	}
+	waitIndexed(t, s)
+	crashed := copyDir(t, snapshot(t, dir))
+	segs := segFiles(t, crashed)
+	require.Greater(t, len(segs), 5)
+	idx := indexFiles(t, crashed)
+	require.Len(t, idx, len(segs)-1, "every sealed segment is indexed, the active one is not")
+	want := fileSize(t, segs[len(segs)-1])
+	for _, size := range idx {
+		want += size + record.SegmentHeaderSize + record.HeaderSize
+	}
+
+	ffs := vfs.NewFaultFS(vfs.OS())
+	s2, err := Open(crashed, &Options{SegmentSize: 4096, fs: ffs})
+	require.NoError(t, err)
+	defer s2.Close()
+	assert.LessOrEqual(t, ffs.BytesRead(), want, "bytes read by Open")
+	assert.Greater(t, ffs.BytesRead(), want-fileSize(t, segs[len(segs)-1]), "the last segment is read")
+	checkStore(t, s2, model)
+}
+
+// TestWriter_Index_UnusableIndexFilesAreIgnored damages, swaps and forges
+// index files. Each time Open logs a warning, scans the segment instead and
+// gets the same store; the next Open finds the index file rewritten.
+func TestWriter_Index_UnusableIndexFilesAreIgnored(t *testing.T) {
+	src, model := indexedLog(t, 22)
+	snap := snapshot(t, src)
+	segs := segFiles(t, src)
+	name := func(i int) string { return strings.TrimSuffix(filepath.Base(segs[i]), segmentSuffix) + indexSuffix }
+	first, second, last := name(0), name(1), name(len(segs)-1)
+	forge := func(n string, edit func(x *record.SegmentIndex)) []byte {
+		x, err := record.DecodeSegmentIndex(snap[n])
+		require.NoError(t, err)
+		edit(x)
+		return record.AppendSegmentIndex(nil, x)
+	}
+	cases := map[string]func(files map[string][]byte){
+		"bit flip":  func(f map[string][]byte) { f[second][len(f[second])/2] ^= 4 },
+		"truncated": func(f map[string][]byte) { f[first] = f[first][:len(f[first])-1] },
+		"empty":     func(f map[string][]byte) { f[last] = nil },
+		"swapped":   func(f map[string][]byte) { f[first], f[second] = f[second], f[first] },
+		"version gap": func(f map[string][]byte) {
+			f[second] = forge(second, func(x *record.SegmentIndex) { x.Frames[0].FirstVersion++ })
+		},
+		"stream named twice": func(f map[string][]byte) {
+			f[second] = forge(second, func(x *record.SegmentIndex) {
+				x.Names = append(x.Names, x.Names[0])
+				x.Frames[len(x.Frames)-1].Name = uint32(len(x.Names) - 1)
+			})
+		},
+		"last frame not the segment's": func(f map[string][]byte) {
+			f[last] = forge(last, func(x *record.SegmentIndex) { x.LastHeaderCRC++ })
+		},
+		"longer than the segment": func(f map[string][]byte) {
+			f[last] = forge(last, func(x *record.SegmentIndex) { x.End++ })
+		},
+	}
+	for name, damage := range cases {
+		t.Run(name, func(t *testing.T) {
+			files := maps.Clone(snap)
+			for n, b := range files {
+				files[n] = bytes.Clone(b)
+			}
+			damage(files)
+			dir := copyDir(t, files)
+			var logged bytes.Buffer
+			s, err := Open(dir, &Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+			require.NoError(t, err)
+			assert.Contains(t, logged.String(), "index file")
+			checkStore(t, s, model)
+			require.NoError(t, s.Close())
+
+			ffs := vfs.NewFaultFS(vfs.OS())
+			s, err = Open(dir, &Options{fs: ffs})
+			require.NoError(t, err)
+			defer s.Close()
+			var want int64
+			for _, size := range indexFiles(t, dir) {
+				want += size + record.SegmentHeaderSize + record.HeaderSize
+			}
+			assert.Equal(t, want, ffs.BytesRead(), "rewritten: the second Open reads only index files")
+		})
+	}
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	return fi.Size()
 }
