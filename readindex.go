@@ -364,6 +364,7 @@ func (ix *readIndex) walk(ctx context.Context, lo, hi uint64, fn func(f *record.
 	defer putReader(r)
 	var events []record.Event
 	var f record.Frame // one for the walk: fn's pointer to it escapes
+	next := lo         // the frames must run on from the one holding lo
 	for _, p := range parts {
 		r.reset(p.seg.file, p.end)
 		for off := p.off; off < p.end; {
@@ -375,6 +376,10 @@ func (ix *readIndex) walk(ctx context.Context, lo, hi uint64, fn func(f *record.
 				return ix.readError(p.seg, off, err)
 			}
 			events = f.Events
+			if end := f.Position + uint64(len(f.Events)); f.Position != next && (next != lo || f.Position > lo || end <= lo) {
+				return ix.readError(p.seg, off, fmt.Errorf("%w: frame holds positions %d to %d, want %d", record.ErrMalformed, f.Position, end-1, next))
+			}
+			next = f.Position + uint64(len(f.Events))
 			if err := fn(&f); err != nil {
 				return err
 			}
@@ -384,7 +389,8 @@ func (ix *readIndex) walk(ctx context.Context, lo, hi uint64, fn func(f *record.
 			off += f.FrameSize()
 		}
 	}
-	return nil
+	last := parts[len(parts)-1]
+	return ix.readError(last.seg, last.end, fmt.Errorf("%w: the frames end at position %d; the index has %d", record.ErrMalformed, next, hi))
 }
 
 // readStream returns up to limit events (limit <= 0: all) of a stream from
@@ -454,6 +460,7 @@ func (ix *readIndex) scanStream(ctx context.Context, stream string, bounds func(
 	buf := r.buf
 	defer func() { r.buf = buf }()
 	var events []record.Event
+	want := lo // the next version to yield
 	// Frames near each other in a file are fetched with one read.
 	for i := 0; i < len(locs); {
 		if err := ctx.Err(); err != nil {
@@ -475,15 +482,30 @@ func (ix *readIndex) scanStream(ctx context.Context, stream string, bounds func(
 				return ix.readError(loc.seg, loc.off, err)
 			}
 			events = f.Events
+			// The index sent the read here: the frame must agree with it.
+			if string(f.Stream) != stream {
+				return ix.readError(loc.seg, loc.off, fmt.Errorf("%w: frame of stream %q where the index has %q", record.ErrMalformed, f.Stream, stream))
+			}
+			// Each frame must hold the next version wanted, at the
+			// position the index has for it.
+			if f.FirstVersion > want || f.FirstVersion+uint64(len(f.Events)) <= want || positions[want] != f.Position+(want-f.FirstVersion) {
+				return ix.readError(loc.seg, loc.off, fmt.Errorf("%w: frame holds versions %d to %d at position %d; the index has version %d at position %d",
+					record.ErrMalformed, f.FirstVersion, f.FirstVersion+uint64(len(f.Events))-1, f.Position, want, positions[want]))
+			}
 			for k := range f.Events {
 				if v := f.FirstVersion + uint64(k); v >= lo && v < hi {
 					if err := fn(&f, k); err != nil {
 						return err
 					}
+					want = v + 1
 				}
 			}
 		}
 		i = j
+	}
+	if want != hi {
+		last := locs[len(locs)-1]
+		return ix.readError(last.seg, last.off, fmt.Errorf("%w: the frames end at version %d; the index has %d", record.ErrMalformed, want, hi))
 	}
 	return nil
 }

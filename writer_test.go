@@ -2897,3 +2897,101 @@ func fileSize(t *testing.T, path string) int64 {
 	require.NoError(t, err)
 	return fi.Size()
 }
+
+// TestWriter_Index_ReadsCheckFramesAgainstTheIndex forges an index file that
+// passes every check Open can make without reading the frames: it swaps the
+// names of two streams that both start in the segment. Reads of either
+// stream then meet frames that disagree with the index and report
+// corruption rather than return the other stream's events.
+func TestWriter_Index_ReadsCheckFramesAgainstTheIndex(t *testing.T) {
+	s, dir := openWithFS(t, vfs.OS(), nil)
+	for i := range 6 {
+		_, err := s.Append(context.Background(), fmt.Sprint("s", i%2), Any, ev(strconv.Itoa(i)))
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.Close())
+	path := filepath.Join(dir, segmentName(0))
+	path = strings.TrimSuffix(path, segmentSuffix) + indexSuffix
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	x, err := record.DecodeSegmentIndex(b)
+	require.NoError(t, err)
+	require.Equal(t, []string{"s0", "s1"}, x.Names)
+	x.Names[0], x.Names[1] = x.Names[1], x.Names[0]
+	require.NoError(t, os.WriteFile(path, record.AppendSegmentIndex(nil, x), 0o644))
+
+	s, err = Open(dir, nil)
+	require.NoError(t, err, "the forgery passes Open's checks")
+	defer s.Close()
+	for _, stream := range []string{"s0", "s1"} {
+		_, err = s.ReadStream(context.Background(), stream, 0, 0)
+		require.ErrorIs(t, err, ErrCorrupt, stream)
+	}
+	all, err := s.ReadAll(context.Background(), 0, 0)
+	require.NoError(t, err, "reads by position follow the frames")
+	require.Len(t, all, 6)
+	for i, e := range all {
+		assert.Equal(t, fmt.Sprint("s", i%2), e.Stream)
+	}
+}
+
+// TestWriter_Index_ReadsCheckPositionsAgainstTheIndex forges index files
+// that pass every check Open can make without reading the frames, but put
+// events where the frames hold none: one folds a frame into the one before
+// it, one gives the last frame an event more. Every read that relies on them
+// reports corruption instead of skipping or inventing events; a walk from the
+// start, which follows the frames themselves, still reads them right.
+func TestWriter_Index_ReadsCheckPositionsAgainstTheIndex(t *testing.T) {
+	forge := func(t *testing.T, edit func(x *record.SegmentIndex)) *Store {
+		s, dir := openWithFS(t, vfs.OS(), nil)
+		for i := range 3 {
+			_, err := s.Append(context.Background(), "s", Any, ev(strconv.Itoa(i)))
+			require.NoError(t, err)
+		}
+		require.NoError(t, s.Close())
+		path := strings.TrimSuffix(filepath.Join(dir, segmentName(0)), segmentSuffix) + indexSuffix
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		x, err := record.DecodeSegmentIndex(b)
+		require.NoError(t, err)
+		require.Len(t, x.Frames, 3)
+		edit(x)
+		require.NoError(t, os.WriteFile(path, record.AppendSegmentIndex(nil, x), 0o644))
+		s, err = Open(dir, nil)
+		require.NoError(t, err, "the forgery passes Open's checks")
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	ctx := context.Background()
+	t.Run("frame folded into the one before", func(t *testing.T) {
+		s := forge(t, func(x *record.SegmentIndex) {
+			x.Frames[0].Count = 2
+			x.Frames = []record.IndexedFrame{x.Frames[0], x.Frames[2]}
+		})
+		_, err := s.ReadAll(ctx, 1, 0)
+		require.ErrorIs(t, err, ErrCorrupt, "position 1 is not in the frame the index gives")
+		_, err = s.ReadStream(ctx, "s", 1, 1)
+		require.ErrorIs(t, err, ErrCorrupt, "version 1 is not in the frame the index gives")
+		_, err = s.ReadStream(ctx, "s", 0, 2)
+		require.ErrorIs(t, err, ErrCorrupt)
+		evs, err := s.ReadStream(ctx, "s", 2, 1)
+		require.NoError(t, err, "the last frame is where the index has it")
+		assert.Equal(t, "2", string(evs[0].Data))
+		all, err := s.ReadAll(ctx, 0, 0)
+		require.NoError(t, err)
+		require.Len(t, all, 3)
+	})
+	t.Run("last frame given an event more", func(t *testing.T) {
+		s := forge(t, func(x *record.SegmentIndex) {
+			x.Frames[2].Count++
+			x.Fingerprints = append(x.Fingerprints, 0)
+		})
+		require.Equal(t, uint64(4), s.Stats().Events)
+		_, err := s.ReadAll(ctx, 0, 0)
+		require.ErrorIs(t, err, ErrCorrupt, "the frames run out before the index does")
+		_, err = s.ReadStream(ctx, "s", 0, 0)
+		require.ErrorIs(t, err, ErrCorrupt, "the frames run out before the index does")
+		_, err = s.ReadAllBackward(ctx, 3, 1)
+		require.ErrorIs(t, err, ErrCorrupt)
+	})
+}

@@ -370,6 +370,11 @@ func (d *decoder) uvarint() uint64 {
 	if d.err != nil {
 		return 0
 	}
+	if len(d.b) > 0 && d.b[0] < 0x80 { // one byte: most lengths and counts
+		v := d.b[0]
+		d.b = d.b[1:]
+		return uint64(v)
+	}
 	v, n := binary.Uvarint(d.b)
 	// Only the shortest encoding is valid, so every frame has exactly one
 	// encoding and re-encoding a decoded frame gives back its bytes.
