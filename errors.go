@@ -84,6 +84,17 @@ var (
 	ErrBeyondHead = errors.New("eventstore: subscription starts beyond the head")
 )
 
+// Errors returned by the operations that look inside a store.
+var (
+	// ErrStreamNotFound is returned by StreamInfo for a stream that holds
+	// no event.
+	ErrStreamNotFound = errors.New("eventstore: stream not found")
+
+	// ErrBackupDirNotEmpty is returned by Backup when the directory it is
+	// given holds anything: a backup never mixes with other files.
+	ErrBackupDirNotEmpty = errors.New("eventstore: backup directory is not empty")
+)
+
 // Errors returned by every operation.
 var (
 	// ErrClosed is returned by any operation on a Store after Close has

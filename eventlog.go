@@ -117,6 +117,7 @@ package eventstore
 // so a torn tail always lies past it.
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -393,20 +394,12 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last, keepOwners bo
 // repairTail decides whether the bad frame at off in the last segment is a
 // torn write or corruption, and truncates it if torn.
 func (l *eventLog) repairTail(r *frameReader, seg *segment, off, size int64, cause error, rec *recovery) error {
-	if !r.tornFrame(off) {
-		return &CorruptionError{Path: seg.path, Offset: off, Reason: cause.Error()}
-	}
-	// Look for a later write after the bad frame: past its end when its
-	// header is sound (its payload is the caller's bytes, which may hold
-	// anything), else anywhere after its start.
-	from := off + 1
-	if hb, err := r.bytes(off, record.HeaderSize); err == nil {
-		if h, err := record.DecodeHeader(hb); err == nil {
-			from = off + h.FrameSize()
+	if torn, later := r.tornTail(off, rec.next); !torn {
+		reason := cause.Error()
+		if later >= 0 {
+			reason = fmt.Sprintf("%v, and a later write is intact at offset %d", cause, later)
 		}
-	}
-	if later, ok := r.findLaterWrite(off, from, rec.next); ok {
-		return &CorruptionError{Path: seg.path, Offset: off, Reason: fmt.Sprintf("%v, and a later write is intact at offset %d", cause, later)}
+		return &CorruptionError{Path: seg.path, Offset: off, Reason: reason}
 	}
 	if err := seg.file.Truncate(off); err != nil {
 		return fmt.Errorf("eventstore: truncate torn tail of %s: %w", seg.path, err)
@@ -512,8 +505,16 @@ func (l *eventLog) readIndexFile(seg *segment, size int64) *record.SegmentIndex 
 // runs leaves a file that fails its checksum, or none, and Open then scans
 // the segment instead: never a wrong index.
 func (l *eventLog) writeIndexFile(seg *segment, b []byte) error {
-	path := indexPath(seg.path)
-	f, err := l.fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err := writeSynced(l.fs, indexPath(seg.path), b); err != nil {
+		return err
+	}
+	return l.fs.SyncDir(l.dir)
+}
+
+// writeSynced replaces the file at path with b and fsyncs it; the caller
+// syncs the directory.
+func writeSynced(fsys vfs.FS, path string, b []byte) error {
+	f, err := fsys.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
@@ -523,9 +524,6 @@ func (l *eventLog) writeIndexFile(seg *segment, b []byte) error {
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil {
-		err = l.fs.SyncDir(l.dir)
 	}
 	return err
 }
@@ -679,6 +677,28 @@ func (r *frameReader) frame(off int64, events []record.Event) (record.Frame, err
 	return f, err
 }
 
+// tornTail reports whether the bad frame at off, holding position next, is
+// a torn write: it bears the marks of one, and no later write shows that an
+// fsync covered it. later is the offset of such a write, or -1.
+func (r *frameReader) tornTail(off int64, next uint64) (torn bool, later int64) {
+	if !r.tornFrame(off) {
+		return false, -1
+	}
+	// Look for a later write after the bad frame: past its end when its
+	// header is sound (its payload is the caller's bytes, which may hold
+	// anything), else anywhere after its start.
+	from := off + 1
+	if hb, err := r.bytes(off, record.HeaderSize); err == nil {
+		if h, err := record.DecodeHeader(hb); err == nil {
+			from = off + h.FrameSize()
+		}
+	}
+	if at, ok := r.findLaterWrite(off, from, next); ok {
+		return false, at
+	}
+	return true, -1
+}
+
 // tornFrame reports whether the bad frame at off bears the marks of a write
 // that did not reach the disk whole: its header is cut off by the end of the
 // file; its header is sound but the frame runs past the end of the file; or
@@ -747,4 +767,281 @@ func (r *frameReader) findLaterWrite(bad, from int64, p uint64) (int64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// logPart is a segment to copy, up to end: the end of its last frame below
+// the head a backup noted.
+type logPart struct {
+	seg *segment
+	end int64
+}
+
+// copyLog copies parts, and the index files their segments have, into dir,
+// which must be missing or empty, and makes the copies durable. It reads
+// through the segments' open files, below ends the writer never rewrites,
+// so it needs no lock.
+func copyLog(ctx context.Context, fsys vfs.FS, parts []logPart, dir string) (int64, error) {
+	if names, err := fsys.ReadDir(dir); err == nil && len(names) > 0 {
+		return 0, fmt.Errorf("%w: %s", ErrBackupDirNotEmpty, dir)
+	}
+	if err := makeDir(fsys, dir); err != nil {
+		return 0, fmt.Errorf("eventstore: backup to %s: %w", dir, err)
+	}
+	buf := make([]byte, readChunk)
+	var total int64
+	for _, p := range parts {
+		dst := filepath.Join(dir, filepath.Base(p.seg.path))
+		n, err := copyFile(ctx, fsys, p.seg.file, p.end, dst, buf)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		// Open checks a copied index file against the copied segment, and
+		// reads the segment instead where it does not match: one the
+		// indexer was rewriting, or one covering frames past p.end.
+		if b, err := readFile(fsys, indexPath(p.seg.path)); err == nil {
+			if err := writeSynced(fsys, indexPath(dst), b); err != nil {
+				return total, fmt.Errorf("eventstore: backup to %s: %w", dir, err)
+			}
+		}
+	}
+	if err := fsys.SyncDir(dir); err != nil {
+		return total, fmt.Errorf("eventstore: backup to %s: %w", dir, err)
+	}
+	return total, nil
+}
+
+// copyFile copies the first n bytes of src into a new file at dst, and
+// fsyncs it.
+func copyFile(ctx context.Context, fsys vfs.FS, src vfs.File, n int64, dst string, buf []byte) (int64, error) {
+	f, err := fsys.OpenFile(dst, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return 0, fmt.Errorf("eventstore: backup: %w", err)
+	}
+	defer f.Close()
+	var off int64
+	for off < n {
+		if err := ctx.Err(); err != nil {
+			return off, err
+		}
+		chunk := buf[:min(int64(len(buf)), n-off)]
+		if got, err := src.ReadAt(chunk, off); got < len(chunk) {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return off, fmt.Errorf("eventstore: backup: read at offset %d: %w", off, err)
+		}
+		if _, err := f.WriteAt(chunk, off); err != nil {
+			return off, fmt.Errorf("eventstore: backup: %w", err)
+		}
+		off += int64(len(chunk))
+	}
+	if err := f.Sync(); err != nil {
+		return off, fmt.Errorf("eventstore: backup: %w", err)
+	}
+	return off, f.Close()
+}
+
+// verifyLog is Verify over fsys.
+func verifyLog(ctx context.Context, fsys vfs.FS, dir string, progress func(done, total int64)) (VerifyReport, error) {
+	var rep VerifyReport
+	names, err := fsys.ReadDir(dir)
+	if err != nil {
+		return rep, fmt.Errorf("eventstore: verify %s: %w", dir, err)
+	}
+	// Hold the lock, so that no Store changes the files under the check;
+	// a directory without a LOCK file was never opened by one.
+	if slices.Contains(names, lockName) {
+		lock, err := fsys.Lock(filepath.Join(dir, lockName))
+		if errors.Is(err, vfs.ErrLocked) {
+			return rep, fmt.Errorf("eventstore: verify %s: %w", dir, ErrLocked)
+		}
+		if err != nil {
+			return rep, fmt.Errorf("eventstore: verify %s: %w", dir, err)
+		}
+		defer lock.Close()
+	}
+	v := &verifier{fsys: fsys, rep: &rep, versions: map[string]uint64{}, progress: progress}
+	var segs []*segment
+	for _, name := range names {
+		if base, ok := parseSegmentName(name); ok {
+			segs = append(segs, &segment{base: base, path: filepath.Join(dir, name)})
+		}
+	}
+	sizes := make([]int64, len(segs))
+	for i, seg := range segs {
+		f, err := fsys.OpenFile(seg.path, os.O_RDONLY, 0)
+		if err != nil {
+			return rep, fmt.Errorf("eventstore: verify: %w", err)
+		}
+		defer f.Close()
+		seg.file = f
+		if sizes[i], err = f.Size(); err != nil {
+			return rep, fmt.Errorf("eventstore: verify: %w", err)
+		}
+		v.total += sizes[i]
+	}
+	for i, seg := range segs {
+		if err := v.segment(ctx, seg, sizes[i], i == len(segs)-1); err != nil {
+			return rep, err
+		}
+	}
+	rep.Streams = len(v.versions)
+	return rep, nil
+}
+
+// verifier carries Verify's state from one segment to the next.
+type verifier struct {
+	fsys     vfs.FS
+	rep      *VerifyReport
+	next     uint64            // position the next frame should start at
+	versions map[string]uint64 // each stream's next version
+	progress func(done, total int64)
+	total    int64
+	reader   frameReader
+}
+
+// scanned is what Verify found of a frame, to check an index file against.
+type scanned struct {
+	off, size    int64
+	rel, count   uint32
+	stream       string
+	firstVersion uint64
+	hcrc         uint32
+	fingerprints []uint32
+}
+
+func (v *verifier) problem(path string, off int64, format string, args ...any) {
+	v.rep.Problems = append(v.rep.Problems, Problem{Path: path, Offset: off, Reason: fmt.Sprintf(format, args...)})
+}
+
+// segment checks one segment and its index file. Problems go into the
+// report, and the check goes on where it can: from the next segment after a
+// frame it cannot read past, with positions and versions taken up from
+// where the files have them.
+func (v *verifier) segment(ctx context.Context, seg *segment, size int64, last bool) error {
+	v.rep.Segments++
+	r := &v.reader
+	r.reset(seg.file, size)
+	var hb [record.SegmentHeaderSize]byte
+	herr := error(io.ErrUnexpectedEOF)
+	if size >= record.SegmentHeaderSize {
+		if _, err := seg.file.ReadAt(hb[:], 0); err != nil {
+			return fmt.Errorf("eventstore: verify: %w", err)
+		}
+		_, herr = record.DecodeSegmentHeader(hb[:])
+	}
+	if herr != nil {
+		// As in recovery: a last segment no longer than a header was being
+		// created, and Open removes it.
+		if last && size <= record.SegmentHeaderSize {
+			v.rep.TornBytes = size
+		} else {
+			v.problem(seg.path, 0, "segment header: %v", herr)
+		}
+		return nil
+	}
+	if h, _ := record.DecodeSegmentHeader(hb[:]); h.Base != seg.base {
+		v.problem(seg.path, 0, "header base %d does not match the file name", h.Base)
+	}
+	if seg.base != v.next {
+		v.problem(seg.path, 0, "segment starts at position %d, want %d", seg.base, v.next)
+		v.next = seg.base
+	}
+	var frames []scanned
+	var events []record.Event
+	off := int64(record.SegmentHeaderSize)
+	reported := int64(0)
+	for off < size {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		f, err := r.frame(off, events)
+		if err != nil {
+			torn, later := false, int64(-1)
+			if last {
+				torn, later = r.tornTail(off, v.next)
+			}
+			switch {
+			case torn:
+				v.rep.TornBytes = size - off
+			case later >= 0:
+				v.problem(seg.path, off, "%v, and a later write is intact at offset %d", err, later)
+			default:
+				v.problem(seg.path, off, "%v", err)
+			}
+			break
+		}
+		events = f.Events
+		hdr, _ := r.bytes(off, record.HeaderSize) // in the window frame just read
+		sc := scanned{
+			off: off, size: f.FrameSize(), rel: uint32(f.Position - seg.base), count: uint32(len(f.Events)),
+			stream: string(f.Stream), firstVersion: f.FirstVersion, hcrc: binary.LittleEndian.Uint32(hdr[20:24]),
+		}
+		for i := range f.Events {
+			sc.fingerprints = append(sc.fingerprints, fingerprint(EventID(f.Events[i].ID)))
+		}
+		if f.Position != v.next {
+			v.problem(seg.path, off, "frame position %d, want %d", f.Position, v.next)
+		}
+		if want := v.versions[sc.stream]; f.FirstVersion != want {
+			v.problem(seg.path, off, "stream %q continues at version %d, want %d", sc.stream, f.FirstVersion, want)
+		}
+		v.next = f.Position + uint64(len(f.Events))
+		v.versions[sc.stream] = f.FirstVersion + uint64(len(f.Events))
+		v.rep.Frames++
+		v.rep.Events += uint64(len(f.Events))
+		frames = append(frames, sc)
+		off += f.FrameSize()
+		if v.progress != nil && off-reported >= readChunk {
+			v.progress(v.rep.Bytes+off, v.total)
+			reported = off
+		}
+	}
+	v.rep.Bytes += size
+	if v.progress != nil {
+		v.progress(v.rep.Bytes, v.total)
+	}
+	v.index(seg, frames)
+	return nil
+}
+
+// index checks seg's index file, if it has one, against the frames read.
+func (v *verifier) index(seg *segment, frames []scanned) {
+	path := indexPath(seg.path)
+	b, err := readFile(v.fsys, path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	v.rep.IndexFiles++
+	var x *record.SegmentIndex
+	if err == nil {
+		x, err = record.DecodeSegmentIndex(b)
+	}
+	if err != nil {
+		v.problem(path, 0, "index file: %v", err)
+		return
+	}
+	if x.Base != seg.base {
+		v.problem(path, 0, "index of segment %d", x.Base)
+		return
+	}
+	fp := 0
+	for i, xf := range x.Frames {
+		if i >= len(frames) {
+			v.problem(path, int64(xf.Offset), "index lists a frame the segment does not hold whole")
+			return
+		}
+		sc := frames[i]
+		if int64(xf.Offset) != sc.off || xf.Rel != sc.rel || xf.Count != sc.count ||
+			x.Names[xf.Name] != sc.stream || xf.FirstVersion != sc.firstVersion ||
+			!slices.Equal(x.Fingerprints[fp:fp+int(xf.Count)], sc.fingerprints) {
+			v.problem(path, int64(xf.Offset), "index entry %d does not match the frame at offset %d", i, sc.off)
+			return
+		}
+		fp += int(xf.Count)
+	}
+	if n := len(x.Frames); n > 0 && (x.End != frames[n-1].off+frames[n-1].size || x.LastHeaderCRC != frames[n-1].hcrc) {
+		v.problem(path, 0, "index ends at offset %d, not with the frame at offset %d", x.End, frames[n-1].off)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"iter"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -1045,4 +1046,72 @@ func (s *subscription) waitOnce(stream string) (uint64, error) {
 	case <-s.ctx.Done():
 		return 0, s.ctx.Err()
 	}
+}
+
+// streamNames returns the names of the streams starting with prefix, sorted.
+func (ix *readIndex) streamNames(prefix string) ([]string, error) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if ix.closed {
+		return nil, ErrClosed
+	}
+	var names []string
+	for name := range ix.streams {
+		if strings.HasPrefix(name, prefix) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// streamInfo describes a stream as it stands: its counts and positions from
+// the index, its first and last commit times from the frames that hold them.
+func (ix *readIndex) streamInfo(ctx context.Context, name string) (StreamInfo, error) {
+	ix.mu.RLock()
+	if ix.closed {
+		ix.mu.RUnlock()
+		return StreamInfo{}, ErrClosed
+	}
+	st := ix.streams[name]
+	if st == nil {
+		ix.mu.RUnlock()
+		return StreamInfo{}, fmt.Errorf("%w: %q", ErrStreamNotFound, name)
+	}
+	n := uint64(len(st.positions))
+	info := StreamInfo{
+		Name: st.name, Version: n - 1, Count: n,
+		FirstPosition: st.positions[0], LastPosition: st.positions[n-1],
+	}
+	ix.mu.RUnlock()
+	at := func(v uint64, t *time.Time) error {
+		return ix.scanStream(ctx, name,
+			func(uint64) (uint64, uint64) { return v, v + 1 },
+			func(f *record.Frame, _ int) error {
+				*t = time.Unix(0, f.Timestamp).UTC()
+				return nil
+			})
+	}
+	if err := at(0, &info.Created); err != nil {
+		return StreamInfo{}, err
+	}
+	if err := at(n-1, &info.Updated); err != nil {
+		return StreamInfo{}, err
+	}
+	return info, nil
+}
+
+// snapshot notes the head and, for each segment, the end of its frames
+// below it: what a backup copies.
+func (ix *readIndex) snapshot() ([]logPart, uint64, error) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if ix.closed {
+		return nil, 0, ErrClosed
+	}
+	parts := make([]logPart, len(ix.segments))
+	for i, seg := range ix.segments {
+		parts[i] = logPart{seg: seg, end: seg.end}
+	}
+	return parts, ix.next, nil
 }

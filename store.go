@@ -758,3 +758,142 @@ func (s *Store) Stats() Stats {
 	}
 	return st
 }
+
+// StreamInfo describes one stream.
+type StreamInfo struct {
+	Name string
+	// Version is the version of the stream's last event: Count-1.
+	Version uint64
+	// Count is the number of events the stream holds.
+	Count uint64
+	// FirstPosition and LastPosition are the global positions of its first
+	// and last events.
+	FirstPosition, LastPosition uint64
+	// Created and Updated are the commit times of its first and last
+	// events, in UTC.
+	Created, Updated time.Time
+}
+
+// StreamInfo describes stream as it stands, or returns an error matching
+// ErrStreamNotFound if it holds no event. It reads the frames of the
+// stream's first and last events.
+func (s *Store) StreamInfo(ctx context.Context, stream string) (StreamInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return StreamInfo{}, err
+	}
+	return s.index.streamInfo(ctx, stream)
+}
+
+// ListStreams yields every stream whose name starts with prefix (every
+// stream for ""), sorted by name. The names are taken when the loop starts;
+// each stream's figures when it is yielded. An error (ErrClosed, ctx's,
+// a *CorruptionError) is yielded once and ends the loop.
+func (s *Store) ListStreams(ctx context.Context, prefix string) iter.Seq2[StreamInfo, error] {
+	return func(yield func(StreamInfo, error) bool) {
+		names, err := s.index.streamNames(prefix)
+		if err == nil {
+			err = ctx.Err()
+		}
+		if err != nil {
+			yield(StreamInfo{}, err)
+			return
+		}
+		for _, name := range names {
+			info, err := s.index.streamInfo(ctx, name)
+			if err == nil {
+				err = ctx.Err()
+			}
+			if err != nil {
+				yield(StreamInfo{}, err)
+				return
+			}
+			if !yield(info, nil) {
+				return
+			}
+		}
+	}
+}
+
+// BackupInfo describes a backup Backup made.
+type BackupInfo struct {
+	// Dir is the backup's directory.
+	Dir string
+	// Events is the number of events the backup holds: every event at a
+	// position below it, and no other.
+	Events uint64
+	// Segments and Bytes count the segment files copied and their bytes.
+	Segments int
+	Bytes    int64
+}
+
+// Backup copies a consistent snapshot of the store into dir, which must be
+// missing or empty (ErrBackupDirNotEmpty otherwise), while appends, reads
+// and subscriptions go on. The snapshot is every event committed when
+// Backup starts: it notes the head under the index's read lock, the only
+// moment it holds up the writer, then copies each segment up to the end of
+// the last frame below that head, with the index files it finds, and
+// fsyncs the copies and the directory. The copy opens as a normal store. On
+// error, dir may hold part of a copy.
+func (s *Store) Backup(ctx context.Context, dir string) (BackupInfo, error) {
+	parts, events, err := s.index.snapshot()
+	if err != nil {
+		return BackupInfo{}, err
+	}
+	info := BackupInfo{Dir: dir, Events: events, Segments: len(parts)}
+	info.Bytes, err = copyLog(ctx, s.log.fs, parts, dir)
+	if err != nil {
+		if _, herr := s.index.head(); herr != nil {
+			return BackupInfo{}, herr // closed under the copy
+		}
+		return BackupInfo{}, err
+	}
+	return info, nil
+}
+
+// VerifyReport is what Verify found.
+type VerifyReport struct {
+	// Segments and IndexFiles count the files checked.
+	Segments, IndexFiles int
+	// Frames and Events count the frames that checked out and their events.
+	Frames, Events uint64
+	// Streams counts the streams those events belong to.
+	Streams int
+	// Bytes counts the bytes of segment files read.
+	Bytes int64
+	// TornBytes is the length of a torn write at the end of the log: what a
+	// crash left of an append that was never acknowledged. It is not a
+	// problem: Open truncates it.
+	TornBytes int64
+	// Problems lists every problem found, in log order.
+	Problems []Problem
+}
+
+// OK reports whether Verify found no problem.
+func (r *VerifyReport) OK() bool { return len(r.Problems) == 0 }
+
+// Problem is one thing wrong in a store's files.
+type Problem struct {
+	// Path is the segment or index file.
+	Path string
+	// Offset is where in the file the problem starts.
+	Offset int64
+	// Reason says what is wrong.
+	Reason string
+}
+
+func (p Problem) String() string { return fmt.Sprintf("%s at offset %d: %s", p.Path, p.Offset, p.Reason) }
+
+// Verify checks the store in dir without opening it for writing and without
+// changing any file. It reads every segment whole, checks both checksums of
+// every frame, the positions and every stream's versions, and every index
+// file against the frames it lists, and reports each problem with its file
+// and offset. progress, if not nil, is called as segment bytes are read,
+// with the bytes read so far and the total.
+//
+// Verify takes the directory's lock while it runs: it returns an error
+// matching ErrLocked if a Store has the directory open. Its error is for
+// what kept it from checking (the lock, ctx, a file it could not read);
+// what it found wrong is in the report.
+func Verify(ctx context.Context, dir string, progress func(done, total int64)) (VerifyReport, error) {
+	return verifyLog(ctx, vfs.OS(), dir, progress)
+}

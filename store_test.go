@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"iter"
 	"math"
 	"math/rand/v2"
@@ -2317,4 +2318,220 @@ func BenchmarkSubscribe_Latency(b *testing.B) {
 			}
 		})
 	}
+}
+
+func TestStore_ListStreamsAndStreamInfo(t *testing.T) {
+	s, _ := newStore(t, nil)
+	ctx := context.Background()
+	before := time.Now().UTC()
+	for i, stream := range []string{"order-2", "cart-1", "order-1", "order-2", "order-2", "order-10"} {
+		_, err := s.Append(ctx, stream, eventstore.Any, event("t", strconv.Itoa(i)))
+		require.NoError(t, err)
+	}
+	after := time.Now().UTC()
+
+	var got []eventstore.StreamInfo
+	for info, err := range s.ListStreams(ctx, "order-") {
+		require.NoError(t, err)
+		got = append(got, info)
+	}
+	require.Len(t, got, 3)
+	assert.Equal(t, []string{"order-1", "order-10", "order-2"}, []string{got[0].Name, got[1].Name, got[2].Name}, "sorted by name")
+	o2 := got[2]
+	assert.Equal(t, uint64(3), o2.Count)
+	assert.Equal(t, uint64(2), o2.Version)
+	assert.Equal(t, uint64(0), o2.FirstPosition)
+	assert.Equal(t, uint64(4), o2.LastPosition)
+	assert.False(t, o2.Created.Before(before.Add(-time.Millisecond)) || o2.Updated.After(after.Add(time.Millisecond)), "times of the run")
+	assert.False(t, o2.Updated.Before(o2.Created))
+
+	one, err := s.StreamInfo(ctx, "order-2")
+	require.NoError(t, err)
+	assert.Equal(t, o2, one)
+	all := 0
+	for _, err := range s.ListStreams(ctx, "") {
+		require.NoError(t, err)
+		all++
+	}
+	assert.Equal(t, 4, all)
+	for range s.ListStreams(ctx, "") {
+		break // stopping early is fine
+	}
+
+	_, err = s.StreamInfo(ctx, "order-3")
+	require.ErrorIs(t, err, eventstore.ErrStreamNotFound)
+	require.NoError(t, s.Close())
+	_, err = s.StreamInfo(ctx, "order-2")
+	require.ErrorIs(t, err, eventstore.ErrClosed)
+	for _, err := range s.ListStreams(ctx, "") {
+		require.ErrorIs(t, err, eventstore.ErrClosed)
+	}
+}
+
+// TestStore_Backup_UnderConcurrentWriters backs a store up while four
+// writers append to it, across segment roll-overs: the copy opens as a
+// store holding exactly the events the backup reports, byte for byte, and
+// takes appends.
+func TestStore_Backup_UnderConcurrentWriters(t *testing.T) {
+	s, _ := newStore(t, &eventstore.Options{SegmentSize: 16 << 10})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ctx.Err() == nil; i++ {
+				_, err := s.Append(context.Background(), fmt.Sprintf("w%d-%d", w, i%5), eventstore.Any,
+					eventstore.EventData{ID: eventstore.NewEventID(), Type: "t", Data: []byte(strings.Repeat(strconv.Itoa(i), 1+i%40))})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	defer wg.Wait()
+	defer cancel()
+	require.Eventually(t, func() bool { return s.Stats().Events > 2000 }, 30*time.Second, time.Millisecond)
+
+	dest := filepath.Join(t.TempDir(), "backup")
+	info, err := s.Backup(ctx, dest)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, info.Events, uint64(2000))
+	assert.Equal(t, dest, info.Dir)
+	assert.Greater(t, info.Segments, 3)
+	assert.Positive(t, info.Bytes)
+	for s.Stats().Events < info.Events+500 {
+		time.Sleep(time.Millisecond) // appends go on after the backup
+	}
+	cancel()
+	wg.Wait()
+
+	_, err = s.Backup(context.Background(), dest)
+	require.ErrorIs(t, err, eventstore.ErrBackupDirNotEmpty)
+
+	b := reopen(t, dest, nil)
+	require.Equal(t, info.Events, b.Stats().Events)
+	want, err := s.ReadAll(context.Background(), 0, int(info.Events))
+	require.NoError(t, err)
+	got, err := b.ReadAll(context.Background(), 0, 0)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	rep, err := eventstore.Verify(context.Background(), dest, nil)
+	require.ErrorIs(t, err, eventstore.ErrLocked, "the copy is open")
+	assert.Empty(t, rep.Problems)
+	_, err = b.Append(context.Background(), "after", eventstore.NoStream, event("t", "x"))
+	require.NoError(t, err)
+	require.NoError(t, b.Close())
+	rep, err = eventstore.Verify(context.Background(), dest, nil)
+	require.NoError(t, err)
+	assert.True(t, rep.OK(), "%v", rep.Problems)
+	assert.Equal(t, info.Events+1, rep.Events)
+}
+
+// TestVerify checks a sound store, then one with a flipped bit in a frame,
+// one with a damaged index file, and one with a torn write at its end: each
+// problem is reported with its file and offset, a torn write is not a
+// problem, and no file is changed.
+func TestVerify(t *testing.T) {
+	dir := t.TempDir()
+	s, err := eventstore.Open(dir, &eventstore.Options{SegmentSize: 4096})
+	require.NoError(t, err)
+	for i := range 300 {
+		_, err := s.Append(context.Background(), fmt.Sprint("s", i%7), eventstore.Any, event("t", strings.Repeat("v", i%50)))
+		require.NoError(t, err)
+	}
+	_, err = eventstore.Verify(context.Background(), dir, nil)
+	require.ErrorIs(t, err, eventstore.ErrLocked)
+	require.NoError(t, s.Close())
+
+	var calls int
+	var done, total int64
+	rep, err := eventstore.Verify(context.Background(), dir, func(d, t int64) { calls, done, total = calls+1, d, t })
+	require.NoError(t, err)
+	assert.True(t, rep.OK(), "%v", rep.Problems)
+	assert.Equal(t, uint64(300), rep.Events)
+	assert.Equal(t, uint64(300), rep.Frames)
+	assert.Equal(t, 7, rep.Streams)
+	segs, err := filepath.Glob(filepath.Join(dir, "*.seg"))
+	require.NoError(t, err)
+	idx, err := filepath.Glob(filepath.Join(dir, "*.idx"))
+	require.NoError(t, err)
+	assert.Equal(t, len(segs), rep.Segments)
+	assert.Equal(t, len(idx), rep.IndexFiles)
+	assert.Equal(t, len(segs), len(idx), "every segment indexed after Close")
+	assert.Equal(t, total, done)
+	assert.Equal(t, rep.Bytes, total)
+	assert.GreaterOrEqual(t, calls, len(segs))
+	assert.Zero(t, rep.TornBytes)
+
+	damage := func(t *testing.T, path string, edit func(b []byte) []byte) string {
+		work := t.TempDir()
+		for _, p := range append(slices.Clone(segs), idx...) {
+			b, err := os.ReadFile(p)
+			require.NoError(t, err)
+			if p == path {
+				b = edit(b)
+			}
+			require.NoError(t, os.WriteFile(filepath.Join(work, filepath.Base(p)), b, 0o644))
+		}
+		return work
+	}
+	unchanged := func(t *testing.T, work string) func() {
+		before := map[string][]byte{}
+		entries, err := os.ReadDir(work)
+		require.NoError(t, err)
+		for _, e := range entries {
+			before[e.Name()], err = os.ReadFile(filepath.Join(work, e.Name()))
+			require.NoError(t, err)
+		}
+		return func() {
+			entries, err := os.ReadDir(work)
+			require.NoError(t, err)
+			require.Len(t, entries, len(before))
+			for _, e := range entries {
+				b, err := os.ReadFile(filepath.Join(work, e.Name()))
+				require.NoError(t, err)
+				require.Equal(t, before[e.Name()], b, e.Name())
+			}
+		}
+	}
+
+	t.Run("bit flip in a frame", func(t *testing.T) {
+		const at = 24 + 24 + 10 // in the first frame's payload
+		work := damage(t, segs[1], func(b []byte) []byte { b[at] ^= 1; return b })
+		check := unchanged(t, work)
+		rep, err := eventstore.Verify(context.Background(), work, nil)
+		require.NoError(t, err)
+		require.False(t, rep.OK())
+		assert.Equal(t, filepath.Join(work, filepath.Base(segs[1])), rep.Problems[0].Path)
+		assert.Equal(t, int64(24), rep.Problems[0].Offset)
+		assert.Contains(t, rep.Problems[0].Reason, "checksum")
+		assert.Equal(t, len(segs), rep.Segments, "the check goes on past the damage")
+		check()
+	})
+	t.Run("damaged index file", func(t *testing.T) {
+		work := damage(t, idx[2], func(b []byte) []byte { b[len(b)/2] ^= 1; return b })
+		check := unchanged(t, work)
+		rep, err := eventstore.Verify(context.Background(), work, nil)
+		require.NoError(t, err)
+		require.Len(t, rep.Problems, 1)
+		assert.Equal(t, filepath.Join(work, filepath.Base(idx[2])), rep.Problems[0].Path)
+		check()
+	})
+	t.Run("torn write at the end", func(t *testing.T) {
+		last := segs[len(segs)-1]
+		work := damage(t, last, func(b []byte) []byte { return b[:len(b)-5] })
+		// The index of the last segment now covers more than it holds.
+		require.NoError(t, os.Remove(filepath.Join(work, strings.TrimSuffix(filepath.Base(last), ".seg")+".idx")))
+		check := unchanged(t, work)
+		rep, err := eventstore.Verify(context.Background(), work, nil)
+		require.NoError(t, err)
+		assert.True(t, rep.OK(), "%v", rep.Problems)
+		assert.Positive(t, rep.TornBytes)
+		assert.Equal(t, uint64(299), rep.Events)
+		check()
+	})
+	t.Run("missing directory", func(t *testing.T) {
+		_, err := eventstore.Verify(context.Background(), filepath.Join(t.TempDir(), "none"), nil)
+		require.ErrorIs(t, err, fs.ErrNotExist)
+	})
 }
