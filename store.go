@@ -881,7 +881,9 @@ type Problem struct {
 	Reason string
 }
 
-func (p Problem) String() string { return fmt.Sprintf("%s at offset %d: %s", p.Path, p.Offset, p.Reason) }
+func (p Problem) String() string {
+	return fmt.Sprintf("%s at offset %d: %s", p.Path, p.Offset, p.Reason)
+}
 
 // Verify checks the store in dir without opening it for writing and without
 // changing any file. It reads every segment whole, checks both checksums of
