@@ -209,6 +209,7 @@ type eventLog struct {
 type recovery struct {
 	next      uint64 // position the next event will get
 	tornBytes int64  // bytes of torn tail truncated
+	scanned   int64  // bytes of frames read: those no index file covered
 }
 
 // recoverer is what openLog rebuilds the index through, in log order.
@@ -369,6 +370,7 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last, keepOwners bo
 		}
 	}
 	var events []record.Event
+	rec.scanned += size - off
 	for off < size {
 		f, ferr := r.frame(off, events)
 		if ferr == nil && f.Position != rec.next {

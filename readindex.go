@@ -16,6 +16,7 @@ import (
 	"unsafe"
 
 	"github.com/go-eventstore/eventstore/internal/record"
+	"github.com/go-eventstore/eventstore/internal/telemetry"
 )
 
 // frameRef locates one frame inside its segment: the position of its first
@@ -63,7 +64,8 @@ type readIndex struct {
 	closed   bool                    // set by Close; reads return ErrClosed
 	heap     int64                   // bytes the index holds, kept up to date by addFrameLocked
 
-	notify *notifier // wakes subscriptions; has its own lock
+	notify  *notifier          // wakes subscriptions; has its own lock
+	metrics *telemetry.Metrics // set by Open before anyone reads
 }
 
 func newReadIndex() *readIndex {
@@ -892,6 +894,9 @@ func (s *subscription) run() error {
 		return fmt.Errorf("%w: from %s %d, head %d", ErrBeyondHead, unit, s.next, head)
 	}
 	for {
+		if s.kind.live() {
+			s.ix.metrics.Lag(head - s.next)
+		}
 		if err := s.readTo(head); err != nil {
 			return err
 		}

@@ -54,7 +54,10 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/go-eventstore/eventstore/internal/record"
+	"github.com/go-eventstore/eventstore/internal/telemetry"
 	"github.com/go-eventstore/eventstore/internal/vfs"
 )
 
@@ -128,9 +131,15 @@ type Options struct {
 	// SyncInterval is the longest an acknowledged append stays unsynced
 	// under SyncInterval; 0 means 100 ms. Ignored by the other modes.
 	SyncInterval time.Duration
-	// Logger receives recovery actions (a truncated torn tail) and storage
-	// failures; nil discards them.
+	// Logger receives what Open found and repaired (a truncated torn tail,
+	// an index file it could not use), storage failures that poison the
+	// store, and index files that could not be written; nil discards them.
 	Logger *slog.Logger
+	// MeterProvider, if not nil, gets the store's metrics (see the README's
+	// Metrics section): appends, events and bytes written, batch sizes,
+	// fsync and append latency, queue depth and subscription lag. Nil
+	// records nothing.
+	MeterProvider metric.MeterProvider
 
 	// fs replaces the file system, for fault injection in tests.
 	fs vfs.FS
@@ -355,6 +364,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	index := newReadIndex()
 	log, rec, err := openLog(dir, o.fs, o.Logger, o.SegmentSize, &indexBuilder{ix: index})
 	if err != nil {
@@ -368,6 +378,14 @@ func Open(dir string, opts *Options) (*Store, error) {
 	index.countHeap()
 	s := &Store{opts: o, log: log, index: index, tornBytes: rec.tornBytes}
 	s.w = newWriter(log, index, &s.opts)
+	m, err := telemetry.New(o.MeterProvider, func() int64 { return int64(len(s.w.reqs)) })
+	if err != nil {
+		log.close()
+		return nil, fmt.Errorf("eventstore: open %s: metrics: %w", dir, err)
+	}
+	s.w.metrics, index.metrics = m, m
+	o.Logger.Info("eventstore: opened", "dir", dir, "events", rec.next, "streams", len(index.streams),
+		"segments", len(index.segments), "bytes_read", rec.scanned, "torn_bytes", rec.tornBytes, "took", time.Since(start))
 	// Sealed segments that had to be read, all or in part, get their index
 	// file now, so the next Open need not read them.
 	for _, seg := range index.segments[:len(index.segments)-1] {
@@ -406,6 +424,9 @@ func (s *Store) Close() error {
 		}
 		if cerr := s.log.close(); err == nil {
 			err = cerr
+		}
+		if merr := s.w.metrics.Close(); err == nil {
+			err = merr
 		}
 		if err != nil {
 			s.closeErr = fmt.Errorf("eventstore: close: %w", err)
@@ -451,7 +472,10 @@ func (s *Store) Append(ctx context.Context, stream string, expected ExpectedVers
 	if err != nil {
 		return AppendResult{}, err
 	}
-	return s.w.submit(ctx, r)
+	start := time.Now()
+	res, err := s.w.submit(ctx, r)
+	s.w.metrics.Appended(time.Since(start))
+	return res, err
 }
 
 // newRequest validates an Append and encodes its events, on the caller's

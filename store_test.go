@@ -26,6 +26,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/go-eventstore/eventstore"
 	"github.com/go-eventstore/eventstore/internal/race"
@@ -2534,4 +2536,76 @@ func TestVerify(t *testing.T) {
 		_, err := eventstore.Verify(context.Background(), filepath.Join(t.TempDir(), "none"), nil)
 		require.ErrorIs(t, err, fs.ErrNotExist)
 	})
+}
+
+// TestStore_Metrics reads every instrument through an OpenTelemetry SDK
+// reader after a known run.
+func TestStore_Metrics(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer func() { require.NoError(t, mp.Shutdown(context.Background())) }()
+	s, dir := newStore(t, &eventstore.Options{MeterProvider: mp})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	seen := make(chan struct{}, 100)
+	go func() {
+		for _, err := range s.Subscribe(ctx, 0) {
+			if err != nil {
+				return
+			}
+			seen <- struct{}{}
+		}
+	}()
+	for i := range 10 {
+		_, err := s.Append(context.Background(), "s", eventstore.Any, event("t", strconv.Itoa(i)))
+		require.NoError(t, err)
+		<-seen
+	}
+	_, err := s.Append(context.Background(), "s", eventstore.Any, event("t", "a"), event("t", "b"), event("t", "c"))
+	require.NoError(t, err)
+	for range 3 {
+		<-seen
+	}
+	_, err = s.Append(context.Background(), "s", eventstore.Exact(0), event("t", "late"))
+	require.ErrorIs(t, err, eventstore.ErrWrongExpectedVersion)
+
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(context.Background(), &rm))
+	got := map[string]metricdata.Aggregation{}
+	for _, sm := range rm.ScopeMetrics {
+		assert.Equal(t, "github.com/go-eventstore/eventstore", sm.Scope.Name)
+		for _, m := range sm.Metrics {
+			got[m.Name] = m.Data
+		}
+	}
+	sum := func(name string) int64 {
+		data, ok := got[name].(metricdata.Sum[int64])
+		require.True(t, ok, "%s is a counter", name)
+		require.Len(t, data.DataPoints, 1)
+		return data.DataPoints[0].Value
+	}
+	assert.Equal(t, int64(11), sum("eventstore.appends"))
+	assert.Equal(t, int64(13), sum("eventstore.events.written"))
+	assert.Equal(t, int64(fileSize(t, segmentFile(t, dir))-24), sum("eventstore.bytes.written"), "every frame byte")
+	hist := func(name string) (count uint64) {
+		switch data := got[name].(type) {
+		case metricdata.Histogram[int64]:
+			require.Len(t, data.DataPoints, 1)
+			return data.DataPoints[0].Count
+		case metricdata.Histogram[float64]:
+			require.Len(t, data.DataPoints, 1)
+			return data.DataPoints[0].Count
+		}
+		t.Fatalf("%s is not a histogram: %T", name, got[name])
+		return 0
+	}
+	st := s.Stats()
+	assert.Equal(t, st.Batches, hist("eventstore.batch.size"))
+	assert.Equal(t, st.Syncs, hist("eventstore.fsync.duration"), "each sync timed")
+	assert.Equal(t, uint64(12), hist("eventstore.append.duration"), "the refused append too")
+	assert.GreaterOrEqual(t, hist("eventstore.subscription.lag"), uint64(11), "each wake of the subscription")
+	depth, ok := got["eventstore.queue.depth"].(metricdata.Gauge[int64])
+	require.True(t, ok)
+	require.Len(t, depth.DataPoints, 1)
+	assert.Equal(t, int64(0), depth.DataPoints[0].Value)
 }

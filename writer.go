@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-eventstore/eventstore/internal/record"
+	"github.com/go-eventstore/eventstore/internal/telemetry"
 )
 
 // Request states. A request is queued until either the writer takes it (it
@@ -93,6 +94,7 @@ type writer struct {
 	sealed   []*segment  // segments rolled over from in this batch, for the indexer
 
 	indexer *indexer
+	metrics *telemetry.Metrics
 }
 
 func newWriter(log *eventLog, index *readIndex, opts *Options) *writer {
@@ -291,6 +293,13 @@ func (w *writer) commit() {
 			w.syncBatch()
 		}
 	}
+	if w.failed == nil && len(w.frames) > 0 {
+		var bytes int64
+		for i := range w.frames {
+			bytes += w.frames[i].size
+		}
+		w.metrics.Batch(len(w.frames), int(w.next-w.index.next), int(bytes))
+	}
 	if w.failed != nil {
 		// Nothing of this batch is published, so nothing of it is
 		// acknowledged, whatever reached the disk.
@@ -358,7 +367,10 @@ func (w *writer) syncDirty() {
 
 func (w *writer) syncNow() {
 	w.syncs.Add(1)
-	if err := w.log.sync(); err != nil {
+	start := time.Now()
+	err := w.log.sync()
+	w.metrics.Synced(time.Since(start))
+	if err != nil {
 		w.fail(err)
 		return
 	}
@@ -589,16 +601,19 @@ func (w *writer) publish() {
 
 // reply answers every request of the batch on its own channel.
 func (w *writer) reply() {
+	committed := 0
 	for i, r := range w.batch {
 		out := w.outcomes[i]
 		if out.err == errAbandoned {
 			continue
 		}
 		if out.err == nil {
-			w.appends.Add(1)
+			committed++
 		}
 		r.reply <- out
 	}
+	w.appends.Add(uint64(committed))
+	w.metrics.Committed(committed)
 	clear(w.batch) // drop references to answered requests
 }
 
