@@ -63,6 +63,10 @@ var (
 	// never learns, so a retry of those can only append them again.
 	ErrOutcomeUnknown = errors.New("eventstore: append outcome unknown")
 
+	// ErrReadOnly is returned by Append on a Store opened with
+	// Options.ReadOnly.
+	ErrReadOnly = errors.New("eventstore: store is open read-only")
+
 	// ErrStorageFailed is matched by every *StorageError. It is sticky: once
 	// a write or fsync has failed, every later Append returns it until the
 	// store is closed and opened again.

@@ -200,10 +200,24 @@ type eventLog struct {
 	lock        io.Closer
 	segmentSize int64
 
-	// Touched only by the writer goroutine, and by Open and Close when it is
-	// not running.
+	readOnly bool // opened by a read-only Store: no lock, no change to any file
+
+	// Touched only by the writer goroutine (a read-only Store's follower),
+	// and by Open and Close when it is not running.
 	segments []*segment // ascending by base; the last is active
 }
+
+// openFlag is how segment files are opened.
+func (l *eventLog) openFlag() int {
+	if l.readOnly {
+		return os.O_RDONLY
+	}
+	return os.O_RDWR
+}
+
+type nopCloser struct{}
+
+func (nopCloser) Close() error { return nil }
 
 // recovery reports what openLog found and repaired.
 type recovery struct {
@@ -229,18 +243,25 @@ type recoverer interface {
 // passes every frame to r: from the segment's index file for the part it
 // covers, by reading and checking the frames for the rest. On error it
 // leaves nothing open.
-func openLog(dir string, fsys vfs.FS, logger *slog.Logger, segmentSize int64, r recoverer) (_ *eventLog, rec recovery, err error) {
-	if err := makeDir(fsys, dir); err != nil {
-		return nil, rec, fmt.Errorf("eventstore: open %s: %w", dir, err)
+//
+// Read-only, it takes no lock and changes nothing: it creates neither the
+// directory nor a segment, and takes a torn tail, or a segment whose header
+// is not written yet, for the end of the log without removing it.
+func openLog(dir string, fsys vfs.FS, logger *slog.Logger, segmentSize int64, readOnly bool, r recoverer) (_ *eventLog, rec recovery, err error) {
+	var lock io.Closer = nopCloser{}
+	if !readOnly {
+		if err := makeDir(fsys, dir); err != nil {
+			return nil, rec, fmt.Errorf("eventstore: open %s: %w", dir, err)
+		}
+		lock, err = fsys.Lock(filepath.Join(dir, lockName))
+		if errors.Is(err, vfs.ErrLocked) {
+			return nil, rec, fmt.Errorf("eventstore: open %s: %w", dir, ErrLocked)
+		}
+		if err != nil {
+			return nil, rec, fmt.Errorf("eventstore: open %s: %w", dir, err)
+		}
 	}
-	lock, err := fsys.Lock(filepath.Join(dir, lockName))
-	if errors.Is(err, vfs.ErrLocked) {
-		return nil, rec, fmt.Errorf("eventstore: open %s: %w", dir, ErrLocked)
-	}
-	if err != nil {
-		return nil, rec, fmt.Errorf("eventstore: open %s: %w", dir, err)
-	}
-	l := &eventLog{dir: dir, fs: fsys, logger: logger, lock: lock, segmentSize: segmentSize}
+	l := &eventLog{dir: dir, fs: fsys, logger: logger, lock: lock, segmentSize: segmentSize, readOnly: readOnly}
 	defer func() {
 		if err != nil {
 			l.close()
@@ -257,7 +278,7 @@ func openLog(dir string, fsys vfs.FS, logger *slog.Logger, segmentSize int64, r 
 			continue
 		}
 		path := filepath.Join(dir, name)
-		f, err := fsys.OpenFile(path, os.O_RDWR, 0)
+		f, err := fsys.OpenFile(path, l.openFlag(), 0)
 		if err != nil {
 			return nil, rec, fmt.Errorf("eventstore: open %s: %w", path, err)
 		}
@@ -286,11 +307,17 @@ func openLog(dir string, fsys vfs.FS, logger *slog.Logger, segmentSize int64, r 
 		}
 		if torn {
 			// Only the last segment can be torn, so the loop ends here.
+			if readOnly {
+				seg.file.Close()
+			}
 			l.segments = l.segments[:i]
 			break
 		}
 	}
 
+	if len(l.segments) == 0 && readOnly {
+		return nil, rec, fmt.Errorf("eventstore: open %s read-only: no segment file", dir)
+	}
 	if len(l.segments) == 0 {
 		if _, err := l.createSegment(rec.next); err != nil {
 			return nil, rec, err
@@ -354,6 +381,9 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last, keepOwners bo
 		// nothing: removing it loses nothing. A longer one had frames
 		// written after its header was durable: its header is damaged.
 		if last && size <= record.SegmentHeaderSize {
+			if l.readOnly { // perhaps being created this moment
+				return true, nil
+			}
 			return true, l.removeTornSegment(seg, size, rec)
 		}
 		return false, &CorruptionError{Path: seg.path, Reason: "segment header: " + herr.Error()}
@@ -402,6 +432,11 @@ func (l *eventLog) repairTail(r *frameReader, seg *segment, off, size int64, cau
 			reason = fmt.Sprintf("%v, and a later write is intact at offset %d", cause, later)
 		}
 		return &CorruptionError{Path: seg.path, Offset: off, Reason: reason}
+	}
+	if l.readOnly {
+		// Perhaps a write in progress: the log ends here for now.
+		seg.size = off
+		return nil
 	}
 	if err := seg.file.Truncate(off); err != nil {
 		return fmt.Errorf("eventstore: truncate torn tail of %s: %w", seg.path, err)

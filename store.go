@@ -140,6 +140,13 @@ type Options struct {
 	// fsync and append latency, queue depth and subscription lag. Nil
 	// records nothing.
 	MeterProvider metric.MeterProvider
+	// ReadOnly opens the store without its lock and without changing any
+	// file, beside a Store that may be writing to it in another process:
+	// Append returns ErrReadOnly, reads and subscriptions work, and the store
+	// follows the files, picking up new events every 50 ms (see the
+	// README's Read-only section for what it can see). Open fails if the
+	// directory holds no segment.
+	ReadOnly bool
 
 	// fs replaces the file system, for fault injection in tests.
 	fs vfs.FS
@@ -235,6 +242,20 @@ func (id EventID) String() string {
 	b[23] = '-'
 	hex.Encode(b[24:36], id[10:16])
 	return string(b[:])
+}
+
+// ParseEventID parses the canonical UUID form String returns, in either
+// case. It returns an error wrapping ErrInvalidEvent for anything else.
+func ParseEventID(s string) (EventID, error) {
+	var id EventID
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return id, fmt.Errorf("%w: event ID %q is not a UUID", ErrInvalidEvent, s)
+	}
+	digits := s[0:8] + s[9:13] + s[14:18] + s[19:23] + s[24:36]
+	if _, err := hex.Decode(id[:], []byte(digits)); err != nil {
+		return EventID{}, fmt.Errorf("%w: event ID %q is not a UUID", ErrInvalidEvent, s)
+	}
+	return id, nil
 }
 
 // ExpectedVersion is the condition an Append places on its stream's version.
@@ -346,7 +367,8 @@ type Store struct {
 	opts      Options
 	log       *eventLog
 	index     *readIndex
-	w         *writer
+	w         *writer   // started unless read-only
+	follow    *follower // read-only only
 	tornBytes int64
 
 	closeOnce sync.Once
@@ -366,7 +388,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 	}
 	start := time.Now()
 	index := newReadIndex()
-	log, rec, err := openLog(dir, o.fs, o.Logger, o.SegmentSize, &indexBuilder{ix: index})
+	log, rec, err := openLog(dir, o.fs, o.Logger, o.SegmentSize, o.ReadOnly, &indexBuilder{ix: index})
 	if err != nil {
 		return nil, err
 	}
@@ -386,6 +408,11 @@ func Open(dir string, opts *Options) (*Store, error) {
 	s.w.metrics, index.metrics = m, m
 	o.Logger.Info("eventstore: opened", "dir", dir, "events", rec.next, "streams", len(index.streams),
 		"segments", len(index.segments), "bytes_read", rec.scanned, "torn_bytes", rec.tornBytes, "took", time.Since(start))
+	if o.ReadOnly {
+		s.follow = newFollower(log, index)
+		go s.follow.run()
+		return s, nil
+	}
 	// Sealed segments that had to be read, all or in part, get their index
 	// file now, so the next Open need not read them.
 	for _, seg := range index.segments[:len(index.segments)-1] {
@@ -406,8 +433,12 @@ func (s *Store) Close() error {
 	first := false
 	s.closeOnce.Do(func() {
 		first = true
-		s.w.stop()
-		s.w.indexer.stop()
+		if s.follow != nil {
+			s.follow.stop()
+		} else {
+			s.w.stop()
+			s.w.indexer.stop()
+		}
 		s.index.mu.Lock()
 		s.index.closed = true
 		s.index.mu.Unlock()
@@ -419,7 +450,7 @@ func (s *Store) Close() error {
 		}
 		// The active segment's index file, written only over synced
 		// frames, lets the next Open skip reading them.
-		if s.w.failed == nil && err == nil {
+		if s.w.failed == nil && err == nil && !s.opts.ReadOnly {
 			s.w.indexer.write(s.log.active(), false)
 		}
 		if cerr := s.log.close(); err == nil {
@@ -467,6 +498,9 @@ func (s *Store) Close() error {
 func (s *Store) Append(ctx context.Context, stream string, expected ExpectedVersion, events ...EventData) (AppendResult, error) {
 	if err := ctx.Err(); err != nil {
 		return AppendResult{}, err
+	}
+	if s.opts.ReadOnly {
+		return AppendResult{}, ErrReadOnly
 	}
 	r, err := s.newRequest(stream, expected, events)
 	if err != nil {

@@ -2609,3 +2609,115 @@ func TestStore_Metrics(t *testing.T) {
 	require.Len(t, depth.DataPoints, 1)
 	assert.Equal(t, int64(0), depth.DataPoints[0].Value)
 }
+
+func TestParseEventID(t *testing.T) {
+	for range 100 {
+		id := eventstore.NewEventID()
+		got, err := eventstore.ParseEventID(id.String())
+		require.NoError(t, err)
+		require.Equal(t, id, got)
+		got, err = eventstore.ParseEventID(strings.ToUpper(id.String()))
+		require.NoError(t, err)
+		require.Equal(t, id, got)
+	}
+	for _, bad := range []string{"", "0190a6b2-7c1e-7d3f-8a4b-1c2d3e4f5a6", "0190a6b2-7c1e-7d3f-8a4b-1c2d3e4f5a6gg",
+		"0190a6b2x7c1e-7d3f-8a4b-1c2d3e4f5a6b", "0190a6b2-7c1e-7d3f-8a4b-1c2d3e4f5a6g", "+190a6b2-7c1e-7d3f-8a4b-1c2d3e4f5a6b"} {
+		_, err := eventstore.ParseEventID(bad)
+		require.ErrorIs(t, err, eventstore.ErrInvalidEvent, bad)
+	}
+}
+
+// TestStore_ReadOnly_FollowsAWritingStore opens a read-only Store beside a
+// writing one on the same directory: it reads what was there, and a
+// subscription on it sees every event appended after, across segment
+// roll-overs, in order.
+func TestStore_ReadOnly_FollowsAWritingStore(t *testing.T) {
+	w, dir := newStore(t, &eventstore.Options{SegmentSize: 4096})
+	ctx := context.Background()
+	appendSome := func(n int) {
+		for i := range n {
+			_, err := w.Append(ctx, fmt.Sprint("s", i%3), eventstore.Any, event("t", strings.Repeat("x", i%70)))
+			require.NoError(t, err)
+		}
+	}
+	appendSome(100)
+	r := reopen(t, dir, &eventstore.Options{ReadOnly: true})
+	require.Equal(t, uint64(100), r.Stats().Events)
+	_, err := r.Append(ctx, "s0", eventstore.Any, event("t", "x"))
+	require.ErrorIs(t, err, eventstore.ErrReadOnly)
+
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	got := make(chan eventstore.RecordedEvent, 1000)
+	go func() {
+		for e, err := range r.Subscribe(sctx, 50) {
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- e
+		}
+	}()
+	appendSome(300)
+	want, err := w.ReadAll(ctx, 50, 0)
+	require.NoError(t, err)
+	require.Greater(t, w.Stats().Segments, 5)
+	for i, e := range want {
+		select {
+		case g, ok := <-got:
+			require.True(t, ok, "subscription ended at %d", i)
+			require.Equal(t, e, g)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the read-only store stopped at event %d of %d", i, len(want))
+		}
+	}
+	all, err := r.ReadAll(ctx, 0, 0)
+	require.NoError(t, err)
+	require.Len(t, all, 400)
+	info, err := r.StreamInfo(ctx, "s1")
+	require.NoError(t, err)
+	assert.Equal(t, uint64(133), info.Count)
+}
+
+// TestStore_ReadOnly_ChangesNothing opens a read-only Store on a log with a
+// torn tail: it reads the whole frames, leaves the tail and every file as
+// they are, and holds no lock, so a writing Store can open beside it.
+func TestStore_ReadOnly_ChangesNothing(t *testing.T) {
+	dir, full, last := writeLog(t, 4, 300, false)
+	seg := segmentFile(t, dir)
+	require.NoError(t, os.WriteFile(seg, full[:len(full)-7], 0o644))
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+
+	r := reopen(t, dir, &eventstore.Options{ReadOnly: true})
+	assert.Equal(t, uint64(3), r.Stats().Events)
+	evs, err := r.ReadAll(context.Background(), 0, 0)
+	require.NoError(t, err)
+	assert.Len(t, evs, 3)
+	require.NoError(t, r.Close())
+	after, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Equal(t, len(entries), len(after))
+	assert.Equal(t, full[:len(full)-7], mustRead(t, seg), "the torn tail is left for the writing store")
+
+	r = reopen(t, dir, &eventstore.Options{ReadOnly: true})
+	w := reopen(t, dir, nil)
+	assert.Equal(t, uint64(3), w.Stats().Events, "the writing store opens beside it")
+	assert.Equal(t, last, int64(len(mustRead(t, seg))), "and repairs the tail")
+	assert.Equal(t, uint64(3), r.Stats().Events)
+	_, err = eventstore.Open(filepath.Join(t.TempDir(), "none"), &eventstore.Options{ReadOnly: true})
+	require.Error(t, err, "no store to read")
+	empty := t.TempDir()
+	_, err = eventstore.Open(empty, &eventstore.Options{ReadOnly: true})
+	require.Error(t, err)
+	entries, err = os.ReadDir(empty)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "nothing created")
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return b
+}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -735,4 +738,183 @@ func (x *indexer) write(seg *segment, sealed bool) {
 	if sealed {
 		ix.dropOwners(seg)
 	}
+}
+
+// followInterval is how often a read-only Store looks for new events.
+const followInterval = 50 * time.Millisecond
+
+// follower is a read-only Store's counterpart of the writer: the one
+// goroutine that adds to its index, the events another process appends to
+// the files. It reads whole frames past the end of what it has, moves to the
+// next segment once it exists, and publishes what it found as the writer
+// does. A frame cut short by the end of the file is a write in progress,
+// taken up at the next look. If the files shrink under it (the writing
+// Store truncated a torn tail on reopening) or hold a frame out of order, it
+// stops, and subscriptions end with the error.
+type follower struct {
+	log   *eventLog
+	index *readIndex
+	quit  chan struct{}
+	done  chan struct{}
+
+	// Touched only by the follower goroutine.
+	reader frameReader
+	events []record.Event
+	frames []followedFrame
+}
+
+// followedFrame is a frame found, waiting to be published.
+type followedFrame struct {
+	seg          *segment
+	off, size    int64
+	position     uint64
+	firstVersion uint64
+	stream       string
+	ids          []EventID
+}
+
+func newFollower(log *eventLog, index *readIndex) *follower {
+	return &follower{log: log, index: index, quit: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (f *follower) stop() {
+	close(f.quit)
+	<-f.done
+}
+
+func (f *follower) run() {
+	defer close(f.done)
+	t := time.NewTicker(followInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-f.quit:
+			return
+		case <-t.C:
+		}
+		if err := f.poll(); err != nil {
+			f.log.logger.Error("eventstore: read-only store stopped following the log", "err", err)
+			f.index.notify.stop(err)
+			return
+		}
+	}
+}
+
+// poll publishes every whole frame written since the last look.
+func (f *follower) poll() error {
+	for {
+		seg := f.log.active()
+		if err := f.scan(seg); err != nil {
+			return err
+		}
+		// A segment is complete and synced before the next one is created:
+		// once the next exists, one more scan finds every frame of this one.
+		next, err := f.nextSegment()
+		if err != nil || next == nil {
+			return errors.Join(err, f.publish())
+		}
+		if err := f.scan(seg); err != nil {
+			next.file.Close()
+			return err
+		}
+		f.log.segments = append(f.log.segments, next)
+		if err := f.publish(); err != nil {
+			return err
+		}
+	}
+}
+
+// scan reads the whole frames past what seg has published or found.
+func (f *follower) scan(seg *segment) error {
+	size, err := seg.file.Size()
+	if err != nil {
+		return err
+	}
+	off, next := seg.size, f.index.next
+	if n := len(f.frames); n > 0 {
+		next = f.frames[n-1].position + uint64(len(f.frames[n-1].ids))
+	}
+	if size < off {
+		return &CorruptionError{Path: seg.path, Offset: size, Reason: fmt.Sprintf("segment shrank from %d bytes to %d under a read-only store; open it again", off, size)}
+	}
+	r := &f.reader
+	r.reset(seg.file, size)
+	for off < size {
+		fr, err := r.frame(off, f.events)
+		if err != nil {
+			return nil // a write in progress, or damage the writing store will report
+		}
+		f.events = fr.Events
+		if fr.Position != next {
+			return &CorruptionError{Path: seg.path, Offset: off, Reason: fmt.Sprintf("frame position %d, want %d", fr.Position, next)}
+		}
+		ff := followedFrame{seg: seg, off: off, size: fr.FrameSize(), position: fr.Position, firstVersion: fr.FirstVersion,
+			stream: f.index.streamName(fr.Stream)}
+		for i := range fr.Events {
+			ff.ids = append(ff.ids, EventID(fr.Events[i].ID))
+		}
+		f.frames = append(f.frames, ff)
+		next += uint64(len(fr.Events))
+		off += fr.FrameSize()
+	}
+	seg.size = off
+	return nil
+}
+
+// nextSegment opens the segment after the active one if it exists and its
+// header is written.
+func (f *follower) nextSegment() (*segment, error) {
+	base := f.index.next
+	if n := len(f.frames); n > 0 {
+		base = f.frames[n-1].position + uint64(len(f.frames[n-1].ids))
+	}
+	path := filepath.Join(f.log.dir, segmentName(base))
+	file, err := f.log.fs.OpenFile(path, os.O_RDONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var hb [record.SegmentHeaderSize]byte
+	if _, err := file.ReadAt(hb[:], 0); err != nil {
+		file.Close()
+		return nil, nil // being created
+	}
+	if h, err := record.DecodeSegmentHeader(hb[:]); err != nil || h.Base != base {
+		file.Close()
+		return nil, nil
+	}
+	return &segment{base: base, path: path, file: file, size: record.SegmentHeaderSize}, nil
+}
+
+// publish adds the frames found to the index and wakes subscriptions.
+func (f *follower) publish() error {
+	ix := f.index
+	ix.mu.Lock()
+	for _, seg := range f.log.segments[len(ix.segments):] {
+		seg.end = record.SegmentHeaderSize
+		ix.segments = append(ix.segments, seg)
+	}
+	for _, fr := range f.frames {
+		if err := ix.addFrameLocked(fr.seg, fr.off, fr.position, fr.firstVersion, fr.stream, fr.ids); err != nil {
+			ix.mu.Unlock()
+			return &CorruptionError{Path: fr.seg.path, Offset: fr.off, Reason: err.Error()}
+		}
+		fr.seg.end = fr.off + fr.size
+		ix.next = fr.position + uint64(len(fr.ids))
+	}
+	ix.mu.Unlock()
+	if len(f.frames) > 0 {
+		ix.notify.published(func(yield func(string) bool) {
+			for _, fr := range f.frames {
+				if !yield(fr.stream) {
+					return
+				}
+			}
+		})
+	}
+	clear(f.frames)
+	f.frames = f.frames[:0]
+	return nil
 }
