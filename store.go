@@ -12,7 +12,10 @@
 // only events whose Append has been acknowledged (or, under SyncInterval and
 // SyncNone, written), never part of one. Open repairs a torn write at the end
 // of the log, reporting it in Stats.TornBytes, and refuses with a
-// *CorruptionError any damage a crash cannot explain.
+// *CorruptionError any damage a crash cannot explain in what it reads. It
+// does not read frames a segment's index file lists: damage to those is
+// reported by the read that meets them, and by Verify, which checks every
+// byte of a closed store.
 //
 // # Concurrency
 //
@@ -34,6 +37,15 @@
 // it up to the head and end. They are iterators run on the loop's goroutine:
 // a subscription reads the segment files like any reader and waits at the
 // head for the writer to wake it, so a slow one never holds the writer back.
+//
+// # Operating a store
+//
+// ListStreams and StreamInfo describe streams; Backup copies a consistent
+// snapshot while appends go on; Verify checks a closed store's files.
+// Options.ReadOnly opens a store beside another process that writes it, and
+// follows its appends. Options.MeterProvider and Options.Logger report what
+// the store does. The eventstore command (cmd/eventstore) puts all of it on
+// the command line.
 //
 // The on-disk format and the recovery rules are described at the top of
 // eventlog.go.

@@ -3,6 +3,7 @@ package eventstore
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
@@ -2994,4 +2995,58 @@ func TestWriter_Index_ReadsCheckPositionsAgainstTheIndex(t *testing.T) {
 		_, err = s.ReadAllBackward(ctx, 3, 1)
 		require.ErrorIs(t, err, ErrCorrupt)
 	})
+}
+
+// TestStore_Logger_RecoveryAndPoisoning reads what Open and a failed fsync
+// say through Options.Logger: the Open summary, a truncated torn tail, and
+// a poisoned store, each once, with its figures.
+func TestStore_Logger_RecoveryAndPoisoning(t *testing.T) {
+	var logged bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logged, nil))
+	records := func() []map[string]any {
+		var out []map[string]any
+		for _, line := range strings.Split(strings.TrimSpace(logged.String()), "\n") {
+			var m map[string]any
+			require.NoError(t, json.Unmarshal([]byte(line), &m))
+			out = append(out, m)
+		}
+		logged.Reset()
+		return out
+	}
+	s, dir := openWithFS(t, vfs.OS(), nil)
+	for i := range 5 {
+		_, err := s.Append(context.Background(), "s", Any, ev(strconv.Itoa(i)))
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.Close())
+	removeIndexFiles(t, dir)
+	seg := filepath.Join(dir, segmentName(0))
+	b, err := os.ReadFile(seg)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(seg, b[:len(b)-3], 0o644)) // a torn last frame
+
+	ffs := vfs.NewFaultFS(vfs.OS())
+	s, err = Open(dir, &Options{Logger: logger, fs: ffs})
+	require.NoError(t, err)
+	defer s.Close()
+	recs := records()
+	require.Len(t, recs, 2, "%v", recs)
+	assert.Equal(t, "WARN", recs[0]["level"])
+	assert.Equal(t, "eventstore: truncated torn write at end of log", recs[0]["msg"])
+	assert.Equal(t, float64(len(b)-3)-recs[0]["offset"].(float64), recs[0]["bytes"])
+	assert.Equal(t, "INFO", recs[1]["level"])
+	assert.Equal(t, "eventstore: opened", recs[1]["msg"])
+	assert.Equal(t, float64(4), recs[1]["events"])
+	assert.Equal(t, recs[0]["bytes"], recs[1]["torn_bytes"])
+
+	ffs.Fail(vfs.OpSync, 1, syscall.EIO, true)
+	_, err = s.Append(context.Background(), "s", Any, ev("x"))
+	require.ErrorIs(t, err, ErrStorageFailed)
+	_, err = s.Append(context.Background(), "s", Any, ev("y"))
+	require.ErrorIs(t, err, ErrStorageFailed)
+	recs = records()
+	require.Len(t, recs, 1, "poisoning is logged once: %v", recs)
+	assert.Equal(t, "ERROR", recs[0]["level"])
+	assert.Contains(t, recs[0]["msg"], "storage failed")
+	assert.Contains(t, recs[0]["err"], "input/output error")
 }
