@@ -25,7 +25,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -140,14 +139,5 @@ func finishProgress(bar *progressbar.ProgressBar) {
 func closeStore(s *eventstore.Store, err *error) {
 	if cerr := s.Close(); *err == nil {
 		*err = cerr
-	}
-}
-
-// flush flushes w if it buffers, keeping the first error.
-func flush(w io.Writer, err *error) {
-	if f, ok := w.(interface{ Flush() error }); ok {
-		if ferr := f.Flush(); *err == nil {
-			*err = ferr
-		}
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -32,7 +31,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	bin = filepath.Join(dir, "eventstore")
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, ".")
+	build := exec.Command(goTool(), "build", "-o", bin, ".")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building the command:", err)
@@ -44,6 +43,15 @@ func TestMain(m *testing.M) {
 		goleak.VerifyTestMain(exitCode{&code, m})
 	}()
 	os.Exit(code)
+}
+
+// goTool returns the go command: the one on PATH, or the one beside the
+// GOROOT the tests run under.
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return filepath.Join(os.Getenv("GOROOT"), "bin", "go")
 }
 
 // exitCode lets TestMain remove the binary before it exits.
