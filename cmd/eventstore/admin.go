@@ -61,18 +61,13 @@ func backupCmd() *cobra.Command {
 			"directory, where it opens as a store of its own. A store held open by a running service is " +
 			"refused: that service should call Store.Backup itself, which copies while appends go on.",
 		Args: cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
-			s, err := openExisting(args[0], nil)
-			if err != nil {
-				return err
-			}
-			defer closeStore(s, &err)
+		RunE: withStore(nil, func(cmd *cobra.Command, s *eventstore.Store, args []string) error {
 			info, err := s.Backup(cmd.Context(), args[1])
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "backed up %d events (%d segments, %s) to %s\n", info.Events, info.Segments, size(info.Bytes), info.Dir)
 			return nil
-		},
+		}),
 	}
 }

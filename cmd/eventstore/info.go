@@ -19,13 +19,8 @@ func infoCmd() *cobra.Command {
 		Use:   "info DIR",
 		Short: "Counts, sizes, segments, head position and format version",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
+		RunE: withStore(readOnly, func(cmd *cobra.Command, s *eventstore.Store, args []string) error {
 			dir := args[0]
-			s, err := openExisting(dir, readOnly)
-			if err != nil {
-				return err
-			}
-			defer closeStore(s, &err)
 			st := s.Stats()
 			files, err := os.ReadDir(dir)
 			if err != nil {
@@ -70,7 +65,7 @@ func infoCmd() *cobra.Command {
 			}
 			fmt.Fprintf(w, "index memory\t%s\n", size(st.IndexBytes))
 			return w.Flush()
-		},
+		}),
 	}
 }
 
@@ -80,12 +75,7 @@ func streamsCmd() *cobra.Command {
 		Use:   "streams DIR",
 		Short: "Streams with their version, event count and last update",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
-			s, err := openExisting(args[0], readOnly)
-			if err != nil {
-				return err
-			}
-			defer closeStore(s, &err)
+		RunE: withStore(readOnly, func(cmd *cobra.Command, s *eventstore.Store, args []string) error {
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "STREAM\tVERSION\tEVENTS\tLAST UPDATE")
 			for info, err := range s.ListStreams(cmd.Context(), prefix) {
@@ -95,7 +85,7 @@ func streamsCmd() *cobra.Command {
 				fmt.Fprintf(w, "%s\t%d\t%d\t%s\n", info.Name, info.Version, info.Count, info.Updated.Format(time.RFC3339))
 			}
 			return w.Flush()
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&prefix, "prefix", "", "only streams whose name starts with this")
 	return cmd

@@ -135,6 +135,20 @@ func finishProgress(bar *progressbar.ProgressBar) {
 	}
 }
 
+// withStore makes a command's RunE that opens the store named by its first
+// argument with opts (read-only, or for writing when nil), runs run on it,
+// and closes it.
+func withStore(opts *eventstore.Options, run func(cmd *cobra.Command, s *eventstore.Store, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) (err error) {
+		s, err := openExisting(args[0], opts)
+		if err != nil {
+			return err
+		}
+		defer closeStore(s, &err)
+		return run(cmd, s, args)
+	}
+}
+
 // closeStore closes s, keeping the first error.
 func closeStore(s *eventstore.Store, err *error) {
 	if cerr := s.Close(); *err == nil {

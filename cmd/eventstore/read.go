@@ -33,13 +33,9 @@ func readCmd() *cobra.Command {
 		Use:   "read DIR STREAM",
 		Short: "A stream's events, as a table or as JSON lines",
 		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
-			s, err := openExisting(args[0], readOnly)
-			if err != nil {
-				return err
-			}
-			defer closeStore(s, &err)
+		RunE: withStore(readOnly, func(cmd *cobra.Command, s *eventstore.Store, args []string) error {
 			var evs []eventstore.RecordedEvent
+			var err error
 			if backward {
 				if !cmd.Flags().Changed("from") {
 					from = math.MaxUint64
@@ -58,7 +54,7 @@ func readCmd() *cobra.Command {
 				}
 			}
 			return p.Flush()
-		},
+		}),
 	}
 	cmd.Flags().Uint64Var(&from, "from", 0, "first version to read (backward: the last; default the stream's end)")
 	cmd.Flags().IntVar(&limit, "limit", 0, "most events to read; 0 for all")
@@ -75,12 +71,7 @@ func tailCmd() *cobra.Command {
 		Use:   "tail DIR",
 		Short: "The last events, and with -f new ones as they are appended",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
-			s, err := openExisting(args[0], readOnly)
-			if err != nil {
-				return err
-			}
-			defer closeStore(s, &err)
+		RunE: withStore(readOnly, func(cmd *cobra.Command, s *eventstore.Store, args []string) error {
 			ctx := cmd.Context()
 			last, next, err := lastEvents(ctx, s, stream, typ, n)
 			if err != nil {
@@ -118,7 +109,7 @@ func tailCmd() *cobra.Command {
 				}
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing events as they are appended, until interrupted")
 	cmd.Flags().StringVar(&stream, "stream", "", "only this stream's events")

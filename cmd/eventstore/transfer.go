@@ -93,12 +93,7 @@ func exportCmd() *cobra.Command {
 		Long: "Every event from --from up to the head when the export starts, as one JSON object per line. " +
 			"Data and metadata appear as JSON when they are compact JSON, as base64 (data_base64, metadata_base64) otherwise.",
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
-			s, err := openExisting(args[0], readOnly)
-			if err != nil {
-				return err
-			}
-			defer closeStore(s, &err)
+		RunE: withStore(readOnly, func(cmd *cobra.Command, s *eventstore.Store, args []string) error {
 			head := s.Stats().Events
 			bar := newProgress(int64(head-min(from, head)), "export", false)
 			out := newJSONWriter(bufio.NewWriterSize(cmd.OutOrStdout(), 1<<20))
@@ -116,7 +111,7 @@ func exportCmd() *cobra.Command {
 			}
 			finishProgress(bar)
 			return out.Flush()
-		},
+		}),
 	}
 	cmd.Flags().Uint64Var(&from, "from", 0, "first position to export")
 	return cmd
