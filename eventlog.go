@@ -298,6 +298,16 @@ func openLog(dir string, fsys vfs.FS, logger *slog.Logger, segmentSize int64, re
 		seg := l.segments[i]
 		last := i == len(l.segments)-1
 		keepOwners := last || (lastMayGo && i == len(l.segments)-2)
+		if seg.base != rec.next && readOnly && i > 0 {
+			// A directory listing is no snapshot: beside a writer rolling
+			// over, it can miss a segment and show a later one. The log ends
+			// here for now; the follower opens the next segment by name.
+			for _, later := range l.segments[i:] {
+				later.file.Close()
+			}
+			l.segments = l.segments[:i]
+			break
+		}
 		if seg.base != rec.next {
 			return nil, rec, &CorruptionError{Path: seg.path, Reason: fmt.Sprintf("segment starts at position %d, want %d", seg.base, rec.next)}
 		}
@@ -317,6 +327,20 @@ func openLog(dir string, fsys vfs.FS, logger *slog.Logger, segmentSize int64, re
 
 	if len(l.segments) == 0 && readOnly {
 		return nil, rec, fmt.Errorf("eventstore: open %s read-only: no segment file", dir)
+	}
+	if n := len(l.segments); n > 0 && !readOnly {
+		// After a process crash, frames recovered from the page cache may
+		// never have been synced, and the last segment's directory entry may
+		// not be durable (a crash inside createSegment): make both durable
+		// before anything relies on them, an index file or the next frame's
+		// delta.
+		seg := l.segments[n-1]
+		if err := seg.file.Sync(); err != nil {
+			return nil, rec, fmt.Errorf("eventstore: open %s: %w", dir, &StorageError{Op: "fdatasync", Path: seg.path, Err: err})
+		}
+		if err := fsys.SyncDir(dir); err != nil {
+			return nil, rec, fmt.Errorf("eventstore: open %s: %w", dir, &StorageError{Op: "fsync directory", Path: dir, Err: err})
+		}
 	}
 	if len(l.segments) == 0 {
 		if _, err := l.createSegment(rec.next); err != nil {
@@ -833,10 +857,12 @@ func copyLog(ctx context.Context, fsys vfs.FS, parts []logPart, dir string) (int
 		if err != nil {
 			return total, err
 		}
-		// Open checks a copied index file against the copied segment, and
-		// reads the segment instead where it does not match: one the
-		// indexer was rewriting, or one covering frames past p.end.
+		// An index file goes along when it is whole and covers no frame
+		// past the snapshot; Open checks it against the copy all the same.
 		if b, err := readFile(fsys, indexPath(p.seg.path)); err == nil {
+			if x, err := record.DecodeSegmentIndex(b); err != nil || x.Base != p.seg.base || x.End > p.end {
+				continue // being rewritten, or covering frames past the snapshot
+			}
 			if err := writeSynced(fsys, indexPath(dst), b); err != nil {
 				return total, fmt.Errorf("eventstore: backup to %s: %w", dir, err)
 			}
@@ -904,6 +930,9 @@ func verifyLog(ctx context.Context, fsys vfs.FS, dir string, progress func(done,
 		if base, ok := parseSegmentName(name); ok {
 			segs = append(segs, &segment{base: base, path: filepath.Join(dir, name)})
 		}
+	}
+	if len(segs) == 0 {
+		return rep, fmt.Errorf("eventstore: verify %s: no segment file", dir)
 	}
 	sizes := make([]int64, len(segs))
 	for i, seg := range segs {

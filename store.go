@@ -148,7 +148,7 @@ type Options struct {
 	// store, and index files that could not be written; nil discards them.
 	Logger *slog.Logger
 	// MeterProvider, if not nil, gets the store's metrics (see the README's
-	// Metrics section): appends, events and bytes written, batch sizes,
+	// "Metrics and logs"): appends, events and bytes written, batch sizes,
 	// fsync and append latency, queue depth and subscription lag. Nil
 	// records nothing.
 	MeterProvider metric.MeterProvider
@@ -156,7 +156,7 @@ type Options struct {
 	// file, beside a Store that may be writing to it in another process:
 	// Append returns ErrReadOnly, reads and subscriptions work, and the store
 	// follows the files, picking up new events every 50 ms (see the
-	// README's Read-only section for what it can see). Open fails if the
+	// README's "Read-only stores" for what it can see). Open fails if the
 	// directory holds no segment.
 	ReadOnly bool
 

@@ -803,6 +803,11 @@ func (f *follower) run() {
 // poll publishes every whole frame written since the last look.
 func (f *follower) poll() error {
 	for {
+		select {
+		case <-f.quit:
+			return f.publish()
+		default:
+		}
 		seg := f.log.active()
 		if err := f.scan(seg); err != nil {
 			return err
@@ -842,7 +847,7 @@ func (f *follower) scan(seg *segment) error {
 	for off < size {
 		fr, err := r.frame(off, f.events)
 		if err != nil {
-			return nil // a write in progress, or damage the writing store will report
+			break // a write in progress, or damage the writing store will report
 		}
 		f.events = fr.Events
 		if fr.Position != next {
@@ -867,6 +872,9 @@ func (f *follower) nextSegment() (*segment, error) {
 	base := f.index.next
 	if n := len(f.frames); n > 0 {
 		base = f.frames[n-1].position + uint64(len(f.frames[n-1].ids))
+	}
+	if base == f.log.active().base {
+		return nil, nil // the active segment holds no frame yet
 	}
 	path := filepath.Join(f.log.dir, segmentName(base))
 	file, err := f.log.fs.OpenFile(path, os.O_RDONLY, 0)

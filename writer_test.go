@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"log/slog"
 	"maps"
@@ -3049,4 +3050,374 @@ func TestStore_Logger_RecoveryAndPoisoning(t *testing.T) {
 	assert.Equal(t, "ERROR", recs[0]["level"])
 	assert.Contains(t, recs[0]["msg"], "storage failed")
 	assert.Contains(t, recs[0]["err"], "input/output error")
+}
+
+// The tests below reproduce defects a review found in the index files, the
+// read-only follower, recovery and Backup.
+
+
+// A poll that meets a frame still being written, after whole frames in the
+// same scan, leaves seg.size behind: the next poll re-reads the published
+// frames and stops the follower with a bogus CorruptionError.
+func TestFollower_PartialFrameAfterWholeOnes(t *testing.T) {
+	src := t.TempDir()
+	w, err := Open(src, nil)
+	require.NoError(t, err)
+	for i := range 3 {
+		_, err := w.Append(context.Background(), "s", Any, ev(strings.Repeat("x", 100+i)))
+		require.NoError(t, err)
+	}
+	require.NoError(t, w.Close())
+	full, err := os.ReadFile(filepath.Join(src, segmentName(0)))
+	require.NoError(t, err)
+	offs, _ := frameOffsets(t, full)
+	require.Len(t, offs, 3)
+
+	dir := t.TempDir()
+	seg := filepath.Join(dir, segmentName(0))
+	require.NoError(t, os.WriteFile(seg, full[:offs[1]], 0o644)) // frame 0 only
+	r, err := Open(dir, &Options{ReadOnly: true})
+	require.NoError(t, err)
+	defer r.Close()
+	require.Equal(t, uint64(1), r.Stats().Events)
+
+	errc := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for _, err := range r.Subscribe(ctx, 1) {
+			if err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+
+	f, err := os.OpenFile(seg, os.O_WRONLY|os.O_APPEND, 0)
+	require.NoError(t, err)
+	defer f.Close()
+	// Frame 1 whole, and half of frame 2: a write in progress.
+	mid := offs[2] + (int64(len(full))-offs[2])/2
+	_, err = f.Write(full[offs[1]:mid])
+	require.NoError(t, err)
+	time.Sleep(300 * time.Millisecond)
+	require.Equal(t, uint64(2), r.Stats().Events)
+	_, err = f.Write(full[mid:])
+	require.NoError(t, err)
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case err := <-errc:
+		t.Fatalf("subscription ended: %v", err)
+	default:
+	}
+	require.Equal(t, uint64(3), r.Stats().Events, "the third frame is never picked up")
+}
+
+
+// The same with a real writer appending 1 MiB events: the follower sees
+// writes page by page.
+func TestFollower_SeesBigEventsLandPageByPage(t *testing.T) {
+	w, dir := openWithFS(t, vfs.OS(), &Options{SegmentSize: 1 << 30, Sync: SyncNone, MaxEventSize: 8 << 20, MaxAppendSize: 32 << 20})
+	_ = w
+	_, err := w.Append(context.Background(), "s", Any, ev("first"))
+	require.NoError(t, err)
+	r, err := Open(dir, &Options{ReadOnly: true, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
+	require.NoError(t, err)
+	defer r.Close()
+	big := strings.Repeat("y", 1<<20)
+	deadline := time.Now().Add(5 * time.Second)
+	n := 1
+	for time.Now().Before(deadline) {
+		_, err := w.Append(context.Background(), "s", Any, ev(big), ev(big[:1000]))
+		require.NoError(t, err)
+		_, err = w.Append(context.Background(), "s", Any, ev("small"))
+		require.NoError(t, err)
+		n += 3
+		if n > 150 {
+			break
+		}
+	}
+	require.Eventually(t, func() bool { return r.Stats().Events == uint64(n) }, 3*time.Second, 10*time.Millisecond,
+		"read-only store stuck at %d of %d", r.Stats().Events, n)
+}
+
+
+// A read-only store whose active segment holds no frame yet (a new store,
+// or just after a roll) finds "the next segment" at base ix.next: the same
+// file. poll loops without end, opening it again and again.
+func TestFollower_EmptyActiveSegmentIsNotItsOwnSuccessor(t *testing.T) {
+	dir := t.TempDir()
+	w, err := Open(dir, nil) // creates segment 0, header only
+	require.NoError(t, err)
+	defer w.Close()
+	r, err := Open(dir, &Options{ReadOnly: true})
+	require.NoError(t, err)
+	time.Sleep(60 * time.Millisecond) // one poll
+	r.index.mu.RLock()
+	segs := len(r.index.segments)
+	r.index.mu.RUnlock()
+	r.Close()
+	require.Equal(t, 1, segs, "segment 0, opened %d times", segs)
+}
+
+
+func TestFollower_CloseWhilePollingAndBackingUp(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	w, dir := openWithFS(t, vfs.OS(), &Options{SegmentSize: 16 << 10, Sync: SyncNone})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ctx.Err() == nil && i < 50000; i++ { // bounded: each segment holds a file open
+			if _, err := w.Append(context.Background(), fmt.Sprint("s", i%5), Any, ev("x")); err != nil {
+				return
+			}
+		}
+	}()
+	for i := range stressScale(8, 100) {
+		r, err := Open(dir, &Options{ReadOnly: true})
+		require.NoError(t, err)
+		sctx, scancel := context.WithCancel(context.Background())
+		sub := make(chan struct{})
+		go func() {
+			defer close(sub)
+			for _, err := range r.Subscribe(sctx, 0) {
+				if err != nil {
+					return
+				}
+			}
+		}()
+		time.Sleep(time.Duration(i%7) * 10 * time.Millisecond)
+		_, err = r.Backup(context.Background(), t.TempDir()+"/b")
+		require.NoError(t, err)
+		require.NoError(t, r.Close())
+		scancel()
+		<-sub
+	}
+	cancel()
+	<-done
+	require.NoError(t, w.Close())
+}
+
+
+// A read-only open lists the directory while the writer creates segments.
+// A listing is no snapshot: it can miss a segment created during it and
+// still return a later one, and Open then reports corruption.
+func TestReadOnly_OpenBesideARollingWriterIsNotCorruption(t *testing.T) {
+	w, dir := openWithFS(t, vfs.OS(), &Options{SegmentSize: 512, Sync: SyncNone})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ctx.Err() == nil; i++ {
+			if _, err := w.Append(context.Background(), fmt.Sprint("s", i%5), Any, ev("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")); err != nil {
+				return
+			}
+		}
+	}()
+	defer func() { cancel(); <-done }()
+	require.Eventually(t, func() bool { return w.Stats().Segments > 300 }, 60*time.Second, 10*time.Millisecond)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	deadline := time.Now().Add(time.Duration(stressScale(3, 40)) * time.Second)
+	opens := 0
+	for time.Now().Before(deadline) {
+		l, _, err := openLog(dir, vfs.OS(), logger, 512, true, &indexBuilder{ix: newReadIndex()})
+		opens++
+		var ce *CorruptionError
+		if errors.As(err, &ce) {
+			t.Fatalf("read-only open %d beside a healthy writer: %v", opens, err)
+		}
+		require.NoError(t, err)
+		l.close()
+	}
+	t.Logf("%d opens, no false corruption", opens)
+}
+
+
+// kill stops a store as a killed process would: no sync, no Close work.
+func kill(s *Store) {
+	s.w.stop()
+	s.w.indexer.stop()
+	s.log.close()
+}
+
+// After a process crash, Open recovers frames that are still only in the
+// page cache, and assumes them synced. A Close with no append in between
+// writes (and fsyncs) an index file over them without ever syncing the
+// segment. After a power loss, Open trusts that index (it checks only the
+// last frame's header), so the torn frames inside it are not truncated as a
+// torn tail: the store opens, and reads of the lost frames fail forever.
+func TestWriter_Index_NeverCoversFramesRecoveredUnsynced(t *testing.T) {
+	bad := 0
+	for seed := range 40 {
+		fs := vfs.NewCrashFS()
+		s1, err := Open("/store", &Options{Sync: SyncNone, fs: fs})
+		require.NoError(t, err)
+		for i := range 30 {
+			_, err := s1.Append(context.Background(), fmt.Sprint("s", i%3), Any, ev(strings.Repeat("d", 200+i)))
+			require.NoError(t, err)
+		}
+		kill(s1) // kill -9: nothing synced, the page cache keeps it all
+
+		s2, err := Open("/store", &Options{fs: fs}) // e.g. a restart, then a clean shutdown
+		require.NoError(t, err)
+		require.Equal(t, uint64(30), s2.Stats().Events)
+		require.NoError(t, s2.Close())
+
+		img := fs.Crash(rand.New(rand.NewPCG(uint64(seed), 7))) // then a power loss
+		s3, err := Open("/store", &Options{fs: img})
+		if err != nil {
+			t.Logf("seed %d: Open: %v", seed, err)
+			bad++
+			continue
+		}
+		_, rerr := s3.ReadAll(context.Background(), 0, 0)
+		var ce *CorruptionError
+		if errors.As(rerr, &ce) {
+			t.Logf("seed %d (modes %v): Open accepted %d events, ReadAll: %v", seed, img.CrashModes(), s3.Stats().Events, rerr)
+			bad++
+		}
+		s3.Close()
+		// Control: the same image without the index file.
+		img2 := fs.Crash(rand.New(rand.NewPCG(uint64(seed), 7)))
+		require.NoError(t, img2.Remove("/store/00000000000000000000.idx"))
+		s4, err := Open("/store", &Options{fs: img2})
+		require.NoError(t, err, "seed %d without the index", seed)
+		_, err = s4.ReadAll(context.Background(), 0, 0)
+		require.NoError(t, err, "seed %d without the index", seed)
+		s4.Close()
+	}
+	require.Zero(t, bad, "stores left corrupt by a power loss after a clean Close")
+}
+
+
+// A process killed inside createSegment, after the header write and before
+// the directory fsync, leaves a sound new segment whose directory entry is
+// not durable. The next Open adopts it as the active segment and never
+// syncs the directory, so events appended and acknowledged (SyncAlways)
+// vanish with the file on a power loss.
+func TestWriter_Recovery_SyncsTheSegmentEntryACrashLeftUnsynced(t *testing.T) {
+	fs := vfs.NewCrashFS()
+	s1, err := Open("/store", &Options{fs: fs})
+	require.NoError(t, err)
+	_, err = s1.Append(context.Background(), "s", Any, ev("one"))
+	require.NoError(t, err)
+	// The writer rolling to segment 1, killed between the header's fdatasync
+	// and the directory's fsync.
+	f, err := fs.OpenFile(filepath.Join("/store", segmentName(1)), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	require.NoError(t, err)
+	_, err = f.WriteAt(record.AppendSegmentHeader(nil, 1), 0)
+	require.NoError(t, err)
+	require.NoError(t, f.Sync())
+	kill(s1)
+
+	s2, err := Open("/store", &Options{fs: fs})
+	require.NoError(t, err)
+	for range 3 {
+		_, err := s2.Append(context.Background(), "s", Any, ev(strings.Repeat("x", 100)))
+		require.NoError(t, err) // acknowledged: fdatasynced
+	}
+	acked := s2.Stats().Events
+	img := fs.CrashClean() // power loss before any Close
+	s3, err := Open("/store", &Options{fs: img})
+	require.NoError(t, err)
+	defer s3.Close()
+	require.Equal(t, acked, s3.Stats().Events, "acknowledged events lost")
+	kill(s2)
+}
+
+
+// Pre-existing, same root cause: recovery takes page-cache-only frames for
+// synced (w.synced = next), so the first frame of the next session claims
+// (by its delta) that they were fsynced. A power loss before that session's
+// first fsync then tears them with a "later write intact" after them, and
+// Open fails with a CorruptionError instead of truncating.
+func TestWriter_Recovery_SyncsFramesRecoveredFromThePageCache(t *testing.T) {
+	bad := 0
+	for seed := range 40 {
+		fs := vfs.NewCrashFS()
+		s1, err := Open("/store", &Options{Sync: SyncNone, fs: fs})
+		require.NoError(t, err)
+		for i := range 30 {
+			_, err := s1.Append(context.Background(), fmt.Sprint("s", i%3), Any, ev(strings.Repeat("d", 200+i)))
+			require.NoError(t, err)
+		}
+		kill(s1)
+		s2, err := Open("/store", &Options{fs: fs})
+		require.NoError(t, err)
+		fs.CrashAtSyncAfter(1)
+		_, err = s2.Append(context.Background(), "s", Any, ev("new"))
+		require.Error(t, err) // the power goes during its fdatasync
+		img := fs.Crash(rand.New(rand.NewPCG(uint64(seed), 9)))
+		s3, err := Open("/store", &Options{fs: img})
+		if err != nil {
+			t.Logf("seed %d (%v): %v", seed, img.CrashModes(), err)
+			bad++
+			continue
+		}
+		s3.Close()
+	}
+	require.Zero(t, bad)
+}
+
+
+// Backup notes the head, then copies. If the active segment rolls over in
+// between, the indexer writes its index file over the whole segment, and
+// copyLog copies that file next to a copy cut at the noted end. Open ignores
+// it, but Verify on the fresh backup reports a problem (and the CLI's
+// verify exits 1).
+func TestBackup_CopiesNoIndexPastTheSnapshot(t *testing.T) {
+	s, _ := openWithFS(t, vfs.OS(), &Options{SegmentSize: 4096})
+	ctx := context.Background()
+	for i := range 5 {
+		_, err := s.Append(ctx, "s", Any, ev(strings.Repeat("a", 100+i)))
+		require.NoError(t, err)
+	}
+	parts, events, err := s.index.snapshot() // what Backup does first
+	require.NoError(t, err)
+	for i := range 60 { // appends go on; the noted segment rolls over
+		_, err := s.Append(ctx, fmt.Sprint("s", i%3), Any, ev(strings.Repeat("b", 100)))
+		require.NoError(t, err)
+	}
+	waitIndexed(t, s)
+	dest := filepath.Join(t.TempDir(), "bak")
+	_, err = copyLog(ctx, vfs.OS(), parts, dest) // what Backup does next
+	require.NoError(t, err)
+
+	rep, err := Verify(ctx, dest, nil)
+	require.NoError(t, err)
+	require.True(t, rep.OK(), "fresh backup of %d events: %v", events, rep.Problems)
+}
+
+// The same through the public API, under a concurrent writer.
+func TestBackup_UnderAppendsPassesVerify(t *testing.T) {
+	s, _ := openWithFS(t, vfs.OS(), &Options{SegmentSize: 16 << 10, Sync: SyncNone})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ctx.Err() == nil && i < 50000; i++ { // bounded: each segment holds a file open
+			if _, err := s.Append(context.Background(), fmt.Sprint("s", i%7), Any, ev(strings.Repeat("c", 50+i%100))); err != nil {
+				return
+			}
+		}
+	}()
+	bad := 0
+	for i := range stressScale(8, 200) {
+		dest := filepath.Join(t.TempDir(), fmt.Sprint("bak", i))
+		_, err := s.Backup(context.Background(), dest)
+		require.NoError(t, err)
+		rep, err := Verify(context.Background(), dest, nil)
+		require.NoError(t, err)
+		if !rep.OK() {
+			if bad == 0 {
+				t.Logf("backup %d: %v", i, rep.Problems)
+			}
+			bad++
+			break
+		}
+	}
+	cancel()
+	<-done
+	require.Zero(t, bad, "fresh backups failing Verify")
 }

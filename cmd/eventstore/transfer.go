@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"time"
+	"unicode/utf8"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -39,7 +40,9 @@ func asJSON(b []byte) (json.RawMessage, []byte) {
 		return nil, nil
 	}
 	var compact bytes.Buffer
-	if b[0] != 'n' && json.Valid(b) && json.Compact(&compact, b) == nil && bytes.Equal(compact.Bytes(), b) {
+	// Valid JSON may hold invalid UTF-8 in a string, which other JSON tools
+	// would not keep: that goes as base64 too.
+	if b[0] != 'n' && utf8.Valid(b) && json.Valid(b) && json.Compact(&compact, b) == nil && bytes.Equal(compact.Bytes(), b) {
 		return json.RawMessage(b), nil
 	}
 	return nil, b
@@ -129,7 +132,9 @@ func importCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			// Group commit does nothing for one caller: sync once at the
 			// end instead (Close syncs). An import cut short is run again.
-			s, err := open(args[0], &eventstore.Options{Sync: eventstore.SyncNone})
+			// The largest events any store takes, so that every export
+			// imports whatever its store's limits were.
+			s, err := open(args[0], &eventstore.Options{Sync: eventstore.SyncNone, MaxEventSize: 64 << 20, MaxAppendSize: 255 << 20})
 			if err != nil {
 				return err
 			}
