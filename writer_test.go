@@ -3055,7 +3055,6 @@ func TestStore_Logger_RecoveryAndPoisoning(t *testing.T) {
 // The tests below reproduce defects a review found in the index files, the
 // read-only follower, recovery and Backup.
 
-
 // A poll that meets a frame still being written, after whole frames in the
 // same scan, leaves seg.size behind: the next poll re-reads the published
 // frames and stops the follower with a bogus CorruptionError.
@@ -3113,7 +3112,6 @@ func TestFollower_PartialFrameAfterWholeOnes(t *testing.T) {
 	require.Equal(t, uint64(3), r.Stats().Events, "the third frame is never picked up")
 }
 
-
 // The same with a real writer appending 1 MiB events: the follower sees
 // writes page by page.
 func TestFollower_SeesBigEventsLandPageByPage(t *testing.T) {
@@ -3141,7 +3139,6 @@ func TestFollower_SeesBigEventsLandPageByPage(t *testing.T) {
 		"read-only store stuck at %d of %d", r.Stats().Events, n)
 }
 
-
 // A read-only store whose active segment holds no frame yet (a new store,
 // or just after a roll) finds "the next segment" at base ix.next: the same
 // file. poll loops without end, opening it again and again.
@@ -3159,7 +3156,6 @@ func TestFollower_EmptyActiveSegmentIsNotItsOwnSuccessor(t *testing.T) {
 	r.Close()
 	require.Equal(t, 1, segs, "segment 0, opened %d times", segs)
 }
-
 
 func TestFollower_CloseWhilePollingAndBackingUp(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
@@ -3199,7 +3195,6 @@ func TestFollower_CloseWhilePollingAndBackingUp(t *testing.T) {
 	require.NoError(t, w.Close())
 }
 
-
 // A read-only open lists the directory while the writer creates segments.
 // A listing is no snapshot: it can miss a segment created during it and
 // still return a later one, and Open then reports corruption.
@@ -3232,7 +3227,6 @@ func TestReadOnly_OpenBesideARollingWriterIsNotCorruption(t *testing.T) {
 	}
 	t.Logf("%d opens, no false corruption", opens)
 }
-
 
 // kill stops a store as a killed process would: no sync, no Close work.
 func kill(s *Store) {
@@ -3290,7 +3284,6 @@ func TestWriter_Index_NeverCoversFramesRecoveredUnsynced(t *testing.T) {
 	require.Zero(t, bad, "stores left corrupt by a power loss after a clean Close")
 }
 
-
 // A process killed inside createSegment, after the header write and before
 // the directory fsync, leaves a sound new segment whose directory entry is
 // not durable. The next Open adopts it as the active segment and never
@@ -3326,7 +3319,6 @@ func TestWriter_Recovery_SyncsTheSegmentEntryACrashLeftUnsynced(t *testing.T) {
 	kill(s2)
 }
 
-
 // Pre-existing, same root cause: recovery takes page-cache-only frames for
 // synced (w.synced = next), so the first frame of the next session claims
 // (by its delta) that they were fsynced. A power loss before that session's
@@ -3359,7 +3351,6 @@ func TestWriter_Recovery_SyncsFramesRecoveredFromThePageCache(t *testing.T) {
 	}
 	require.Zero(t, bad)
 }
-
 
 // Backup notes the head, then copies. If the active segment rolls over in
 // between, the indexer writes its index file over the whole segment, and
