@@ -3341,6 +3341,7 @@ func TestWriter_Recovery_SyncsFramesRecoveredFromThePageCache(t *testing.T) {
 		_, err = s2.Append(context.Background(), "s", Any, ev("new"))
 		require.Error(t, err) // the power goes during its fdatasync
 		img := fs.Crash(rand.New(rand.NewPCG(uint64(seed), 9)))
+		_ = s2.Close() // its fsync failed: the store is poisoned
 		s3, err := Open("/store", &Options{fs: img})
 		if err != nil {
 			t.Logf("seed %d (%v): %v", seed, img.CrashModes(), err)
