@@ -138,7 +138,9 @@ func withoutTimes(t *testing.T, export string) []string {
 
 func TestExportImport_RoundTrip(t *testing.T) {
 	src := sample(t)
-	exported := mustRun(t, nil, "export", src)
+	exported, quiet, code := run(t, nil, "export", src)
+	require.Zero(t, code, quiet)
+	assert.Empty(t, quiet, "no progress bar when stderr is not a terminal")
 	lines := strings.Split(strings.TrimSuffix(exported, "\n"), "\n")
 	require.Len(t, lines, 240)
 	assert.Contains(t, exported, `"data":{"sku":"book","qty":1}`, "compact JSON stays JSON")
@@ -233,7 +235,9 @@ func TestInfoStreamsRead(t *testing.T) {
 
 func TestVerify_FindsABitFlipAndExits1(t *testing.T) {
 	src := sample(t)
-	out := mustRun(t, nil, "verify", src)
+	out, quiet, code := run(t, nil, "verify", src)
+	require.Zero(t, code, quiet)
+	assert.Empty(t, quiet, "no progress bar when stderr is not a terminal")
 	assert.Contains(t, out, "240 events")
 	assert.Contains(t, out, "no problems found")
 
@@ -244,7 +248,7 @@ func TestVerify_FindsABitFlipAndExits1(t *testing.T) {
 	require.NoError(t, err)
 	b[200] ^= 0x08
 	require.NoError(t, os.WriteFile(victim, b, 0o644))
-	out, _, code := run(t, nil, "verify", src)
+	out, _, code = run(t, nil, "verify", src)
 	assert.Equal(t, 1, code)
 	assert.Contains(t, out, "problem: "+victim+" at offset")
 	assert.Regexp(t, `\d+ problems found`, out)
