@@ -342,7 +342,9 @@ type AppendResult struct {
 	StreamVersion uint64
 }
 
-// Stats is a snapshot of a Store's counters.
+// Stats is a snapshot of a Store's counters. On a read-only Store the
+// writer's counters (Synced, Appends, Batches, Syncs, TornBytes,
+// QueueDepth) stay at zero: it cannot know what the writing process did.
 type Stats struct {
 	// Events is the number of committed events, and so the position the
 	// next event will get.
@@ -369,7 +371,8 @@ type Stats struct {
 	IndexBytes int64
 	// QueueDepth is the number of requests waiting for the writer.
 	QueueDepth int
-	// Err is the storage error that poisoned the store, or nil.
+	// Err is the storage error that poisoned the store, or nil; on a
+	// read-only Store, why it stopped following the files.
 	Err error
 }
 
@@ -817,6 +820,12 @@ func (s *Store) Stats() Stats {
 		IndexBytes: s.index.heap,
 	}
 	s.index.mu.RUnlock()
+	if s.opts.ReadOnly {
+		if err := s.follow.err.Load(); err != nil {
+			st.Err = *err
+		}
+		return st
+	}
 	st.Appends = s.w.appends.Load()
 	st.Batches = s.w.batches.Load()
 	st.Syncs = s.w.syncs.Load()

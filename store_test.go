@@ -2721,3 +2721,28 @@ func mustRead(t *testing.T, path string) []byte {
 	require.NoError(t, err)
 	return b
 }
+
+// TestStore_ReadOnly_StopsWhenTheFilesShrink cuts the log under a
+// read-only store, as a writing store's repair of a torn tail it had read
+// would: it stops following, says why in Stats.Err, and its subscriptions
+// end with a *CorruptionError; reads go on with what it has.
+func TestStore_ReadOnly_StopsWhenTheFilesShrink(t *testing.T) {
+	dir, _, last := writeLog(t, 4, 300, false)
+	r := reopen(t, dir, &eventstore.Options{ReadOnly: true})
+	require.Equal(t, uint64(4), r.Stats().Events)
+	require.NoError(t, os.Truncate(segmentFile(t, dir), last))
+	var got error
+	for _, err := range r.Subscribe(context.Background(), 4) { // waiting at the head
+		if err != nil {
+			got = err
+			break
+		}
+	}
+	require.ErrorIs(t, got, eventstore.ErrCorrupt)
+	assert.Contains(t, got.Error(), "shrank")
+	require.ErrorIs(t, r.Stats().Err, eventstore.ErrCorrupt)
+	assert.Contains(t, r.Stats().Err.Error(), "shrank")
+	evs, err := r.ReadAll(context.Background(), 0, 3)
+	require.NoError(t, err)
+	assert.Len(t, evs, 3)
+}

@@ -756,6 +756,7 @@ type follower struct {
 	index *readIndex
 	quit  chan struct{}
 	done  chan struct{}
+	err   atomic.Pointer[error] // why it stopped following, once it has
 
 	// Touched only by the follower goroutine.
 	reader frameReader
@@ -793,6 +794,7 @@ func (f *follower) run() {
 		case <-t.C:
 		}
 		if err := f.poll(); err != nil {
+			f.err.Store(&err)
 			f.log.logger.Error("eventstore: read-only store stopped following the log", "err", err)
 			f.index.notify.stop(err)
 			return
