@@ -298,15 +298,17 @@ func openLog(dir string, fsys vfs.FS, logger *slog.Logger, segmentSize int64, re
 		seg := l.segments[i]
 		last := i == len(l.segments)-1
 		keepOwners := last || (lastMayGo && i == len(l.segments)-2)
-		if seg.base != rec.next && readOnly && i > 0 {
+		if seg.base > rec.next && readOnly && i > 0 {
 			// A directory listing is no snapshot: beside a writer rolling
-			// over, it can miss a segment and show a later one. The log ends
-			// here for now; the follower opens the next segment by name.
-			for _, later := range l.segments[i:] {
-				later.file.Close()
+			// over, it can miss a segment and show a later one. Segments are
+			// never removed, so one missed that way is there by name; one
+			// that is not is missing, as for a writing store.
+			path := filepath.Join(dir, segmentName(rec.next))
+			if f, err := fsys.OpenFile(path, os.O_RDONLY, 0); err == nil {
+				l.segments = slices.Insert(l.segments, i, &segment{base: rec.next, path: path, file: f})
+				i--
+				continue
 			}
-			l.segments = l.segments[:i]
-			break
 		}
 		if seg.base != rec.next {
 			return nil, rec, &CorruptionError{Path: seg.path, Reason: fmt.Sprintf("segment starts at position %d, want %d", seg.base, rec.next)}
@@ -1039,14 +1041,20 @@ func (v *verifier) segment(ctx context.Context, seg *segment, size int64, last b
 			break
 		}
 		events = f.Events
-		hdr, _ := r.bytes(off, record.HeaderSize) // in the window frame just read
 		sc := scanned{
 			off: off, size: f.FrameSize(), rel: uint32(f.Position - seg.base), count: uint32(len(f.Events)),
-			stream: string(f.Stream), firstVersion: f.FirstVersion, hcrc: binary.LittleEndian.Uint32(hdr[20:24]),
+			stream: string(f.Stream), firstVersion: f.FirstVersion,
 		}
 		for i := range f.Events {
 			sc.fingerprints = append(sc.fingerprints, fingerprint(EventID(f.Events[i].ID)))
 		}
+		// Only now: reading the header again may move the reader's window,
+		// which f's slices alias.
+		hdr, err := r.bytes(off, record.HeaderSize)
+		if err != nil {
+			return fmt.Errorf("eventstore: verify: %w", err)
+		}
+		sc.hcrc = binary.LittleEndian.Uint32(hdr[20:24])
 		if f.Position != v.next {
 			v.problem(seg.path, off, "frame position %d, want %d", f.Position, v.next)
 		}

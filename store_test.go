@@ -2746,3 +2746,56 @@ func TestStore_ReadOnly_StopsWhenTheFilesShrink(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, evs, 3)
 }
+
+// TestVerify_SegmentsLargerThanTheReadWindow checks a sound store whose
+// segment is many times the 1 MiB read window, and one of a few events
+// near the largest size: frames that straddle the window must not be
+// reported.
+func TestVerify_SegmentsLargerThanTheReadWindow(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		events int
+		size   int
+	}{{"many small events", 40000, 20}, {"events of 3 MiB", 5, 3 << 20}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := eventstore.Open(dir, &eventstore.Options{Sync: eventstore.SyncNone, MaxEventSize: 4 << 20})
+			require.NoError(t, err)
+			data := bytes.Repeat([]byte{'v'}, tc.size)
+			for i := range tc.events {
+				_, err := s.Append(context.Background(), fmt.Sprint("s-", i%97), eventstore.Any,
+					eventstore.EventData{ID: eventstore.NewEventID(), Type: "T", Data: data})
+				require.NoError(t, err)
+			}
+			require.NoError(t, s.Close())
+			rep, err := eventstore.Verify(context.Background(), dir, nil)
+			require.NoError(t, err)
+			assert.True(t, rep.OK(), "%v", rep.Problems)
+			assert.Equal(t, min(tc.events, 97), rep.Streams)
+			assert.Equal(t, uint64(tc.events), rep.Events)
+			assert.Equal(t, 1, rep.IndexFiles)
+		})
+	}
+}
+
+// TestStore_ReadOnly_MissingSegmentIsCorruption removes a segment from the
+// middle of a closed log: a read-only Open reports it, as a writing one
+// does, rather than show the part before it as the whole log.
+func TestStore_ReadOnly_MissingSegmentIsCorruption(t *testing.T) {
+	dir := t.TempDir()
+	s, err := eventstore.Open(dir, &eventstore.Options{SegmentSize: 1024})
+	require.NoError(t, err)
+	for i := range 100 {
+		_, err := s.Append(context.Background(), "s", eventstore.Any, event("t", strings.Repeat("x", i)))
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.Close())
+	segs, err := filepath.Glob(filepath.Join(dir, "*.seg"))
+	require.NoError(t, err)
+	require.Greater(t, len(segs), 4)
+	require.NoError(t, os.Remove(segs[2]))
+	for _, opts := range []*eventstore.Options{{ReadOnly: true}, nil} {
+		_, err = eventstore.Open(dir, opts)
+		require.ErrorIs(t, err, eventstore.ErrCorrupt)
+	}
+}

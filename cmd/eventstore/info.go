@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -82,7 +84,7 @@ func streamsCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(w, "%s\t%d\t%d\t%s\n", info.Name, info.Version, info.Count, info.Updated.Format(time.RFC3339))
+				fmt.Fprintf(w, "%s\t%d\t%d\t%s\n", cell(info.Name), info.Version, info.Count, info.Updated.Format(time.RFC3339))
 			}
 			return w.Flush()
 		}),
@@ -129,9 +131,18 @@ func newEventTable(cmd *cobra.Command) *eventTable {
 }
 
 func (t *eventTable) add(e eventstore.RecordedEvent) error {
-	_, err := fmt.Fprintf(t.w, "%d\t%s\t%d\t%s\t%s\t%s\n", e.Position, e.Stream, e.StreamVersion, e.Type,
+	_, err := fmt.Fprintf(t.w, "%d\t%s\t%d\t%s\t%s\t%s\n", e.Position, cell(e.Stream), e.StreamVersion, cell(e.Type),
 		e.Timestamp.Format(time.RFC3339Nano), printable(e.Data))
 	return err
+}
+
+// cell returns s for a table cell: quoted, with its escapes, when it holds
+// a control character that would break the table's rows or columns.
+func cell(s string) string {
+	if strings.ContainsFunc(s, unicode.IsControl) {
+		return strconv.Quote(s)
+	}
+	return s
 }
 
 func (t *eventTable) Flush() error { return t.w.Flush() }

@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -83,6 +84,13 @@ func openExisting(dir string, opts *eventstore.Options) (*eventstore.Store, erro
 	}
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("no store at %s: not a directory", dir)
+	}
+	segs, err := filepath.Glob(filepath.Join(dir, "*.seg"))
+	if err != nil {
+		return nil, err
+	}
+	if len(segs) == 0 { // opened for writing, it would become a new store
+		return nil, fmt.Errorf("no store at %s: no segment file", dir)
 	}
 	return open(dir, opts)
 }

@@ -231,6 +231,21 @@ func TestInfoStreamsRead(t *testing.T) {
 	_, errOut, code := run(t, nil, "info", filepath.Join(t.TempDir(), "missing"))
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "no store at")
+	_, errOut, code = run(t, nil, "read", src, "order-99")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "stream not found")
+
+	// Not a store: every command that opens one says so and writes nothing.
+	notStore := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(notStore, "readme.txt"), []byte("x"), 0o644))
+	for _, args := range [][]string{{"info", notStore}, {"export", notStore}, {"backup", notStore, filepath.Join(t.TempDir(), "b")}} {
+		_, errOut, code := run(t, nil, args...)
+		assert.Equal(t, 1, code, args)
+		assert.Contains(t, errOut, "no store at", args)
+	}
+	entries, err := os.ReadDir(notStore)
+	require.NoError(t, err)
+	assert.Len(t, entries, 1, "nothing written")
 }
 
 func TestVerify_FindsABitFlipAndExits1(t *testing.T) {
@@ -387,4 +402,21 @@ func TestExport_DataRoundTripsByteForByte(t *testing.T) {
 		}
 		assert.Equal(t, data, string(got.Data), "line %s", buf.String())
 	}
+}
+
+// TestRead_ControlCharactersKeepTheTable puts a tab in a stream name and a
+// newline in a type: the table shows them quoted, one row an event.
+func TestRead_ControlCharactersKeepTheTable(t *testing.T) {
+	dir := t.TempDir()
+	s, err := eventstore.Open(dir, nil)
+	require.NoError(t, err)
+	_, err = s.Append(context.Background(), "a\tb", eventstore.NoStream, eventstore.EventData{Type: "x\ny", Data: []byte("d")})
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	rows := strings.Split(strings.TrimSpace(mustRun(t, nil, "read", dir, "a\tb")), "\n")
+	require.Len(t, rows, 2)
+	assert.Regexp(t, `^0\s+"a\\tb"\s+0\s+"x\\ny"\s`, rows[1])
+	rows = strings.Split(strings.TrimSpace(mustRun(t, nil, "streams", dir)), "\n")
+	require.Len(t, rows, 2)
+	assert.Regexp(t, `^"a\\tb"\s+0\s+1\s`, rows[1])
 }

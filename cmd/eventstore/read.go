@@ -34,6 +34,9 @@ func readCmd() *cobra.Command {
 		Short: "A stream's events, as a table or as JSON lines",
 		Args:  cobra.ExactArgs(2),
 		RunE: withStore(readOnly, func(cmd *cobra.Command, s *eventstore.Store, args []string) error {
+			if _, err := s.StreamInfo(cmd.Context(), args[1]); err != nil {
+				return err // ErrStreamNotFound for a stream without events
+			}
 			var evs []eventstore.RecordedEvent
 			var err error
 			if backward {
