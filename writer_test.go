@@ -3052,12 +3052,12 @@ func TestStore_Logger_RecoveryAndPoisoning(t *testing.T) {
 	assert.Contains(t, recs[0]["err"], "input/output error")
 }
 
-// The tests below reproduce defects a review found in the index files, the
-// read-only follower, recovery and Backup.
+// The tests below cover defects a review found in the index files, the
+// read-only follower, recovery and Backup; each fails without its fix.
 
 // A poll that meets a frame still being written, after whole frames in the
-// same scan, leaves seg.size behind: the next poll re-reads the published
-// frames and stops the follower with a bogus CorruptionError.
+// same scan, must still note how far it read: else the next poll re-reads
+// the published frames and stops the follower with a false CorruptionError.
 func TestFollower_PartialFrameAfterWholeOnes(t *testing.T) {
 	src := t.TempDir()
 	w, err := Open(src, nil)
@@ -3140,8 +3140,8 @@ func TestFollower_SeesBigEventsLandPageByPage(t *testing.T) {
 }
 
 // A read-only store whose active segment holds no frame yet (a new store,
-// or just after a roll) finds "the next segment" at base ix.next: the same
-// file. poll loops without end, opening it again and again.
+// or just after a roll) must not take that segment, whose base is ix.next,
+// for the next one and open it again and again.
 func TestFollower_EmptyActiveSegmentIsNotItsOwnSuccessor(t *testing.T) {
 	dir := t.TempDir()
 	w, err := Open(dir, nil) // creates segment 0, header only
@@ -3197,7 +3197,8 @@ func TestFollower_CloseWhilePollingAndBackingUp(t *testing.T) {
 
 // A read-only open lists the directory while the writer creates segments.
 // A listing is no snapshot: it can miss a segment created during it and
-// still return a later one, and Open then reports corruption.
+// still return a later one. Open must find the missed one by name, not
+// report corruption.
 func TestReadOnly_OpenBesideARollingWriterIsNotCorruption(t *testing.T) {
 	w, dir := openWithFS(t, vfs.OS(), &Options{SegmentSize: 512, Sync: SyncNone})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -3228,6 +3229,21 @@ func TestReadOnly_OpenBesideARollingWriterIsNotCorruption(t *testing.T) {
 	t.Logf("%d opens, no false corruption", opens)
 }
 
+// killedWithUnsyncedAppends makes 30 appends to a store on CrashFS under
+// SyncNone and kills it: the frames are in the page cache, none synced.
+func killedWithUnsyncedAppends(t *testing.T) *vfs.CrashFS {
+	t.Helper()
+	fs := vfs.NewCrashFS()
+	s, err := Open("/store", &Options{Sync: SyncNone, fs: fs})
+	require.NoError(t, err)
+	for i := range 30 {
+		_, err := s.Append(context.Background(), fmt.Sprint("s", i%3), Any, ev(strings.Repeat("d", 200+i)))
+		require.NoError(t, err)
+	}
+	kill(s)
+	return fs
+}
+
 // kill stops a store as a killed process would: no sync, no Close work.
 func kill(s *Store) {
 	s.w.stop()
@@ -3236,22 +3252,14 @@ func kill(s *Store) {
 }
 
 // After a process crash, Open recovers frames that are still only in the
-// page cache, and assumes them synced. A Close with no append in between
-// writes (and fsyncs) an index file over them without ever syncing the
-// segment. After a power loss, Open trusts that index (it checks only the
-// last frame's header), so the torn frames inside it are not truncated as a
-// torn tail: the store opens, and reads of the lost frames fail forever.
+// page cache. A Close with no append in between writes an index file over
+// them; unless Open synced them first, a power loss could then tear frames
+// inside the index, which Open trusts without reading, and reads of them
+// would fail for good. Every crash image must open and read back whole.
 func TestWriter_Index_NeverCoversFramesRecoveredUnsynced(t *testing.T) {
 	bad := 0
 	for seed := range 40 {
-		fs := vfs.NewCrashFS()
-		s1, err := Open("/store", &Options{Sync: SyncNone, fs: fs})
-		require.NoError(t, err)
-		for i := range 30 {
-			_, err := s1.Append(context.Background(), fmt.Sprint("s", i%3), Any, ev(strings.Repeat("d", 200+i)))
-			require.NoError(t, err)
-		}
-		kill(s1) // kill -9: nothing synced, the page cache keeps it all
+		fs := killedWithUnsyncedAppends(t)
 
 		s2, err := Open("/store", &Options{fs: fs}) // e.g. a restart, then a clean shutdown
 		require.NoError(t, err)
@@ -3286,8 +3294,8 @@ func TestWriter_Index_NeverCoversFramesRecoveredUnsynced(t *testing.T) {
 
 // A process killed inside createSegment, after the header write and before
 // the directory fsync, leaves a sound new segment whose directory entry is
-// not durable. The next Open adopts it as the active segment and never
-// syncs the directory, so events appended and acknowledged (SyncAlways)
+// not durable. The next Open adopts it as the active segment; unless it
+// syncs the directory, events appended and acknowledged (SyncAlways) would
 // vanish with the file on a power loss.
 func TestWriter_Recovery_SyncsTheSegmentEntryACrashLeftUnsynced(t *testing.T) {
 	fs := vfs.NewCrashFS()
@@ -3319,22 +3327,15 @@ func TestWriter_Recovery_SyncsTheSegmentEntryACrashLeftUnsynced(t *testing.T) {
 	kill(s2)
 }
 
-// Pre-existing, same root cause: recovery takes page-cache-only frames for
-// synced (w.synced = next), so the first frame of the next session claims
-// (by its delta) that they were fsynced. A power loss before that session's
-// first fsync then tears them with a "later write intact" after them, and
-// Open fails with a CorruptionError instead of truncating.
+// Recovery counts the frames it found as synced (w.synced = next), so the
+// next session's first frame claims, by its delta, that they were fsynced.
+// Unless Open synced them, a power loss before that session's first fsync
+// could tear them with a "later write intact" after them, and Open would
+// fail with a CorruptionError instead of truncating a torn tail.
 func TestWriter_Recovery_SyncsFramesRecoveredFromThePageCache(t *testing.T) {
 	bad := 0
 	for seed := range 40 {
-		fs := vfs.NewCrashFS()
-		s1, err := Open("/store", &Options{Sync: SyncNone, fs: fs})
-		require.NoError(t, err)
-		for i := range 30 {
-			_, err := s1.Append(context.Background(), fmt.Sprint("s", i%3), Any, ev(strings.Repeat("d", 200+i)))
-			require.NoError(t, err)
-		}
-		kill(s1)
+		fs := killedWithUnsyncedAppends(t)
 		s2, err := Open("/store", &Options{fs: fs})
 		require.NoError(t, err)
 		fs.CrashAtSyncAfter(1)
@@ -3354,10 +3355,9 @@ func TestWriter_Recovery_SyncsFramesRecoveredFromThePageCache(t *testing.T) {
 }
 
 // Backup notes the head, then copies. If the active segment rolls over in
-// between, the indexer writes its index file over the whole segment, and
-// copyLog copies that file next to a copy cut at the noted end. Open ignores
-// it, but Verify on the fresh backup reports a problem (and the CLI's
-// verify exits 1).
+// between, the indexer writes its index file over the whole segment; copyLog
+// must leave that file out of a copy cut at the noted end, or Verify on the
+// fresh backup reports a problem (and the CLI's verify exits 1).
 func TestBackup_CopiesNoIndexPastTheSnapshot(t *testing.T) {
 	s, _ := openWithFS(t, vfs.OS(), &Options{SegmentSize: 4096})
 	ctx := context.Background()
