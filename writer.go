@@ -837,10 +837,7 @@ func (f *follower) scan(seg *segment) error {
 	if err != nil {
 		return err
 	}
-	off, next := seg.size, f.index.next
-	if n := len(f.frames); n > 0 {
-		next = f.frames[n-1].position + uint64(len(f.frames[n-1].ids))
-	}
+	off, next := seg.size, f.next()
 	if size < off {
 		return &CorruptionError{Path: seg.path, Offset: size, Reason: fmt.Sprintf("segment shrank from %d bytes to %d under a read-only store; open it again", off, size)}
 	}
@@ -868,13 +865,19 @@ func (f *follower) scan(seg *segment) error {
 	return nil
 }
 
+// next returns the position of the next frame to find: past the frames
+// found and not yet published, or else past the index.
+func (f *follower) next() uint64 {
+	if n := len(f.frames); n > 0 {
+		return f.frames[n-1].position + uint64(len(f.frames[n-1].ids))
+	}
+	return f.index.next
+}
+
 // nextSegment opens the segment after the active one if it exists and its
 // header is written.
 func (f *follower) nextSegment() (*segment, error) {
-	base := f.index.next
-	if n := len(f.frames); n > 0 {
-		base = f.frames[n-1].position + uint64(len(f.frames[n-1].ids))
-	}
+	base := f.next()
 	if base == f.log.active().base {
 		return nil, nil // the active segment holds no frame yet
 	}
