@@ -283,10 +283,7 @@ func DecodePayload(h Header, payload []byte, events []Event) (Frame, error) {
 	events = events[:0]
 	for range count {
 		var e Event
-		copy(e.ID[:], d.fixed(IDSize))
-		e.Type = d.bytes()
-		e.Metadata = d.bytes()
-		e.Data = d.bytes()
+		d.event(&e)
 		if d.err != nil {
 			return Frame{}, d.err
 		}
@@ -311,19 +308,40 @@ func DecodePayload(h Header, payload []byte, events []Event) (Frame, error) {
 // keystream is splitmix64, eight bytes per step.
 func Mask(b []byte, position uint64) {
 	state := position * 0xbf58476d1ce4e5b9
+	// Four words a step, whose keys do not depend on each other, so the
+	// multiplications overlap.
+	for len(b) >= 32 {
+		w := b[:32:32]
+		s0, s1, s2, s3 := state+golden, state+golden2, state+golden3, state+golden4
+		binary.LittleEndian.PutUint64(w[0:], binary.LittleEndian.Uint64(w[0:])^mix(s0))
+		binary.LittleEndian.PutUint64(w[8:], binary.LittleEndian.Uint64(w[8:])^mix(s1))
+		binary.LittleEndian.PutUint64(w[16:], binary.LittleEndian.Uint64(w[16:])^mix(s2))
+		binary.LittleEndian.PutUint64(w[24:], binary.LittleEndian.Uint64(w[24:])^mix(s3))
+		state = s3
+		b = b[32:]
+	}
 	for len(b) >= 8 {
-		state += 0x9e3779b97f4a7c15
+		state += golden
 		binary.LittleEndian.PutUint64(b, binary.LittleEndian.Uint64(b)^mix(state))
 		b = b[8:]
 	}
 	if len(b) > 0 {
-		state += 0x9e3779b97f4a7c15
+		state += golden
 		k := mix(state)
 		for i := range b {
 			b[i] ^= byte(k >> (8 * i))
 		}
 	}
 }
+
+// golden is splitmix64's increment; golden2 to golden4 are 2, 3 and 4
+// times it, wrapped to 64 bits as the keystream's state is.
+const (
+	golden  uint64 = 0x9e3779b97f4a7c15
+	golden2 uint64 = 0x3c6ef372fe94f82a
+	golden3 uint64 = 0xdaa66d2c7ddf743f
+	golden4 uint64 = 0x78dde6e5fd29f054
+)
 
 // mix is splitmix64's output function.
 func mix(z uint64) uint64 {
@@ -339,17 +357,26 @@ type decoder struct {
 	err error
 }
 
+// The fast paths below are small enough to inline; errors are built out of
+// line, in fail.
+
 func (d *decoder) fixed(n int) []byte {
-	if d.err != nil {
-		return nil
-	}
-	if len(d.b) < n {
-		d.err = fmt.Errorf("%w: field of %d bytes past the end", ErrMalformed, n)
+	if d.err != nil || len(d.b) < n {
+		d.fail("field of %d bytes past the end", uint64(n))
 		return nil
 	}
 	v := d.b[:n:n]
 	d.b = d.b[n:]
 	return v
+}
+
+// fail records a malformed field, unless an error is already recorded.
+//
+//go:noinline
+func (d *decoder) fail(format string, arg uint64) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: "+format, ErrMalformed, arg)
+	}
 }
 
 func (d *decoder) byte() byte {
@@ -367,19 +394,24 @@ func (d *decoder) uint64() uint64 {
 }
 
 func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	if len(d.b) > 0 && d.b[0] < 0x80 { // one byte: most lengths and counts
+	if d.err == nil && len(d.b) > 0 && d.b[0] < 0x80 { // one byte: most lengths and counts
 		v := d.b[0]
 		d.b = d.b[1:]
 		return uint64(v)
+	}
+	return d.longUvarint()
+}
+
+// longUvarint reads a uvarint of more than one byte.
+func (d *decoder) longUvarint() uint64 {
+	if d.err != nil {
+		return 0
 	}
 	v, n := binary.Uvarint(d.b)
 	// Only the shortest encoding is valid, so every frame has exactly one
 	// encoding and re-encoding a decoded frame gives back its bytes.
 	if n <= 0 || n != uvarintLen(v) {
-		d.err = fmt.Errorf("%w: bad varint", ErrMalformed)
+		d.fail("bad varint of %d bytes", uint64(max(n, -n)))
 		return 0
 	}
 	d.b = d.b[n:]
@@ -389,17 +421,61 @@ func (d *decoder) uvarint() uint64 {
 // bytes reads a uvarint length and that many bytes; a zero length yields nil.
 func (d *decoder) bytes() []byte {
 	n := d.uvarint()
-	if d.err != nil {
-		return nil
-	}
-	if n > uint64(len(d.b)) {
-		d.err = fmt.Errorf("%w: length %d past the end", ErrMalformed, n)
+	if d.err != nil || n > uint64(len(d.b)) {
+		d.fail("length %d past the end", n)
 		return nil
 	}
 	if n == 0 {
 		return nil
 	}
-	return d.fixed(int(n))
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+// event reads one event into e. Its fast path takes lengths of one or two
+// bytes, which is what nearly every event has; anything else, including
+// every error, goes through the general fields from the event's start.
+func (d *decoder) event(e *Event) {
+	if b := d.b; d.err == nil && len(b) > IDSize {
+		e.ID = [IDSize]byte(b)
+		var ok bool
+		if e.Type, b, ok = shortBytes(b[IDSize:]); ok {
+			if e.Metadata, b, ok = shortBytes(b); ok {
+				if e.Data, b, ok = shortBytes(b); ok {
+					d.b = b
+					return
+				}
+			}
+		}
+	}
+	copy(e.ID[:], d.fixed(IDSize))
+	e.Type = d.bytes()
+	e.Metadata = d.bytes()
+	e.Data = d.bytes()
+}
+
+// shortBytes reads a length in a shortest one- or two-byte uvarint and that
+// many bytes, capped, off the front of b; a zero length yields nil. ok is
+// false if b holds anything else.
+func shortBytes(b []byte) (v, rest []byte, ok bool) {
+	if len(b) == 0 {
+		return nil, b, false
+	}
+	n, h := int(b[0]), 1
+	if n >= 0x80 {
+		if len(b) < 2 || b[1] == 0 || b[1] >= 0x80 {
+			return nil, b, false
+		}
+		n, h = n&0x7f|int(b[1])<<7, 2
+	}
+	if len(b)-h < n {
+		return nil, b, false
+	}
+	if n == 0 {
+		return nil, b[h:], true
+	}
+	return b[h : h+n : h+n], b[h+n:], true
 }
 
 func uvarintLen(v uint64) int {

@@ -894,6 +894,36 @@ func TestMask_RunsOfZerosNeverSurvive(t *testing.T) {
 	}
 }
 
+func TestMask_IsSplitmix64(t *testing.T) {
+	// The keystream is splitmix64 seeded with position*0xbf58476d1ce4e5b9,
+	// eight little-endian bytes a step, whatever the length: Mask's unrolled
+	// loop must give exactly the bytes this one-word-a-step form gives.
+	reference := func(b []byte, position uint64) {
+		state := position * 0xbf58476d1ce4e5b9
+		for i := range b {
+			if i%8 == 0 {
+				state += 0x9e3779b97f4a7c15
+			}
+			z := state
+			z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+			z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+			z ^= z >> 31
+			b[i] ^= byte(z >> (8 * (i % 8)))
+		}
+	}
+	for n := range 100 {
+		for _, pos := range []uint64{0, 3, 1 << 33, math.MaxUint64} {
+			got, want := make([]byte, n), make([]byte, n)
+			for i := range got {
+				got[i], want[i] = byte(i*31), byte(i*31)
+			}
+			record.Mask(got, pos)
+			reference(want, pos)
+			require.Equal(t, want, got, "length %d, position %d", n, pos)
+		}
+	}
+}
+
 func TestDecodeSegmentHeader_ReservedBytes(t *testing.T) {
 	for _, i := range []int{5, 6, 7, 16, 17, 18, 19} {
 		b := record.AppendSegmentHeader(nil, 7)
