@@ -129,6 +129,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/go-eventstore/eventstore/internal/record"
 	"github.com/go-eventstore/eventstore/internal/vfs"
@@ -169,6 +170,59 @@ type segment struct {
 	// owners holds each frame's stream while the segment has no index file
 	// covering it whole: what the indexer needs to write one.
 	owners []*streamIndex
+
+	// mapMu guards mapped: readers copy out of it under the read lock, and
+	// unmap takes the write lock, so no read outlives the mapping.
+	mapMu sync.RWMutex
+	// mapped is a read-only, shared mapping of the file's first len(mapped)
+	// bytes (for the active segment, more than it holds yet), or nil.
+	// Readers touch only bytes below end, which the file holds.
+	mapped []byte
+}
+
+// ReadAt reads len(p) bytes at off: copied out of the mapping when it covers
+// them, which costs no system call, else read from the file. A copy that
+// faults (the file was cut shorter than the bytes asked for) is read again
+// from the file, so that the caller gets what the file still holds and the
+// error ReadAt gives for the rest. It is safe for concurrent use, also with
+// unmap.
+func (s *segment) ReadAt(p []byte, off int64) (int, error) {
+	s.mapMu.RLock()
+	if m := s.mapped; off >= 0 && off+int64(len(p)) <= int64(len(m)) {
+		err := vfs.ReadMapped(p, m[off:])
+		s.mapMu.RUnlock()
+		if err == nil {
+			return len(p), nil
+		}
+		return s.file.ReadAt(p, off)
+	}
+	s.mapMu.RUnlock()
+	return s.file.ReadAt(p, off)
+}
+
+// mapFile maps the segment's first size bytes for reading. A segment that
+// cannot be mapped is read through its file, so a failure is only logged.
+func (s *segment) mapFile(size int64, logger *slog.Logger) {
+	m, err := vfs.Map(s.file, size)
+	if err != nil {
+		logger.Warn("eventstore: cannot map segment; reading it through its file", "path", s.path, "err", err)
+		return
+	}
+	s.mapMu.Lock()
+	s.mapped = m
+	s.mapMu.Unlock()
+}
+
+// unmap releases the segment's mapping, once no read is copying from it.
+func (s *segment) unmap() error {
+	s.mapMu.Lock()
+	defer s.mapMu.Unlock()
+	if s.mapped == nil {
+		return nil
+	}
+	err := vfs.Unmap(s.mapped)
+	s.mapped = nil
+	return err
 }
 
 func segmentName(base uint64) string { return fmt.Sprintf("%020d%s", base, segmentSuffix) }
@@ -192,7 +246,7 @@ func parseSegmentName(name string) (uint64, bool) {
 // the last of them open for appending. It has no goroutines or channels of its
 // own. After openLog returns, one goroutine at a time (the writer) calls
 // write, sync and roll; segment files are read concurrently through
-// segment.file.ReadAt, which needs no lock.
+// segment.ReadAt, which needs no lock of theirs.
 type eventLog struct {
 	dir         string
 	fs          vfs.FS
@@ -347,6 +401,16 @@ func openLog(dir string, fsys vfs.FS, logger *slog.Logger, segmentSize int64, re
 	if len(l.segments) == 0 {
 		if _, err := l.createSegment(rec.next); err != nil {
 			return nil, rec, err
+		}
+	} else if !readOnly {
+		// Reads copy out of mappings. A read-only store reads through its
+		// files: another process may cut a torn tail off under it.
+		for i, seg := range l.segments {
+			size := seg.size
+			if i == len(l.segments)-1 {
+				size = max(size, segmentSize)
+			}
+			seg.mapFile(size, l.logger)
 		}
 	}
 	return l, rec, nil
@@ -520,6 +584,7 @@ func (l *eventLog) createSegment(base uint64) (*segment, error) {
 		return fail("fsync directory", err)
 	}
 	seg.size = int64(len(hdr))
+	seg.mapFile(l.segmentSize, l.logger)
 	l.segments = append(l.segments, seg)
 	return seg, nil
 }
@@ -662,6 +727,9 @@ func (l *eventLog) close() error {
 		if seg.file == nil {
 			continue
 		}
+		if err := seg.unmap(); err != nil && first == nil {
+			first = err
+		}
 		if err := seg.file.Close(); err != nil && first == nil {
 			first = err
 		}
@@ -676,14 +744,14 @@ func (l *eventLog) close() error {
 // so a sequential scan costs one system call per chunk of up to readChunk
 // bytes, not two per frame. It is not safe for concurrent use; each reader has its own.
 type frameReader struct {
-	file   vfs.File
+	file   io.ReaderAt
 	limit  int64  // bytes past limit are never read
 	buf    []byte // window of the file starting at bufOff
 	bufOff int64
 	chunk  int // next read size: grows from firstReadChunk to readChunk
 }
 
-func (r *frameReader) reset(f vfs.File, limit int64) {
+func (r *frameReader) reset(f io.ReaderAt, limit int64) {
 	r.file, r.limit, r.buf, r.bufOff, r.chunk = f, limit, r.buf[:0], 0, firstReadChunk
 }
 
