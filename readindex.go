@@ -369,7 +369,7 @@ func (ix *readIndex) walk(ctx context.Context, lo, hi uint64, fn func(f *record.
 	var f record.Frame // one for the walk: fn's pointer to it escapes
 	next := lo         // the frames must run on from the one holding lo
 	for _, p := range parts {
-		r.reset(p.seg.file, p.end)
+		r.reset(p.seg, p.end)
 		for off := p.off; off < p.end; {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -476,7 +476,7 @@ func (ix *readIndex) scanStream(ctx context.Context, stream string, bounds func(
 		base := locs[i].off
 		n := locs[j-1].end - base
 		buf = slices.Grow(buf[:0], int(n))[:n]
-		if _, err := locs[i].seg.file.ReadAt(buf, base); err != nil {
+		if _, err := locs[i].seg.ReadAt(buf, base); err != nil {
 			return ix.readError(locs[i].seg, base, err)
 		}
 		for _, loc := range locs[i:j] {
@@ -597,6 +597,9 @@ type converter struct {
 	streams map[string]string // names seen, as the index holds them
 	types   map[string]string // types seen, copied
 	limit   int               // entries a map may hold before it starts again; 0: no bound
+	borrow  bool              // events alias the decoded frame rather than copy its bytes
+	// lastType is the type returned last: most runs of events share one.
+	lastType string
 }
 
 // subscriptionCache bounds each of a subscription's two caches.
@@ -632,10 +635,15 @@ func (c *converter) streamName(b []byte) string {
 
 // typeName returns a shared copy of an event type.
 func (c *converter) typeName(b []byte) string {
-	if s, ok := c.types[string(b)]; ok {
-		return s
+	if c.lastType == string(b) {
+		return c.lastType
 	}
-	return c.remember(c.types, string(b))
+	s, ok := c.types[string(b)]
+	if !ok {
+		s = c.remember(c.types, string(b))
+	}
+	c.lastType = s
+	return s
 }
 
 func (c *converter) event(f *record.Frame, i int) RecordedEvent {
@@ -647,6 +655,10 @@ func (c *converter) event(f *record.Frame, i int) RecordedEvent {
 		Position:      f.Position + uint64(i),
 		Type:          c.typeName(e.Type),
 		Timestamp:     time.Unix(0, f.Timestamp).UTC(),
+	}
+	if c.borrow {
+		ev.Data, ev.Metadata = e.Data, e.Metadata // capped by the decoder
+		return ev
 	}
 	// One allocation holds both byte slices; each is capped so appending to
 	// one never writes into the other.
@@ -859,6 +871,7 @@ func (s *subscription) configure(opts []SubscribeOption) error {
 	if c.prefix != nil {
 		s.prefix = []byte(*c.prefix)
 	}
+	s.conv.borrow = c.borrow
 	if s.kind.stream() {
 		if err := checkName(s.stream, MaxStreamNameLen); err != nil {
 			return fmt.Errorf("%w: %s", ErrInvalidStream, err)

@@ -1032,6 +1032,30 @@ func BenchmarkReadAll(b *testing.B) {
 	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
 }
 
+// BenchmarkAll measures a replay of the whole log through All, with each
+// event's bytes copied and with BorrowData.
+func BenchmarkAll(b *testing.B) {
+	s := benchStore(b)
+	for _, bc := range []struct {
+		name string
+		opts []eventstore.SubscribeOption
+	}{{"copy", nil}, {"borrow", []eventstore.SubscribeOption{eventstore.BorrowData()}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			events := 0
+			for b.Loop() {
+				for _, err := range s.All(context.Background(), 0, bc.opts...) {
+					if err != nil {
+						b.Fatal(err)
+					}
+					events++
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(events), "ns/event")
+		})
+	}
+}
+
 // BenchmarkReadStream measures reading one 100-event stream among 1,000.
 func BenchmarkReadStream(b *testing.B) {
 	s := benchStore(b)
@@ -1864,6 +1888,75 @@ func TestStore_Subscribe_FiltersApplyInTheStore(t *testing.T) {
 			eventstore.OnCaughtUp(func(uint64) { cancel() })), nil)
 		require.ErrorIs(t, got.err, context.Canceled)
 		requireSameEvents(t, want, got, "SubscribeStream")
+	})
+}
+
+// TestStore_BorrowData_SameEventsAsCopies reads a log whose events have
+// data and metadata of many sizes (none, one byte, past the read window)
+// through each sequence with BorrowData, and checks every field of every
+// event, inside the loop body, against the copies ReadAll returns. Borrowed
+// slices are capped (len equals cap), so appending to one reallocates
+// rather than writing into the bytes after it.
+func TestStore_BorrowData_SameEventsAsCopies(t *testing.T) {
+	s, _ := newStore(t, &eventstore.Options{Sync: eventstore.SyncNone, SegmentSize: 1 << 16})
+	ctx := context.Background()
+	sizes := []int{0, 1, 200, 5000, 70_000}
+	for i := range 300 {
+		evs := make([]eventstore.EventData, 1+i%3)
+		for j := range evs {
+			data := bytes.Repeat([]byte{byte(i)}, sizes[(i+j)%len(sizes)])
+			meta := bytes.Repeat([]byte{byte(j)}, sizes[(i+2*j)%2])
+			evs[j] = eventstore.EventData{Type: fmt.Sprint("T", i%4), Data: data, Metadata: meta}
+		}
+		_, err := s.Append(ctx, fmt.Sprint("s-", i%5), eventstore.Any, evs...)
+		require.NoError(t, err)
+	}
+	all, err := s.ReadAll(ctx, 0, 0)
+	require.NoError(t, err)
+	byStream := map[string][]eventstore.RecordedEvent{}
+	for _, ev := range all {
+		byStream[ev.Stream] = append(byStream[ev.Stream], ev)
+	}
+
+	check := func(t *testing.T, want []eventstore.RecordedEvent, seq iter.Seq2[eventstore.RecordedEvent, error], stop func()) {
+		t.Helper()
+		i := 0
+		for ev, err := range seq {
+			if err != nil {
+				require.ErrorIs(t, err, context.Canceled)
+				break
+			}
+			require.Less(t, i, len(want))
+			w := want[i]
+			require.Equal(t, w.Position, ev.Position)
+			require.Equal(t, w.ID, ev.ID)
+			require.Equal(t, w.Stream, ev.Stream)
+			require.Equal(t, w.StreamVersion, ev.StreamVersion)
+			require.Equal(t, w.Type, ev.Type)
+			require.True(t, w.Timestamp.Equal(ev.Timestamp))
+			require.Equal(t, w.Data, ev.Data, "position %d", ev.Position)
+			require.Equal(t, w.Metadata, ev.Metadata, "position %d", ev.Position)
+			require.Equal(t, len(ev.Data), cap(ev.Data), "data capped")
+			require.Equal(t, len(ev.Metadata), cap(ev.Metadata), "metadata capped")
+			if i++; i == len(want) && stop != nil {
+				stop()
+			}
+		}
+		require.Equal(t, len(want), i)
+	}
+	t.Run("All", func(t *testing.T) { check(t, all[7:], s.All(ctx, 7, eventstore.BorrowData()), nil) })
+	t.Run("Stream", func(t *testing.T) {
+		check(t, byStream["s-3"][2:], s.Stream(ctx, "s-3", 2, eventstore.BorrowData()), nil)
+	})
+	t.Run("Subscribe", func(t *testing.T) {
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		check(t, all, s.Subscribe(sctx, 0, eventstore.BorrowData()), cancel)
+	})
+	t.Run("SubscribeStream", func(t *testing.T) {
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		check(t, byStream["s-1"], s.SubscribeStream(sctx, "s-1", 0, eventstore.BorrowData()), cancel)
 	})
 }
 
@@ -2745,6 +2838,37 @@ func TestStore_ReadOnly_StopsWhenTheFilesShrink(t *testing.T) {
 	evs, err := r.ReadAll(context.Background(), 0, 3)
 	require.NoError(t, err)
 	assert.Len(t, evs, 3)
+}
+
+// TestStore_SegmentCutShortUnderTheStore cuts the segment file of an open
+// store to two pages. Readers copy frames out of a mapping of the file, and
+// touching a page the file no longer holds faults: each read must return a
+// *CorruptionError rather than crash the process, and frames the file still
+// holds must read as before.
+func TestStore_SegmentCutShortUnderTheStore(t *testing.T) {
+	s, dir := newStore(t, &eventstore.Options{Sync: eventstore.SyncNone})
+	data := bytes.Repeat([]byte{'d'}, 1000)
+	for i := range 200 {
+		_, err := s.Append(context.Background(), fmt.Sprint("s-", i%2), eventstore.Any, eventstore.EventData{Type: "t", Data: data})
+		require.NoError(t, err)
+	}
+	require.NoError(t, os.Truncate(segmentFile(t, dir), 8192))
+
+	_, err := s.ReadAll(context.Background(), 0, 0)
+	require.ErrorIs(t, err, eventstore.ErrCorrupt)
+	_, err = s.ReadStream(context.Background(), "s-1", 0, 0)
+	require.ErrorIs(t, err, eventstore.ErrCorrupt)
+	_, err = s.ReadAll(context.Background(), 150, 10)
+	require.ErrorIs(t, err, eventstore.ErrCorrupt)
+	for _, err := range s.All(context.Background(), 0, eventstore.BorrowData()) {
+		if err != nil {
+			require.ErrorIs(t, err, eventstore.ErrCorrupt)
+		}
+	}
+	evs, err := s.ReadAll(context.Background(), 0, 3)
+	require.NoError(t, err)
+	require.Len(t, evs, 3)
+	assert.Equal(t, data, evs[2].Data)
 }
 
 // TestVerify_SegmentsLargerThanTheReadWindow checks a sound store whose
