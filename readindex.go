@@ -6,8 +6,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"iter"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -291,10 +293,10 @@ func (ix *readIndex) readAll(ctx context.Context, from uint64, limit int, backwa
 	}
 	out := make([]RecordedEvent, 0, min(hi-lo, 1<<16))
 	conv := ix.newConverter(0) // bounded by the result
-	err = ix.walk(ctx, lo, hi, func(f *record.Frame) error {
+	err = ix.walk(ctx, lo, hi, func(f *record.Frame, stream string) error {
 		for i := range f.Events {
 			if pos := f.Position + uint64(i); pos >= lo && pos < hi {
-				out = append(out, conv.event(f, i))
+				out = append(out, conv.event(f, i, stream))
 			}
 		}
 		return nil
@@ -334,11 +336,7 @@ func (ix *readIndex) streamCount(stream string) (uint64, error) {
 // while it reads or calls fn. The frame aliases a shared buffer, valid only
 // during the call. walk stops at the first error, fn's or its own, and
 // returns it.
-func (ix *readIndex) walk(ctx context.Context, lo, hi uint64, fn func(f *record.Frame) error) error {
-	type part struct {
-		seg      *segment
-		off, end int64
-	}
+func (ix *readIndex) walk(ctx context.Context, lo, hi uint64, fn func(f *record.Frame, stream string) error) error {
 	ix.mu.RLock()
 	if ix.closed {
 		ix.mu.RUnlock()
@@ -350,12 +348,12 @@ func (ix *readIndex) walk(ctx context.Context, lo, hi uint64, fn func(f *record.
 		return nil
 	}
 	start := ix.locateLocked(lo)
-	var parts []part
+	var parts []walkPart
 	for _, seg := range ix.segments {
 		if seg.base >= hi || seg.base < start.seg.base {
 			continue
 		}
-		p := part{seg: seg, off: record.SegmentHeaderSize, end: seg.end}
+		p := walkPart{seg: seg, off: record.SegmentHeaderSize, end: seg.end}
 		if seg == start.seg {
 			p.off = start.off
 		}
@@ -363,37 +361,262 @@ func (ix *readIndex) walk(ctx context.Context, lo, hi uint64, fn func(f *record.
 	}
 	ix.mu.RUnlock()
 
+	w := walker{ix: ix, ctx: ctx, lo: lo, hi: hi, next: lo, fn: fn}
+	if hi-lo >= pipelineEvents && runtime.GOMAXPROCS(0) > 1 {
+		return w.pipelined(parts)
+	}
 	r := getReader()
 	defer putReader(r)
 	var events []record.Event
-	var f record.Frame // one for the walk: fn's pointer to it escapes
-	next := lo         // the frames must run on from the one holding lo
 	for _, p := range parts {
 		r.reset(p.seg, p.end)
 		for off := p.off; off < p.end; {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			var err error
-			if f, err = r.frame(off, events); err != nil {
+			f, err := r.frame(off, events)
+			if err != nil {
 				return ix.readError(p.seg, off, err)
 			}
 			events = f.Events
-			if end := f.Position + uint64(len(f.Events)); f.Position != next && (next != lo || f.Position > lo || end <= lo) {
-				return ix.readError(p.seg, off, fmt.Errorf("%w: frame holds positions %d to %d, want %d", record.ErrMalformed, f.Position, end-1, next))
-			}
-			next = f.Position + uint64(len(f.Events))
-			if err := fn(&f); err != nil {
+			if done, err := w.frame(p.seg, off, f, ""); done || err != nil {
 				return err
-			}
-			if f.Position+uint64(len(f.Events)) >= hi {
-				return nil
 			}
 			off += f.FrameSize()
 		}
 	}
+	return w.short(parts)
+}
+
+// walkPart is the stretch [off, end) of a segment a walk reads.
+type walkPart struct {
+	seg      *segment
+	off, end int64
+}
+
+// walker is the state of one walk: it checks that each frame runs on from
+// the one before and passes it to fn, until the frame holding hi-1.
+type walker struct {
+	ix     *readIndex
+	ctx    context.Context
+	lo, hi uint64
+	next   uint64 // the frames must run on from the one holding lo
+	// fn takes each frame, and its stream's name as the index holds it
+	// when the walk has looked it up already, else "".
+	fn func(f *record.Frame, stream string) error
+	f  record.Frame // one for the walk: fn's pointer to it escapes
+}
+
+// frame takes the frame read at off in seg; done is set once it reaches hi.
+func (w *walker) frame(seg *segment, off int64, f record.Frame, stream string) (done bool, err error) {
+	if err := w.ctx.Err(); err != nil {
+		return true, err
+	}
+	w.f = f
+	if end := f.Position + uint64(len(f.Events)); f.Position != w.next && (w.next != w.lo || f.Position > w.lo || end <= w.lo) {
+		return true, w.ix.readError(seg, off, fmt.Errorf("%w: frame holds positions %d to %d, want %d", record.ErrMalformed, f.Position, end-1, w.next))
+	}
+	w.next = f.Position + uint64(len(f.Events))
+	if err := w.fn(&w.f, stream); err != nil {
+		return true, err
+	}
+	return w.next >= w.hi, nil
+}
+
+// short is the error of a walk whose frames ended before hi.
+func (w *walker) short(parts []walkPart) error {
 	last := parts[len(parts)-1]
-	return ix.readError(last.seg, last.end, fmt.Errorf("%w: the frames end at position %d; the index has %d", record.ErrMalformed, next, hi))
+	return w.ix.readError(last.seg, last.end, fmt.Errorf("%w: the frames end at position %d; the index has %d", record.ErrMalformed, w.next, w.hi))
+}
+
+// pipelineEvents is the shortest walk that verifies ahead: a second
+// goroutine copies, checksums and unmasks the next chunks of frames while
+// the caller's goroutine decodes and delivers the current one. On a machine
+// with more than one core that nearly halves the time of a long read.
+var pipelineEvents uint64 = 1 << 14
+
+// pipelineBuffers is how many chunks a pipelined walk holds: one being
+// delivered, the rest being verified or waiting.
+const pipelineBuffers = 3
+
+// verifiedChunk is whole frames of a segment, from offset off, checked and
+// unmasked, with each frame's stream name as the index holds it; err, when
+// set, is why the frame at errOff, after them, is not.
+type verifiedChunk struct {
+	seg    *segment
+	off    int64
+	buf    []byte
+	names  []string
+	err    error
+	errOff int64
+}
+
+// pipelined is walk with a verifier goroutine ahead of it. The goroutine
+// ends before pipelined returns, whatever stops the walk.
+func (w *walker) pipelined(parts []walkPart) error {
+	free := make(chan verifiedChunk, pipelineBuffers)
+	for range pipelineBuffers {
+		free <- verifiedChunk{buf: getChunkBuffer()}
+	}
+	chunks := make(chan verifiedChunk)
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { w.ix.verifyAhead(parts, free, chunks, quit) })
+	var held []byte // the chunk being delivered
+	defer func() {
+		close(quit)
+		wg.Wait()
+		close(free)
+		for c := range free {
+			putChunkBuffer(c.buf)
+		}
+		putChunkBuffer(held)
+	}()
+
+	var events []record.Event
+	for c := range chunks {
+		held = c.buf
+		frame := 0
+		for used := 0; used < len(c.buf); frame++ {
+			off := c.off + int64(used)
+			h := record.HeaderOf(c.buf[used:]) // verified ahead
+			end := used + int(h.FrameSize())
+			f, err := record.DecodeVerified(h, c.buf[used+record.HeaderSize:end], events)
+			if err != nil {
+				return w.ix.readError(c.seg, off, err)
+			}
+			events = f.Events
+			if done, err := w.frame(c.seg, off, f, c.names[frame]); done || err != nil {
+				return err
+			}
+			used = end
+		}
+		if c.err != nil {
+			return w.ix.readError(c.seg, c.errOff, c.err)
+		}
+		held = nil
+		free <- c // delivered: no event aliases it any more
+	}
+	return w.short(parts)
+}
+
+// chunkBuffers holds pipelined walks' buffers between walks.
+var chunkBuffers = sync.Pool{New: func() any { return new([readChunk]byte) }}
+
+func getChunkBuffer() []byte { return chunkBuffers.Get().(*[readChunk]byte)[:] }
+
+// putChunkBuffer pools b if it is one getChunkBuffer gave, not grown.
+func putChunkBuffer(b []byte) {
+	if cap(b) == readChunk {
+		chunkBuffers.Put((*[readChunk]byte)(b[:readChunk]))
+	}
+}
+
+// verifyAhead reads parts in chunks of whole frames, checks and unmasks each
+// frame, and sends the chunks on out in order, taking buffers from free. It
+// stops at the first bad frame, after sending the chunk that says so, or
+// when quit closes; it closes out when it stops.
+func (ix *readIndex) verifyAhead(parts []walkPart, free chan verifiedChunk, out chan<- verifiedChunk, quit <-chan struct{}) {
+	defer close(out)
+	names := nameCache{conv: ix.newConverter(subscriptionCache), seed: maphash.MakeSeed()}
+	for _, p := range parts {
+		for off := p.off; off < p.end; {
+			var c verifiedChunk
+			select {
+			case c = <-free:
+			case <-quit:
+				return
+			}
+			if cap(c.buf) > maxPooledBuffer { // grown for a large frame
+				c.buf = getChunkBuffer()
+			}
+			buf := c.buf[:cap(c.buf)]
+			used, err := verifyChunk(p, off, &buf)
+			c.seg, c.off, c.buf, c.names, c.err = p.seg, off, buf[:used], c.names[:0], err
+			if err != nil {
+				c.errOff = off + int64(used)
+			}
+			for b := c.buf; len(b) > 0; {
+				h := record.HeaderOf(b)
+				c.names = append(c.names, names.lookup(record.StreamOf(b[record.HeaderSize:h.FrameSize()])))
+				b = b[h.FrameSize():]
+			}
+			select {
+			case out <- c:
+			case <-quit:
+				free <- c // for the caller to put back
+				return
+			}
+			if c.err != nil {
+				return
+			}
+			off += int64(used)
+		}
+	}
+}
+
+// nameCache finds stream names for a pipelined walk: a direct-mapped table
+// in front of a converter, since the walk meets every frame's name and a
+// table slot costs a hash and a compare where a map costs more.
+type nameCache struct {
+	conv  *converter
+	seed  maphash.Seed
+	slots *[nameSlots]string
+}
+
+const nameSlots = 4096 // 64 KiB of string headers, for walks long enough to verify ahead
+
+func (c *nameCache) lookup(b []byte) string {
+	if c.slots == nil {
+		c.slots = new([nameSlots]string)
+	}
+	slot := &c.slots[maphash.Bytes(c.seed, b)%nameSlots]
+	if *slot != string(b) || *slot == "" {
+		*slot = c.conv.streamName(b)
+	}
+	return *slot
+}
+
+// verifyChunk reads into *buf as many whole frames of p from off as fit
+// (growing it for a frame larger than it), checks and unmasks each, and
+// returns how many bytes they take; err is why the frame after them is bad.
+func verifyChunk(p walkPart, off int64, buf *[]byte) (used int, err error) {
+	b := (*buf)[:min(int64(cap(*buf)), p.end-off)]
+	if _, err := p.seg.ReadAt(b, off); err != nil {
+		return 0, err
+	}
+	for off+int64(used) < p.end {
+		rest := b[used:]
+		at := off + int64(used)
+		if len(rest) < record.HeaderSize {
+			if at+record.HeaderSize > p.end {
+				return used, io.ErrUnexpectedEOF
+			}
+			return used, nil // the next chunk starts here
+		}
+		h, err := record.DecodeHeader(rest)
+		if err != nil {
+			return used, err
+		}
+		size := h.FrameSize()
+		if at+size > p.end {
+			return used, io.ErrUnexpectedEOF
+		}
+		if int64(len(rest)) < size {
+			if used > 0 {
+				return used, nil
+			}
+			// One frame larger than the buffer: read it whole.
+			b = slices.Grow(b[:0], int(size))[:size]
+			*buf = b
+			if _, err := p.seg.ReadAt(b, off); err != nil {
+				return 0, err
+			}
+			rest = b
+		}
+		if err := record.VerifyPayload(h, rest[record.HeaderSize:size]); err != nil {
+			return used, err
+		}
+		used += int(size)
+	}
+	return used, nil
 }
 
 // readStream returns up to limit events (limit <= 0: all) of a stream from
@@ -404,7 +627,7 @@ func (ix *readIndex) readStream(ctx context.Context, stream string, from uint64,
 	err := ix.scanStream(ctx, stream,
 		func(count uint64) (uint64, uint64) { return span(from, limit, backward, count) },
 		func(f *record.Frame, i int) error {
-			out = append(out, conv.event(f, i))
+			out = append(out, conv.event(f, i, ""))
 			return nil
 		})
 	if err != nil {
@@ -646,11 +869,17 @@ func (c *converter) typeName(b []byte) string {
 	return s
 }
 
-func (c *converter) event(f *record.Frame, i int) RecordedEvent {
+// event returns the frame's event i as a RecordedEvent. stream is the
+// frame's stream name as the index holds it, if the caller has looked it up
+// already, else "".
+func (c *converter) event(f *record.Frame, i int, stream string) RecordedEvent {
+	if stream == "" {
+		stream = c.streamName(f.Stream)
+	}
 	e := &f.Events[i]
 	ev := RecordedEvent{
 		ID:            EventID(e.ID),
-		Stream:        c.streamName(f.Stream),
+		Stream:        stream,
 		StreamVersion: f.FirstVersion + uint64(i),
 		Position:      f.Position + uint64(i),
 		Type:          c.typeName(e.Type),
@@ -961,7 +1190,7 @@ func (s *subscription) readTo(head uint64) error {
 }
 
 // frame delivers the matching events of a frame of the log.
-func (s *subscription) frame(f *record.Frame) error {
+func (s *subscription) frame(f *record.Frame, stream string) error {
 	match := s.cfg.prefix == nil || bytes.HasPrefix(f.Stream, s.prefix)
 	for i := range f.Events {
 		pos := f.Position + uint64(i)
@@ -971,7 +1200,7 @@ func (s *subscription) frame(f *record.Frame) error {
 		if err := s.interrupted(); err != nil {
 			return err
 		}
-		if match && s.typeMatches(f.Events[i].Type) && !s.yield(s.conv.event(f, i), nil) {
+		if match && s.typeMatches(f.Events[i].Type) && !s.yield(s.conv.event(f, i, stream), nil) {
 			return errStopped
 		}
 		s.passed++
@@ -987,7 +1216,7 @@ func (s *subscription) streamEvent(f *record.Frame, i int) error {
 	if err := s.interrupted(); err != nil {
 		return err
 	}
-	if s.typeMatches(f.Events[i].Type) && !s.yield(s.conv.event(f, i), nil) {
+	if s.typeMatches(f.Events[i].Type) && !s.yield(s.conv.event(f, i, ""), nil) {
 		return errStopped
 	}
 	s.passed++

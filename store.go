@@ -28,7 +28,8 @@
 // publishes them to readers, and answers each caller. Many concurrent callers
 // therefore share each fsync. Reads never wait for the writer's I/O: they look
 // up locations in an in-memory index under a read lock held for no I/O, and
-// read the segment files directly.
+// read the segment files directly: on 64-bit Unix systems, by copying out of
+// a read-only mapping of each segment, which costs no system call.
 //
 // # Subscriptions
 //
@@ -654,12 +655,15 @@ func (s *Store) ReadAllBackward(ctx context.Context, from uint64, limit int) ([]
 // new, however fast appends go.
 //
 // Nothing happens until the loop starts; each loop over the sequence is a
-// subscription of its own, run on the loop's goroutine (Subscribe starts
-// none). A subscription reads the segment files, past and live alike, and
-// is woken by the writer's publish when it has read everything: a slow loop
-// body never slows the writer, is never dropped, and holds one read buffer
-// (up to 1 MiB, or one Append's frame when that is larger), however far
-// behind it falls.
+// subscription of its own, run on the loop's goroutine. A subscription
+// reads the segment files, past and live alike, and is woken by the
+// writer's publish when it has read everything: a slow loop body never
+// slows the writer, is never dropped, and holds one read buffer (up to
+// 1 MiB, or one Append's frame when that is larger), however far behind it
+// falls. A read of 16,384 events or more, with more than one CPU, has one
+// helper goroutine check the next chunks of frames while the loop's
+// goroutine delivers the current one; it holds three 1 MiB buffers and ends
+// with the read.
 //
 // The sequence ends only when the loop breaks, or after yielding an error
 // once: ctx.Err() when ctx ends, ErrClosed when the store closes, a

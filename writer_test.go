@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -2724,9 +2725,9 @@ func TestReadIndex_ConverterSharesNamesAndStaysBounded(t *testing.T) {
 
 	conv := s.index.newConverter(subscriptionCache)
 	seen := 0
-	err = s.index.walk(ctx, 0, uint64(n), func(f *record.Frame) error {
+	err = s.index.walk(ctx, 0, uint64(n), func(f *record.Frame, _ string) error {
 		for i := range f.Events {
-			e := conv.event(f, i)
+			e := conv.event(f, i, "")
 			assert.Equal(t, fmt.Sprintf("stream-%d", e.Position), e.Stream)
 			assert.Equal(t, fmt.Sprintf("type-%d", e.Position), e.Type)
 			seen++
@@ -3412,4 +3413,185 @@ func TestBackup_UnderAppendsPassesVerify(t *testing.T) {
 	cancel()
 	<-done
 	require.Zero(t, bad, "fresh backups failing Verify")
+}
+
+// withPipelineFrom has walks of at least n events verify ahead on a second
+// goroutine, for the rest of the test.
+func withPipelineFrom(t *testing.T, n uint64) {
+	old := pipelineEvents
+	pipelineEvents = n
+	t.Cleanup(func() { pipelineEvents = old })
+}
+
+// pipelineLog appends a log that exercises a pipelined walk: frames of one
+// and of many events, frames larger than a read chunk, and several
+// segments. It returns the store and its directory.
+func pipelineLog(t *testing.T) (*Store, string) {
+	t.Helper()
+	dir := t.TempDir()
+	s, err := Open(dir, &Options{Sync: SyncNone, SegmentSize: 3 << 20, MaxEventSize: 3 << 20})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	for i := range 3000 {
+		n, size := 1+i%4, 100+i%700
+		if i%997 == 5 {
+			n, size = 1, readChunk+i // a frame no chunk holds
+		}
+		evs := make([]EventData, n)
+		for j := range evs {
+			evs[j] = EventData{Type: fmt.Sprint("T", j), Data: bytes.Repeat([]byte{byte(i + j)}, size), Metadata: []byte(fmt.Sprint(i))}
+		}
+		_, err := s.Append(ctx, fmt.Sprint("s-", i%37), Any, evs...)
+		require.NoError(t, err)
+	}
+	require.Greater(t, s.Stats().Segments, 2)
+	return s, dir
+}
+
+// TestWalk_PipelinedMatchesSequential reads the same log with walks that
+// verify ahead and with walks that do not, from several starting points and
+// through each reading call, and requires the same events, byte for byte.
+func TestWalk_PipelinedMatchesSequential(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("walks verify ahead only with more than one CPU")
+	}
+	s, _ := pipelineLog(t)
+	ctx := context.Background()
+	read := func(from uint64) ([]RecordedEvent, []RecordedEvent) {
+		all, err := s.ReadAll(ctx, from, 0)
+		require.NoError(t, err)
+		var seq []RecordedEvent
+		for ev, err := range s.All(ctx, from) {
+			require.NoError(t, err)
+			seq = append(seq, ev)
+		}
+		return all, seq
+	}
+	head := s.Stats().Events
+	for _, from := range []uint64{0, 1, 2, head / 2, head - 1} {
+		withPipelineFrom(t, math.MaxUint64)
+		wantAll, wantSeq := read(from)
+		withPipelineFrom(t, 1)
+		gotAll, gotSeq := read(from)
+		require.Equal(t, wantAll, gotAll, "ReadAll from %d", from)
+		require.Equal(t, wantSeq, gotSeq, "All from %d", from)
+		require.Len(t, gotAll, int(head-from))
+	}
+}
+
+// TestWalk_PipelinedStops ends pipelined walks every way one can end, and
+// relies on goleak (TestMain) to find a verifier goroutine left behind:
+// a loop that breaks, a context that ends, a bit flip
+// (reported at the same offset as a walk that does not verify ahead, after
+// the same events), and a segment cut short under the store.
+func TestWalk_PipelinedStops(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("walks verify ahead only with more than one CPU")
+	}
+	withPipelineFrom(t, 1)
+	s, dir := pipelineLog(t)
+	ctx := context.Background()
+
+	n := 0
+	for _, err := range s.All(ctx, 0) {
+		require.NoError(t, err)
+		if n++; n == 100 {
+			break
+		}
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	n = 0
+	var got error
+	for _, err := range s.All(cctx, 0) {
+		if err != nil {
+			got = err
+			break
+		}
+		if n++; n == 10 {
+			cancel()
+		}
+	}
+	require.ErrorIs(t, got, context.Canceled)
+
+	// Damage a frame in the middle of the second segment, under the store.
+	segs, err := filepath.Glob(filepath.Join(dir, "*.seg"))
+	require.NoError(t, err)
+	seg := segs[1]
+	off := fileSizeOf(t, seg) / 2
+	f, err := os.OpenFile(seg, os.O_RDWR, 0)
+	require.NoError(t, err)
+	b := make([]byte, 1)
+	_, err = f.ReadAt(b, off)
+	require.NoError(t, err)
+	b[0] ^= 0x10
+	_, err = f.WriteAt(b, off)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	walk := func() (int, error) {
+		n := 0
+		for _, err := range s.All(ctx, 0, BorrowData()) {
+			if err != nil {
+				return n, err
+			}
+			n++
+		}
+		return n, nil
+	}
+	gotN, gotErr := walk()
+	withPipelineFrom(t, math.MaxUint64)
+	wantN, wantErr := walk()
+	withPipelineFrom(t, 1)
+	var ce *CorruptionError
+	require.ErrorAs(t, wantErr, &ce)
+	require.ErrorAs(t, gotErr, &ce)
+	assert.Equal(t, wantErr.Error(), gotErr.Error())
+	assert.Equal(t, wantN, gotN)
+	assert.Greater(t, gotN, 0)
+
+	// Cut the first segment short: the walk ends with an error, not a fault.
+	require.NoError(t, os.Truncate(segs[0], 8192))
+	_, err = walk()
+	require.ErrorAs(t, err, &ce)
+
+}
+
+// TestWalk_PipelinedClose closes the store while a pipelined walk is
+// between events: the walk ends with ErrClosed, its verifier goroutine with
+// it (goleak), and Close does not wait for the loop body.
+func TestWalk_PipelinedClose(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("walks verify ahead only with more than one CPU")
+	}
+	withPipelineFrom(t, 1)
+	s, _ := pipelineLog(t)
+	ctx := context.Background()
+	started := make(chan struct{})
+	done := make(chan error)
+	go func() {
+		var last error
+		first := true
+		for _, err := range s.All(ctx, 1) {
+			if first {
+				close(started)
+				first = false
+				time.Sleep(10 * time.Millisecond)
+			}
+			if err != nil {
+				last = err
+			}
+		}
+		done <- last
+	}()
+	<-started
+	require.NoError(t, s.Close())
+	require.ErrorIs(t, <-done, ErrClosed)
+}
+
+func fileSizeOf(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	return fi.Size()
 }

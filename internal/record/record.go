@@ -158,6 +158,31 @@ func DecodeHeader(b []byte) (Header, error) {
 	return h, nil
 }
 
+// HeaderOf returns the header at the start of b, which DecodeHeader has
+// passed, without checking it again.
+func HeaderOf(b []byte) Header {
+	return Header{
+		Length:     binary.LittleEndian.Uint32(b[0:4]),
+		PayloadCRC: binary.LittleEndian.Uint32(b[4:8]),
+		Position:   binary.LittleEndian.Uint64(b[8:16]),
+		SyncDelta:  binary.LittleEndian.Uint32(b[16:20]),
+	}
+}
+
+// StreamOf returns the stream name of a payload VerifyPayload has passed
+// and unmasked, aliasing it, or nil if the payload is malformed there
+// (DecodeVerified then says how).
+func StreamOf(payload []byte) []byte {
+	d := decoder{b: payload}
+	d.fixed(payloadPrefixSize)
+	d.uvarint()
+	name := d.bytes()
+	if d.err != nil {
+		return nil
+	}
+	return name
+}
+
 // Event is one event inside a frame. Its slices alias the buffer it was
 // decoded from.
 type Event struct {
@@ -255,10 +280,33 @@ func DecodePayload(h Header, payload []byte, events []Event) (Frame, error) {
 	if len(payload) > int(h.Length) {
 		return Frame{}, fmt.Errorf("%w: %d payload bytes for a header saying %d", ErrMalformed, len(payload), h.Length)
 	}
+	if err := VerifyPayload(h, payload); err != nil {
+		return Frame{}, err
+	}
+	return DecodeVerified(h, payload, events)
+}
+
+// VerifyPayload checks payload, the h.Length bytes after h, against h's
+// checksum and unmasks it in place. Once it has passed, payload holds the
+// unmasked bytes, for DecodeVerified, and no longer verifies.
+func VerifyPayload(h Header, payload []byte) error {
+	if len(payload) != int(h.Length) {
+		return ErrShort
+	}
 	if Checksum(payload) != h.PayloadCRC {
-		return Frame{}, ErrPayloadChecksum
+		return ErrPayloadChecksum
 	}
 	Mask(payload, h.Position)
+	return nil
+}
+
+// DecodeVerified decodes a payload VerifyPayload has passed and unmasked,
+// as DecodePayload does. It checks everything but the checksum, so it never
+// fails on the bytes VerifyPayload passed unless they are malformed.
+func DecodeVerified(h Header, payload []byte, events []Event) (Frame, error) {
+	if len(payload) != int(h.Length) {
+		return Frame{}, ErrShort
+	}
 	f := Frame{Header: h}
 	d := decoder{b: payload}
 	if flags := d.byte(); flags != 0 {
