@@ -180,6 +180,31 @@ type segment struct {
 	mapped []byte
 }
 
+// willNeed has the system read [off, end) of the segment into the page
+// cache, ahead of a walk's read of it: the mapping is advised random, so a
+// fault alone reads one page.
+func (s *segment) willNeed(off, end int64) {
+	s.mapMu.RLock()
+	defer s.mapMu.RUnlock()
+	if off >= 0 && off < end && end <= int64(len(s.mapped)) {
+		_ = vfs.WillNeed(s.mapped[off&^4095 : end]) // only ever costs time if it fails
+	}
+}
+
+// release drops the mapped pages wholly inside [off, end) from the
+// process's resident memory, keeping the mapping: a long walk, which would
+// otherwise leave every page of the log resident, releases each chunk it
+// has read. The pages stay in the page cache.
+func (s *segment) release(off, end int64) {
+	const page = 4096
+	off, end = (off+page-1)&^(page-1), end&^(page-1)
+	s.mapMu.RLock()
+	defer s.mapMu.RUnlock()
+	if off < end && end <= int64(len(s.mapped)) {
+		_ = vfs.Release(s.mapped[off:end]) // only ever costs memory if it fails
+	}
+}
+
 // ReadAt reads len(p) bytes at off: copied out of the mapping when it covers
 // them, which costs no system call, else read from the file. A copy that
 // faults (the file was cut shorter than the bytes asked for) is read again
@@ -206,6 +231,9 @@ func (s *segment) mapFile(size int64, logger *slog.Logger) {
 	m, err := vfs.Map(s.file, size)
 	if err != nil {
 		logger.Warn("eventstore: cannot map segment; reading it through its file", "path", s.path, "err", err)
+		return
+	}
+	if m == nil {
 		return
 	}
 	s.mapMu.Lock()

@@ -579,9 +579,18 @@ func (c *nameCache) lookup(b []byte) string {
 // returns how many bytes they take; err is why the frame after them is bad.
 func verifyChunk(p walkPart, off int64, buf *[]byte) (used int, err error) {
 	b := (*buf)[:min(int64(cap(*buf)), p.end-off)]
+	if off == p.off {
+		p.seg.willNeed(off, off+int64(len(b)))
+	}
 	if _, err := p.seg.ReadAt(b, off); err != nil {
 		return 0, err
 	}
+	// Have the next chunk read ahead while this one is checked; release
+	// this one's pages once copied, so a walk leaves no more of the log
+	// resident than a chunk.
+	next := off + int64(len(b))
+	p.seg.willNeed(next, min(next+readChunk, p.end))
+	defer p.seg.release(off, next)
 	for off+int64(used) < p.end {
 		rest := b[used:]
 		at := off + int64(used)

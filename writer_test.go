@@ -3595,3 +3595,60 @@ func fileSizeOf(t *testing.T, path string) int64 {
 	require.NoError(t, err)
 	return fi.Size()
 }
+
+// mappedRSS returns how much of the mapping m is resident in the process,
+// from /proc/self/smaps, or skips the test where that file does not exist.
+func mappedRSS(t *testing.T, m []byte) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Skip("no /proc/self/smaps:", err)
+	}
+	start := fmt.Sprintf("%x-", uintptr(unsafe.Pointer(unsafe.SliceData(m))))
+	in := false
+	for line := range strings.Lines(string(b)) {
+		if fields := strings.Fields(line); len(fields) > 0 && strings.Contains(fields[0], "-") && !strings.HasSuffix(fields[0], ":") {
+			in = strings.HasPrefix(fields[0], start)
+			continue
+		}
+		if rest, ok := strings.CutPrefix(line, "Rss:"); in && ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			require.NoError(t, err)
+			return kb << 10
+		}
+	}
+	t.Fatalf("mapping at %s not found in /proc/self/smaps", start)
+	return 0
+}
+
+// TestWalk_ReleasesWhatItRead walks a 40 MiB segment through its mapping:
+// the walk must leave no more of it resident than about a chunk, where
+// reading every page would leave it all. Point reads keep what they map.
+func TestWalk_ReleasesWhatItRead(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("walks verify ahead only with more than one CPU")
+	}
+	withPipelineFrom(t, 1)
+	s, err := Open(t.TempDir(), &Options{Sync: SyncNone})
+	require.NoError(t, err)
+	defer s.Close()
+	data := bytes.Repeat([]byte{'x'}, 4000)
+	for i := range 11_000 {
+		_, err := s.Append(context.Background(), fmt.Sprint("s-", i%11), Any, EventData{Type: "t", Data: data})
+		require.NoError(t, err)
+	}
+	seg := s.index.segments[0]
+	if seg.mapped == nil {
+		t.Skip("segments are not mapped here")
+	}
+	require.Greater(t, seg.end, int64(40<<20))
+	for _, err := range s.All(context.Background(), 0, BorrowData()) {
+		require.NoError(t, err)
+	}
+	assert.Less(t, mappedRSS(t, seg.mapped), int64(3*readChunk), "resident after the walk")
+
+	evs, err := s.ReadStream(context.Background(), "s-3", 0, 0)
+	require.NoError(t, err)
+	require.Len(t, evs, 1000)
+	assert.Greater(t, mappedRSS(t, seg.mapped), int64(1000*4096), "point reads map what they read")
+}

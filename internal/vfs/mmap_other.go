@@ -8,3 +8,9 @@ func Map(File, int64) ([]byte, error) { return nil, nil }
 
 // Unmap does nothing off Unix.
 func Unmap([]byte) error { return nil }
+
+// Release does nothing off Unix.
+func Release([]byte) error { return nil }
+
+// WillNeed does nothing off Unix.
+func WillNeed([]byte) error { return nil }

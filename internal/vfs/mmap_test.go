@@ -30,6 +30,13 @@ func TestMap_ReadsWritesAndFaultsAreErrors(t *testing.T) {
 	require.NoError(t, ReadMapped(got, m[4096:]))
 	assert.Equal(t, "hello", string(got))
 
+	// Released pages and pages asked for ahead read the same bytes.
+	require.NoError(t, WillNeed(m[:3*4096]))
+	require.NoError(t, Release(m[:3*4096]))
+	got = make([]byte, 5)
+	require.NoError(t, ReadMapped(got, m[4096:]))
+	assert.Equal(t, "hello", string(got))
+
 	// Bytes the file no longer holds fault: an error, not a crash.
 	require.NoError(t, f.Truncate(4096))
 	err = ReadMapped(got, m[2*4096:])
