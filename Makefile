@@ -31,10 +31,13 @@ fmt:
 vet:
 	$(GO) vet $(PKGS)
 
-## lint: fmt, vet and staticcheck (pinned, run through go run so it is not a module dependency), also over bench/
+## lint: fmt, vet and staticcheck (pinned, run through go run so it is not a module dependency), also over bench/; the library builds for macOS, Windows and 32 bits
 .PHONY: lint
 lint: fmt vet
 	$(GO) run $(STATICCHECK) $(PKGS)
+	GOOS=darwin GOARCH=arm64 $(GO) build $(PKGS)
+	GOOS=windows $(GO) build $(PKGS)
+	GOARCH=386 $(GO) build $(PKGS)
 	cd bench && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 
 ## test: all tests with the race detector, in random order; then the slow single-threaded ones at full size without it

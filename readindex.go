@@ -68,6 +68,9 @@ type readIndex struct {
 
 	notify  *notifier          // wakes subscriptions; has its own lock
 	metrics *telemetry.Metrics // set by Open before anyone reads
+	// helpers counts walks' verifier goroutines, which Close waits for.
+	// Add only under mu, read-locked, while closed is unset.
+	helpers sync.WaitGroup
 }
 
 func newReadIndex() *readIndex {
@@ -365,11 +368,14 @@ func (ix *readIndex) walk(ctx context.Context, lo, hi uint64, fn func(f *record.
 	if hi-lo >= pipelineEvents && runtime.GOMAXPROCS(0) > 1 {
 		return w.pipelined(parts)
 	}
+	// A walk that does not verify ahead reads the files with pread, not
+	// through the mappings: it may be a live subscription's catch-up, which
+	// over time reads the whole log, and pread leaves no page of it mapped.
 	r := getReader()
 	defer putReader(r)
 	var events []record.Event
 	for _, p := range parts {
-		r.reset(p.seg, p.end)
+		r.reset(p.seg.file, p.end)
 		for off := p.off; off < p.end; {
 			f, err := r.frame(off, events)
 			if err != nil {
@@ -428,7 +434,8 @@ func (w *walker) short(parts []walkPart) error {
 
 // pipelineEvents is the shortest walk that verifies ahead: a second
 // goroutine copies, checksums and unmasks the next chunks of frames while
-// the caller's goroutine decodes and delivers the current one. On a machine
+// the caller's goroutine decodes them, looks up their stream names and
+// delivers them. On a machine
 // with more than one core that nearly halves the time of a long read.
 var pipelineEvents uint64 = 1 << 14
 
@@ -437,13 +444,11 @@ var pipelineEvents uint64 = 1 << 14
 const pipelineBuffers = 3
 
 // verifiedChunk is whole frames of a segment, from offset off, checked and
-// unmasked, with each frame's stream name as the index holds it; err, when
-// set, is why the frame at errOff, after them, is not.
+// unmasked; err, when set, is why the frame at errOff, after them, is not.
 type verifiedChunk struct {
 	seg    *segment
 	off    int64
 	buf    []byte
-	names  []string
 	err    error
 	errOff int64
 }
@@ -456,13 +461,23 @@ func (w *walker) pipelined(parts []walkPart) error {
 		free <- verifiedChunk{buf: getChunkBuffer()}
 	}
 	chunks := make(chan verifiedChunk)
-	quit := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() { w.ix.verifyAhead(parts, free, chunks, quit) })
+	quit, done := make(chan struct{}), make(chan struct{})
+	w.ix.mu.RLock()
+	if w.ix.closed {
+		w.ix.mu.RUnlock()
+		return ErrClosed
+	}
+	w.ix.helpers.Add(1)
+	w.ix.mu.RUnlock()
+	go func() {
+		defer w.ix.helpers.Done()
+		defer close(done)
+		w.ix.verifyAhead(parts, free, chunks, quit)
+	}()
 	var held []byte // the chunk being delivered
 	defer func() {
 		close(quit)
-		wg.Wait()
+		<-done
 		close(free)
 		for c := range free {
 			putChunkBuffer(c.buf)
@@ -471,10 +486,10 @@ func (w *walker) pipelined(parts []walkPart) error {
 	}()
 
 	var events []record.Event
+	names := nameCache{conv: w.ix.newConverter(subscriptionCache), seed: maphash.MakeSeed()}
 	for c := range chunks {
 		held = c.buf
-		frame := 0
-		for used := 0; used < len(c.buf); frame++ {
+		for used := 0; used < len(c.buf); {
 			off := c.off + int64(used)
 			h := record.HeaderOf(c.buf[used:]) // verified ahead
 			end := used + int(h.FrameSize())
@@ -483,7 +498,7 @@ func (w *walker) pipelined(parts []walkPart) error {
 				return w.ix.readError(c.seg, off, err)
 			}
 			events = f.Events
-			if done, err := w.frame(c.seg, off, f, c.names[frame]); done || err != nil {
+			if done, err := w.frame(c.seg, off, f, names.lookup(f.Stream)); done || err != nil {
 				return err
 			}
 			used = end
@@ -511,11 +526,11 @@ func putChunkBuffer(b []byte) {
 
 // verifyAhead reads parts in chunks of whole frames, checks and unmasks each
 // frame, and sends the chunks on out in order, taking buffers from free. It
-// stops at the first bad frame, after sending the chunk that says so, or
-// when quit closes; it closes out when it stops.
+// stops at the first bad frame, after sending the chunk that says so, when
+// quit closes, or when the store closes (the caller then finds the store
+// closed); it closes out when it stops.
 func (ix *readIndex) verifyAhead(parts []walkPart, free chan verifiedChunk, out chan<- verifiedChunk, quit <-chan struct{}) {
 	defer close(out)
-	names := nameCache{conv: ix.newConverter(subscriptionCache), seed: maphash.MakeSeed()}
 	for _, p := range parts {
 		for off := p.off; off < p.end; {
 			var c verifiedChunk
@@ -523,25 +538,25 @@ func (ix *readIndex) verifyAhead(parts []walkPart, free chan verifiedChunk, out 
 			case c = <-free:
 			case <-quit:
 				return
+			case <-ix.notify.quit: // the store is closing: end now, whatever the loop body is doing
+				return
 			}
 			if cap(c.buf) > maxPooledBuffer { // grown for a large frame
 				c.buf = getChunkBuffer()
 			}
 			buf := c.buf[:cap(c.buf)]
 			used, err := verifyChunk(p, off, &buf)
-			c.seg, c.off, c.buf, c.names, c.err = p.seg, off, buf[:used], c.names[:0], err
+			c.seg, c.off, c.buf, c.err = p.seg, off, buf[:used], err
 			if err != nil {
 				c.errOff = off + int64(used)
-			}
-			for b := c.buf; len(b) > 0; {
-				h := record.HeaderOf(b)
-				c.names = append(c.names, names.lookup(record.StreamOf(b[record.HeaderSize:h.FrameSize()])))
-				b = b[h.FrameSize():]
 			}
 			select {
 			case out <- c:
 			case <-quit:
 				free <- c // for the caller to put back
+				return
+			case <-ix.notify.quit:
+				free <- c
 				return
 			}
 			if c.err != nil {
@@ -582,13 +597,21 @@ func verifyChunk(p walkPart, off int64, buf *[]byte) (used int, err error) {
 	if off == p.off {
 		p.seg.willNeed(off, off+int64(len(b)))
 	}
-	if _, err := p.seg.ReadAt(b, off); err != nil {
-		return 0, err
+	// A short read (the file cut shorter than the index says) still
+	// delivers the whole frames it got; the first frame it cut is the
+	// error, as for a walk that does not verify ahead.
+	n, rerr := p.seg.ReadAt(b, off)
+	b = b[:n]
+	shortErr := func() error {
+		if rerr == nil || rerr == io.EOF {
+			return io.ErrUnexpectedEOF
+		}
+		return rerr
 	}
 	// Have the next chunk read ahead while this one is checked; release
 	// this one's pages once copied, so a walk leaves no more of the log
 	// resident than a chunk.
-	next := off + int64(len(b))
+	next := off + int64(n)
 	p.seg.willNeed(next, min(next+readChunk, p.end))
 	defer p.seg.release(off, next)
 	for off+int64(used) < p.end {
@@ -597,6 +620,9 @@ func verifyChunk(p walkPart, off int64, buf *[]byte) (used int, err error) {
 		if len(rest) < record.HeaderSize {
 			if at+record.HeaderSize > p.end {
 				return used, io.ErrUnexpectedEOF
+			}
+			if rerr != nil {
+				return used, shortErr()
 			}
 			return used, nil // the next chunk starts here
 		}
@@ -609,14 +635,17 @@ func verifyChunk(p walkPart, off int64, buf *[]byte) (used int, err error) {
 			return used, io.ErrUnexpectedEOF
 		}
 		if int64(len(rest)) < size {
+			if rerr != nil {
+				return used, shortErr()
+			}
 			if used > 0 {
 				return used, nil
 			}
 			// One frame larger than the buffer: read it whole.
 			b = slices.Grow(b[:0], int(size))[:size]
 			*buf = b
-			if _, err := p.seg.ReadAt(b, off); err != nil {
-				return 0, err
+			if n, rerr = p.seg.ReadAt(b, off); n < len(b) {
+				return 0, shortErr()
 			}
 			rest = b
 		}

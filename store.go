@@ -28,8 +28,9 @@
 // publishes them to readers, and answers each caller. Many concurrent callers
 // therefore share each fsync. Reads never wait for the writer's I/O: they look
 // up locations in an in-memory index under a read lock held for no I/O, and
-// read the segment files directly: on 64-bit Unix systems, by copying out of
-// a read-only mapping of each segment, which costs no system call.
+// read the segment files directly: on 64-bit Linux, a stream's events and a
+// long walk's chunks by copying out of a read-only mapping of each segment,
+// which costs no system call.
 //
 // # Subscriptions
 //
@@ -459,6 +460,7 @@ func (s *Store) Close() error {
 		s.index.closed = true
 		s.index.mu.Unlock()
 		s.index.notify.stop(nil)
+		s.index.helpers.Wait() // walks' verifiers end on the stop, whatever their loops do
 		var err error
 		// A poisoned log is not synced: its fsync has failed once already.
 		if s.w.failed == nil && s.w.dirty {
@@ -660,10 +662,11 @@ func (s *Store) ReadAllBackward(ctx context.Context, from uint64, limit int) ([]
 // writer's publish when it has read everything: a slow loop body never
 // slows the writer, is never dropped, and holds one read buffer (up to
 // 1 MiB, or one Append's frame when that is larger), however far behind it
-// falls. A read of 16,384 events or more, with more than one CPU, has one
-// helper goroutine check the next chunks of frames while the loop's
-// goroutine delivers the current one; it holds three 1 MiB buffers and ends
-// with the read.
+// falls. A read of the log (not of one stream) of 16,384 events or more,
+// with more than one CPU, has one helper goroutine check the next chunks of
+// frames while the loop's goroutine delivers the current one; it holds
+// three 1 MiB buffers (one grows to hold a larger frame) and ends with the
+// read, or at Close, which waits for it but not for the loop body.
 //
 // The sequence ends only when the loop breaks, or after yielding an error
 // once: ctx.Err() when ctx ends, ErrClosed when the store closes, a

@@ -3621,34 +3621,122 @@ func mappedRSS(t *testing.T, m []byte) int64 {
 	return 0
 }
 
-// TestWalk_ReleasesWhatItRead walks a 40 MiB segment through its mapping:
-// the walk must leave no more of it resident than about a chunk, where
-// reading every page would leave it all. Point reads keep what they map.
+// TestWalk_ReleasesWhatItRead reads a 40 MiB segment every way a walk can:
+// verifying ahead through the mapping, without (as with one CPU), and as a
+// live subscription following the appends. Each must leave no more of the
+// mapping resident than about a chunk, where reading every page through it
+// would leave it all. Point reads keep what they map.
 func TestWalk_ReleasesWhatItRead(t *testing.T) {
-	if runtime.GOMAXPROCS(0) < 2 {
-		t.Skip("walks verify ahead only with more than one CPU")
-	}
-	withPipelineFrom(t, 1)
 	s, err := Open(t.TempDir(), &Options{Sync: SyncNone})
 	require.NoError(t, err)
 	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const n = 11_000
+	followed := make(chan error, 1)
+	go func() {
+		i := 0
+		for _, err := range s.Subscribe(ctx, 0, BorrowData()) {
+			if err != nil {
+				followed <- err
+				return
+			}
+			if i++; i == n {
+				followed <- nil
+				return
+			}
+		}
+	}()
 	data := bytes.Repeat([]byte{'x'}, 4000)
-	for i := range 11_000 {
+	for i := range n {
 		_, err := s.Append(context.Background(), fmt.Sprint("s-", i%11), Any, EventData{Type: "t", Data: data})
 		require.NoError(t, err)
 	}
+	require.NoError(t, <-followed)
 	seg := s.index.segments[0]
 	if seg.mapped == nil {
 		t.Skip("segments are not mapped here")
 	}
 	require.Greater(t, seg.end, int64(40<<20))
-	for _, err := range s.All(context.Background(), 0, BorrowData()) {
-		require.NoError(t, err)
+	assert.Less(t, mappedRSS(t, seg.mapped), int64(3*readChunk), "resident after following the appends")
+
+	for _, from := range []uint64{1, math.MaxUint64} {
+		withPipelineFrom(t, from)
+		for _, err := range s.All(context.Background(), 0, BorrowData()) {
+			require.NoError(t, err)
+		}
+		assert.Less(t, mappedRSS(t, seg.mapped), int64(3*readChunk), "resident after a walk, pipelined from %d events", from)
 	}
-	assert.Less(t, mappedRSS(t, seg.mapped), int64(3*readChunk), "resident after the walk")
 
 	evs, err := s.ReadStream(context.Background(), "s-3", 0, 0)
 	require.NoError(t, err)
 	require.Len(t, evs, 1000)
 	assert.Greater(t, mappedRSS(t, seg.mapped), int64(1000*4096), "point reads map what they read")
+}
+
+// TestWalk_HelperEndsWithClose closes the store while a pipelined walk's
+// loop body is blocked: Close must not wait for the loop body, and no
+// verifier goroutine may be left when it returns.
+func TestWalk_HelperEndsWithClose(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("walks verify ahead only with more than one CPU")
+	}
+	withPipelineFrom(t, 1)
+	s, _ := pipelineLog(t)
+	inBody, proceed, done := make(chan struct{}), make(chan struct{}), make(chan error)
+	go func() {
+		first := true
+		var last error
+		for _, err := range s.All(context.Background(), 0) {
+			if first {
+				first = false
+				close(inBody)
+				<-proceed
+			}
+			if err != nil {
+				last = err
+			}
+		}
+		done <- last
+	}()
+	<-inBody
+	require.NoError(t, s.Close())
+	buf := make([]byte, 1<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	close(proceed)
+	require.ErrorIs(t, <-done, ErrClosed)
+	assert.NotContains(t, stacks, "verifyAhead", "a verifier goroutine outlived Close")
+}
+
+// TestWalk_PipelinedCutShortAsSequential cuts a segment short in the middle
+// of a chunk, under the store: a walk that verifies ahead must deliver the
+// same events, and report the same error at the same offset, as one that
+// does not.
+func TestWalk_PipelinedCutShortAsSequential(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("walks verify ahead only with more than one CPU")
+	}
+	s, dir := pipelineLog(t)
+	segs, err := filepath.Glob(filepath.Join(dir, "*.seg"))
+	require.NoError(t, err)
+	require.NoError(t, os.Truncate(segs[0], fileSizeOf(t, segs[0])/2+12345))
+	walk := func() (int, error) {
+		n := 0
+		for _, err := range s.All(context.Background(), 0) {
+			if err != nil {
+				return n, err
+			}
+			n++
+		}
+		return n, nil
+	}
+	withPipelineFrom(t, math.MaxUint64)
+	wantN, wantErr := walk()
+	withPipelineFrom(t, 1)
+	gotN, gotErr := walk()
+	var ce *CorruptionError
+	require.ErrorAs(t, wantErr, &ce)
+	require.Equal(t, wantErr.Error(), gotErr.Error())
+	require.Equal(t, wantN, gotN)
+	require.Greater(t, gotN, 0)
 }

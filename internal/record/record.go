@@ -169,20 +169,6 @@ func HeaderOf(b []byte) Header {
 	}
 }
 
-// StreamOf returns the stream name of a payload VerifyPayload has passed
-// and unmasked, aliasing it, or nil if the payload is malformed there
-// (DecodeVerified then says how).
-func StreamOf(payload []byte) []byte {
-	d := decoder{b: payload}
-	d.fixed(payloadPrefixSize)
-	d.uvarint()
-	name := d.bytes()
-	if d.err != nil {
-		return nil
-	}
-	return name
-}
-
 // Event is one event inside a frame. Its slices alias the buffer it was
 // decoded from.
 type Event struct {

@@ -1,16 +1,16 @@
-//go:build !unix
+//go:build !linux
 
 package vfs
 
-// Map does not map files off Unix: it returns nil, and reads go through
-// ReadAt.
+// Map maps files on Linux only: elsewhere it returns nil, and reads go
+// through ReadAt.
 func Map(File, int64) ([]byte, error) { return nil, nil }
 
-// Unmap does nothing off Unix.
+// Unmap does nothing off Linux.
 func Unmap([]byte) error { return nil }
 
-// Release does nothing off Unix.
+// Release does nothing off Linux.
 func Release([]byte) error { return nil }
 
-// WillNeed does nothing off Unix.
+// WillNeed does nothing off Linux.
 func WillNeed([]byte) error { return nil }

@@ -20,6 +20,9 @@ func TestMap_ReadsWritesAndFaultsAreErrors(t *testing.T) {
 
 	m, err := Map(f, 1<<20) // past the end of the file, as for a segment still growing
 	require.NoError(t, err)
+	if m == nil {
+		t.Skip("files are not mapped on this platform")
+	}
 	require.Len(t, m, 1<<20)
 	defer func() { assert.NoError(t, Unmap(m)) }()
 

@@ -1,5 +1,3 @@
-//go:build unix
-
 package vfs
 
 import (
@@ -10,11 +8,11 @@ import (
 
 // Map maps the first size bytes of f into memory read-only and shared, so
 // that reads see what f's writers write, without a system call each. The
-// mapping is advised random: a fault maps only the page it touches, not the
-// pages around it, and reads no more of the file than that page; a caller
-// reading a long stretch says so first with WillNeed. It
-// returns nil, and no error, when f cannot be mapped here: it is not an OS
-// file, or addresses are 32 bits wide. Bytes past the end of the file must
+// mapping is advised random: a fault reads no more of the file than its own
+// page (the kernel may still map cached pages around it); a caller reading
+// a long stretch says so first with WillNeed. It returns nil, and no error,
+// when f cannot be mapped here: it is not an OS file, or addresses are 32
+// bits wide. Bytes past the end of the file must
 // not be touched: the system raises a fault there (see ReadMapped). Unmap
 // releases the mapping.
 func Map(f File, size int64) ([]byte, error) {
