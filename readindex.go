@@ -661,10 +661,18 @@ func verifyChunk(p walkPart, off int64, buf *[]byte) (used int, err error) {
 // version from upward, or downward when backward is set.
 func (ix *readIndex) readStream(ctx context.Context, stream string, from uint64, limit int, backward bool) ([]RecordedEvent, error) {
 	var out []RecordedEvent
+	var want uint64            // events the read returns, once the stream's count is known
 	conv := ix.newConverter(0) // bounded by the result
 	err := ix.scanStream(ctx, stream,
-		func(count uint64) (uint64, uint64) { return span(from, limit, backward, count) },
+		func(count uint64) (uint64, uint64) {
+			lo, hi := span(from, limit, backward, count)
+			want = hi - lo
+			return lo, hi
+		},
 		func(f *record.Frame, i int) error {
+			if out == nil {
+				out = make([]RecordedEvent, 0, want)
+			}
 			out = append(out, conv.event(f, i, ""))
 			return nil
 		})
@@ -737,7 +745,10 @@ func (ix *readIndex) scanStream(ctx context.Context, stream string, bounds func(
 		base := locs[i].off
 		n := locs[j-1].end - base
 		buf = slices.Grow(buf[:0], int(n))[:n]
-		if _, err := locs[i].seg.ReadAt(buf, base); err != nil {
+		// pread, not the mapping: a stream's frames lie far apart, so a
+		// copy out of the mapping faults a page in for each of them, which
+		// costs about what pread does, and leaves the pages mapped.
+		if _, err := locs[i].seg.file.ReadAt(buf, base); err != nil {
 			return ix.readError(locs[i].seg, base, err)
 		}
 		for _, loc := range locs[i:j] {
