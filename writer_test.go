@@ -3415,9 +3415,20 @@ func TestBackup_UnderAppendsPassesVerify(t *testing.T) {
 	require.Zero(t, bad, "fresh backups failing Verify")
 }
 
+// requirePipelining skips a test of walks that verify ahead where they
+// cannot: with one CPU.
+func requirePipelining(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("walks verify ahead only with more than one CPU")
+	}
+}
+
 // withPipelineFrom has walks of at least n events verify ahead on a second
-// goroutine, for the rest of the test.
+// goroutine, for the rest of the test, skipping it if they cannot.
 func withPipelineFrom(t *testing.T, n uint64) {
+	if n != math.MaxUint64 {
+		requirePipelining(t)
+	}
 	old := pipelineEvents
 	pipelineEvents = n
 	t.Cleanup(func() { pipelineEvents = old })
@@ -3453,9 +3464,7 @@ func pipelineLog(t *testing.T) (*Store, string) {
 // verify ahead and with walks that do not, from several starting points and
 // through each reading call, and requires the same events, byte for byte.
 func TestWalk_PipelinedMatchesSequential(t *testing.T) {
-	if runtime.GOMAXPROCS(0) < 2 {
-		t.Skip("walks verify ahead only with more than one CPU")
-	}
+	requirePipelining(t)
 	s, _ := pipelineLog(t)
 	ctx := context.Background()
 	read := func(from uint64) ([]RecordedEvent, []RecordedEvent) {
@@ -3486,9 +3495,6 @@ func TestWalk_PipelinedMatchesSequential(t *testing.T) {
 // (reported at the same offset as a walk that does not verify ahead, after
 // the same events), and a segment cut short under the store.
 func TestWalk_PipelinedStops(t *testing.T) {
-	if runtime.GOMAXPROCS(0) < 2 {
-		t.Skip("walks verify ahead only with more than one CPU")
-	}
 	withPipelineFrom(t, 1)
 	s, dir := pipelineLog(t)
 	ctx := context.Background()
@@ -3554,39 +3560,6 @@ func TestWalk_PipelinedStops(t *testing.T) {
 	require.NoError(t, os.Truncate(segs[0], 8192))
 	_, err = walk()
 	require.ErrorAs(t, err, &ce)
-
-}
-
-// TestWalk_PipelinedClose closes the store while a pipelined walk is
-// between events: the walk ends with ErrClosed, its verifier goroutine with
-// it (goleak), and Close does not wait for the loop body.
-func TestWalk_PipelinedClose(t *testing.T) {
-	if runtime.GOMAXPROCS(0) < 2 {
-		t.Skip("walks verify ahead only with more than one CPU")
-	}
-	withPipelineFrom(t, 1)
-	s, _ := pipelineLog(t)
-	ctx := context.Background()
-	started := make(chan struct{})
-	done := make(chan error)
-	go func() {
-		var last error
-		first := true
-		for _, err := range s.All(ctx, 1) {
-			if first {
-				close(started)
-				first = false
-				time.Sleep(10 * time.Millisecond)
-			}
-			if err != nil {
-				last = err
-			}
-		}
-		done <- last
-	}()
-	<-started
-	require.NoError(t, s.Close())
-	require.ErrorIs(t, <-done, ErrClosed)
 }
 
 func fileSizeOf(t *testing.T, path string) int64 {
@@ -3679,9 +3652,6 @@ func TestWalk_ReleasesWhatItRead(t *testing.T) {
 // loop body is blocked: Close must not wait for the loop body, and no
 // verifier goroutine may be left when it returns.
 func TestWalk_HelperEndsWithClose(t *testing.T) {
-	if runtime.GOMAXPROCS(0) < 2 {
-		t.Skip("walks verify ahead only with more than one CPU")
-	}
 	withPipelineFrom(t, 1)
 	s, _ := pipelineLog(t)
 	inBody, proceed, done := make(chan struct{}), make(chan struct{}), make(chan error)
@@ -3714,9 +3684,7 @@ func TestWalk_HelperEndsWithClose(t *testing.T) {
 // same events, and report the same error at the same offset, as one that
 // does not.
 func TestWalk_PipelinedCutShortAsSequential(t *testing.T) {
-	if runtime.GOMAXPROCS(0) < 2 {
-		t.Skip("walks verify ahead only with more than one CPU")
-	}
+	requirePipelining(t)
 	s, dir := pipelineLog(t)
 	segs, err := filepath.Glob(filepath.Join(dir, "*.seg"))
 	require.NoError(t, err)
