@@ -206,17 +206,20 @@ func (s *segment) release(off, end int64) {
 }
 
 // ReadAt reads len(p) bytes at off: copied out of the mapping when it covers
-// them, which costs no system call, else read from the file. A copy that
-// faults (the file was cut shorter than the bytes asked for) is read again
-// from the file, so that the caller gets what the file still holds and the
-// error ReadAt gives for the rest. It is safe for concurrent use, also with
+// them, else read from the file. It is meant for reads of a megabyte or so:
+// a copy costs one fstat besides, to check that the file still holds what
+// was copied. A mapping reads zeros, not a fault, past the end of a file
+// within its last page, and faults after: when the file was cut shorter
+// than the bytes asked for, or the copy faults, the bytes are read again
+// from the file, so that the caller gets what the file holds and the error
+// ReadAt gives for the rest. It is safe for concurrent use, also with
 // unmap.
 func (s *segment) ReadAt(p []byte, off int64) (int, error) {
 	s.mapMu.RLock()
 	if m := s.mapped; off >= 0 && off+int64(len(p)) <= int64(len(m)) {
 		err := vfs.ReadMapped(p, m[off:])
 		s.mapMu.RUnlock()
-		if err == nil {
+		if size, serr := s.file.Size(); err == nil && serr == nil && off+int64(len(p)) <= size {
 			return len(p), nil
 		}
 		return s.file.ReadAt(p, off)

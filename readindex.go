@@ -613,7 +613,7 @@ func verifyChunk(p walkPart, off int64, buf *[]byte) (used int, err error) {
 	// resident than a chunk.
 	next := off + int64(n)
 	p.seg.willNeed(next, min(next+readChunk, p.end))
-	defer p.seg.release(off, next)
+	defer func() { p.seg.release(off, off+int64(len(b))) }() // b may grow for a large frame
 	for off+int64(used) < p.end {
 		rest := b[used:]
 		at := off + int64(used)

@@ -3709,3 +3709,81 @@ func TestWalk_PipelinedCutShortAsSequential(t *testing.T) {
 	require.Equal(t, wantN, gotN)
 	require.Greater(t, gotN, 0)
 }
+
+// TestWalk_PipelinedCutInLastPageAsSequential cuts the active segment by
+// one byte, inside its last page, where a mapping reads zeros rather than
+// fault; once with a byte that is not zero, once with a zero byte, which
+// reads back the same through the mapping. A walk that verifies ahead must
+// still see the file end where it does, as one that does not.
+func TestWalk_PipelinedCutInLastPageAsSequential(t *testing.T) {
+	requirePipelining(t)
+	for _, zero := range []bool{false, true} {
+		t.Run(fmt.Sprint("zero byte ", zero), func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := Open(dir, &Options{Sync: SyncNone})
+			require.NoError(t, err)
+			defer s.Close()
+			seg := filepath.Join(dir, segmentName(0))
+			for i := 0; ; i++ {
+				require.Less(t, i, 100_000, "no frame ending as wanted")
+				_, err := s.Append(context.Background(), fmt.Sprint("s-", i%7), Any, EventData{Type: "t", Data: []byte(fmt.Sprint("data-", i))})
+				require.NoError(t, err)
+				b := mustReadFile(t, seg)
+				if last := len(b) - 1; i > 100 && last%4096 != 0 && (b[last] == 0) == zero {
+					break
+				}
+			}
+			require.NoError(t, os.Truncate(seg, fileSizeOf(t, seg)-1))
+			walk := func() (int, error) {
+				n := 0
+				for _, err := range s.All(context.Background(), 0) {
+					if err != nil {
+						return n, err
+					}
+					n++
+				}
+				return n, nil
+			}
+			withPipelineFrom(t, math.MaxUint64)
+			wantN, wantErr := walk()
+			withPipelineFrom(t, 1)
+			gotN, gotErr := walk()
+			var ce *CorruptionError
+			require.ErrorAs(t, wantErr, &ce)
+			require.Equal(t, wantErr.Error(), fmt.Sprint(gotErr))
+			require.Equal(t, wantN, gotN)
+		})
+	}
+}
+
+// TestWalk_LargeFramesAreReleased walks frames five times the size of a
+// chunk: a chunk buffer grows to hold each, and the walk must release all of
+// each frame's pages, not only its first chunk's.
+func TestWalk_LargeFramesAreReleased(t *testing.T) {
+	withPipelineFrom(t, 1)
+	s, err := Open(t.TempDir(), &Options{Sync: SyncNone, MaxEventSize: 6 << 20, SegmentSize: 128 << 20})
+	require.NoError(t, err)
+	defer s.Close()
+	for range 20 {
+		_, err := s.Append(context.Background(), "big", Any, EventData{Type: "t", Data: bytes.Repeat([]byte{1}, 5<<20)})
+		require.NoError(t, err)
+	}
+	seg := s.index.segments[0]
+	if seg.mapped == nil {
+		t.Skip("segments are not mapped here")
+	}
+	n := 0
+	for _, err := range s.All(context.Background(), 0, BorrowData()) {
+		require.NoError(t, err)
+		n++
+	}
+	require.Equal(t, 20, n)
+	assert.Less(t, mappedRSS(t, seg.mapped), int64(3*readChunk), "resident after the walk")
+}
+
+func mustReadFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return b
+}

@@ -12,8 +12,9 @@ import (
 // page (the kernel may still map cached pages around it); a caller reading
 // a long stretch says so first with WillNeed. It returns nil, and no error,
 // when f cannot be mapped here: it is not an OS file, or addresses are 32
-// bits wide. Bytes past the end of the file must
-// not be touched: the system raises a fault there (see ReadMapped). Unmap
+// bits wide. Bytes past the end of the file read as
+// zeros to the end of its last page, and fault after it (see ReadMapped):
+// a caller checks the file's size. Unmap
 // releases the mapping.
 func Map(f File, size int64) ([]byte, error) {
 	of, ok := f.(osFile)
