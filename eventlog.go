@@ -180,6 +180,9 @@ type segment struct {
 	mapped []byte
 }
 
+// pageSize is the unit the system maps files in, and advice applies to.
+const pageSize = 4096
+
 // willNeed has the system read [off, end) of the segment into the page
 // cache, ahead of a walk's read of it: the mapping is advised random, so a
 // fault alone reads one page.
@@ -187,7 +190,7 @@ func (s *segment) willNeed(off, end int64) {
 	s.mapMu.RLock()
 	defer s.mapMu.RUnlock()
 	if off >= 0 && off < end && end <= int64(len(s.mapped)) {
-		_ = vfs.WillNeed(s.mapped[off&^4095 : end]) // only ever costs time if it fails
+		_ = vfs.WillNeed(s.mapped[off&^(pageSize-1) : end]) // only ever costs time if it fails
 	}
 }
 
@@ -196,8 +199,7 @@ func (s *segment) willNeed(off, end int64) {
 // otherwise leave every page of the log resident, releases each chunk it
 // has read. The pages stay in the page cache.
 func (s *segment) release(off, end int64) {
-	const page = 4096
-	off, end = (off+page-1)&^(page-1), end&^(page-1)
+	off, end = (off+pageSize-1)&^(pageSize-1), end&^(pageSize-1)
 	s.mapMu.RLock()
 	defer s.mapMu.RUnlock()
 	if off < end && end <= int64(len(s.mapped)) {
@@ -775,14 +777,14 @@ func (l *eventLog) close() error {
 // so a sequential scan costs one system call per chunk of up to readChunk
 // bytes, not two per frame. It is not safe for concurrent use; each reader has its own.
 type frameReader struct {
-	file   io.ReaderAt
+	file   vfs.File
 	limit  int64  // bytes past limit are never read
 	buf    []byte // window of the file starting at bufOff
 	bufOff int64
 	chunk  int // next read size: grows from firstReadChunk to readChunk
 }
 
-func (r *frameReader) reset(f io.ReaderAt, limit int64) {
+func (r *frameReader) reset(f vfs.File, limit int64) {
 	r.file, r.limit, r.buf, r.bufOff, r.chunk = f, limit, r.buf[:0], 0, firstReadChunk
 }
 

@@ -3423,6 +3423,28 @@ func requirePipelining(t *testing.T) {
 	}
 }
 
+// walkBothWays walks the whole log of s twice, as a walk that does not
+// verify ahead and as one that does, and returns how many events each
+// delivered before its error. Walks verify ahead for the rest of the test.
+func walkBothWays(t *testing.T, s *Store, opts ...SubscribeOption) (wantN int, wantErr error, gotN int, gotErr error) {
+	t.Helper()
+	walk := func() (int, error) {
+		n := 0
+		for _, err := range s.All(context.Background(), 0, opts...) {
+			if err != nil {
+				return n, err
+			}
+			n++
+		}
+		return n, nil
+	}
+	withPipelineFrom(t, math.MaxUint64)
+	wantN, wantErr = walk()
+	withPipelineFrom(t, 1)
+	gotN, gotErr = walk()
+	return wantN, wantErr, gotN, gotErr
+}
+
 // withPipelineFrom has walks of at least n events verify ahead on a second
 // goroutine, for the rest of the test, skipping it if they cannot.
 func withPipelineFrom(t *testing.T, n uint64) {
@@ -3535,20 +3557,7 @@ func TestWalk_PipelinedStops(t *testing.T) {
 	_, err = f.WriteAt(b, off)
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
-	walk := func() (int, error) {
-		n := 0
-		for _, err := range s.All(ctx, 0, BorrowData()) {
-			if err != nil {
-				return n, err
-			}
-			n++
-		}
-		return n, nil
-	}
-	gotN, gotErr := walk()
-	withPipelineFrom(t, math.MaxUint64)
-	wantN, wantErr := walk()
-	withPipelineFrom(t, 1)
+	wantN, wantErr, gotN, gotErr := walkBothWays(t, s, BorrowData())
 	var ce *CorruptionError
 	require.ErrorAs(t, wantErr, &ce)
 	require.ErrorAs(t, gotErr, &ce)
@@ -3558,7 +3567,7 @@ func TestWalk_PipelinedStops(t *testing.T) {
 
 	// Cut the first segment short: the walk ends with an error, not a fault.
 	require.NoError(t, os.Truncate(segs[0], 8192))
-	_, err = walk()
+	_, _, _, err = walkBothWays(t, s, BorrowData())
 	require.ErrorAs(t, err, &ce)
 }
 
@@ -3689,20 +3698,7 @@ func TestWalk_PipelinedCutShortAsSequential(t *testing.T) {
 	segs, err := filepath.Glob(filepath.Join(dir, "*.seg"))
 	require.NoError(t, err)
 	require.NoError(t, os.Truncate(segs[0], fileSizeOf(t, segs[0])/2+12345))
-	walk := func() (int, error) {
-		n := 0
-		for _, err := range s.All(context.Background(), 0) {
-			if err != nil {
-				return n, err
-			}
-			n++
-		}
-		return n, nil
-	}
-	withPipelineFrom(t, math.MaxUint64)
-	wantN, wantErr := walk()
-	withPipelineFrom(t, 1)
-	gotN, gotErr := walk()
+	wantN, wantErr, gotN, gotErr := walkBothWays(t, s)
 	var ce *CorruptionError
 	require.ErrorAs(t, wantErr, &ce)
 	require.Equal(t, wantErr.Error(), gotErr.Error())
@@ -3734,20 +3730,7 @@ func TestWalk_PipelinedCutInLastPageAsSequential(t *testing.T) {
 				}
 			}
 			require.NoError(t, os.Truncate(seg, fileSizeOf(t, seg)-1))
-			walk := func() (int, error) {
-				n := 0
-				for _, err := range s.All(context.Background(), 0) {
-					if err != nil {
-						return n, err
-					}
-					n++
-				}
-				return n, nil
-			}
-			withPipelineFrom(t, math.MaxUint64)
-			wantN, wantErr := walk()
-			withPipelineFrom(t, 1)
-			gotN, gotErr := walk()
+			wantN, wantErr, gotN, gotErr := walkBothWays(t, s)
 			var ce *CorruptionError
 			require.ErrorAs(t, wantErr, &ce)
 			require.Equal(t, wantErr.Error(), fmt.Sprint(gotErr))
