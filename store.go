@@ -462,6 +462,10 @@ func (s *Store) Close() error {
 		s.index.helpers.Wait() // walks' verifiers end on the stop, whatever their loops do
 		var err error
 		// A poisoned log is not synced: its fsync has failed once already.
+		// A healthy one gives back the space allocated ahead of its frames.
+		if s.w.failed == nil && !s.opts.ReadOnly {
+			s.log.trim()
+		}
 		if s.w.failed == nil && s.w.dirty {
 			err = s.log.sync()
 		}

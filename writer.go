@@ -257,13 +257,18 @@ func (w *writer) commit() {
 		}
 		count := uint64(len(r.ids))
 		firstVersion := current
-		size := int64(record.FrameSize(firstVersion, r.body))
+		size := int64(record.FrameSize(firstVersion, r.body)) + record.EndMarkSize
 		if err := w.ensureRoom(size); err != nil {
 			w.fail(err)
 			w.outcomes = append(w.outcomes, result{err: w.failed})
 			continue
 		}
 		seg := w.log.active()
+		appendFrame := record.AppendMarkedFrame
+		if !seg.marked { // a version-1 segment a store opened
+			appendFrame = record.AppendFrame
+			size -= record.EndMarkSize
+		}
 		w.frames = append(w.frames, pendingFrame{
 			req: r, seg: seg, off: seg.size + int64(len(w.buf)),
 			position: w.next, firstVersion: firstVersion, size: size,
@@ -272,7 +277,7 @@ func (w *writer) commit() {
 		// recovery can tell which frames a crash may have torn together.
 		// Every roll-over syncs, so it stays below the events a segment can
 		// hold (under 2^32).
-		w.buf = record.AppendFrame(w.buf, w.next, uint32(w.next-w.synced), now, firstVersion, r.body)
+		w.buf = appendFrame(w.buf, w.next, uint32(w.next-w.synced), now, firstVersion, r.body)
 		ps := w.pending[r.stream]
 		if ps == nil {
 			ps = &pendingStream{}

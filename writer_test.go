@@ -3,6 +3,7 @@ package eventstore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -960,7 +961,7 @@ func TestEventLog_Recover_MissingAndDamagedSegments(t *testing.T) {
 }
 
 var opNames = map[vfs.Op]string{vfs.OpWrite: "write", vfs.OpSync: "sync", vfs.OpOpen: "open",
-	vfs.OpTruncate: "truncate", vfs.OpRemove: "remove", vfs.OpSyncDir: "syncdir"}
+	vfs.OpTruncate: "truncate", vfs.OpRemove: "remove", vfs.OpSyncDir: "syncdir", vfs.OpAllocate: "allocate"}
 
 type planned struct {
 	stream string
@@ -1055,7 +1056,7 @@ func TestWriter_Faults_EveryNthOperation(t *testing.T) {
 		verifyReopened(t, dir, acked, nil)
 	}
 	total := 0
-	for op := vfs.OpWrite; op <= vfs.OpSyncDir; op++ {
+	for op := vfs.OpWrite; op <= vfs.OpAllocate; op++ {
 		t.Logf("%s: %d ops", opNames[op], counter.Count(op))
 		for n := 1; n <= counter.Count(op)+1; n++ {
 			for _, errno := range []error{syscall.EIO, syscall.ENOSPC} {
@@ -1139,7 +1140,7 @@ func TestEventLog_Recover_FaultsDuringRepair(t *testing.T) {
 		want []mEv
 	}{{"torn tail", tornTail, wantTail}, {"torn header", tornHdr, model}}
 	for _, c := range cases {
-		for op := vfs.OpWrite; op <= vfs.OpSyncDir; op++ {
+		for op := vfs.OpWrite; op <= vfs.OpAllocate; op++ {
 			for n := 1; n <= 3; n++ {
 				for _, persistent := range []bool{false, true} {
 					t.Run(fmt.Sprintf("%s/%s/%d/%v", c.name, opNames[op], n, persistent), func(t *testing.T) {
@@ -2399,7 +2400,9 @@ func checkModelRead(t *testing.T, s *Store, m *storeModel, rng *rand.Rand, seed 
 // every cut near a frame edge; make test's second pass tries them all.
 func TestStore_Open_TruncatedAtEveryByte(t *testing.T) {
 	fs := vfs.NewCrashFS()
-	s, err := Open("/t", &Options{fs: fs})
+	// Segments of a megabyte: each reopen allocates one ahead, in memory.
+	const segmentSize = 1 << 20
+	s, err := Open("/t", &Options{fs: fs, SegmentSize: segmentSize})
 	require.NoError(t, err)
 	seg := "/t/" + segmentName(0)
 	ctx := context.Background()
@@ -2409,15 +2412,19 @@ func TestStore_Open_TruncatedAtEveryByte(t *testing.T) {
 	}
 	var ends []int64 // end of each of the last three frames
 	starts := []int64{}
-	for _, size := range []int{1, 4000, 70000} {
+	// The open segment has space allocated after its frames; the last
+	// frame ends in the segment's last non-zero byte, its end mark.
+	written := func() int64 {
 		b, err := fs.ReadFile(seg)
 		require.NoError(t, err)
-		starts = append(starts, int64(len(b)))
+		require.Equal(t, byte(record.EndMark), b[lastNonZero(b)])
+		return int64(lastNonZero(b) + 1)
+	}
+	for _, size := range []int{1, 4000, 70000} {
+		starts = append(starts, written())
 		_, err = s.Append(ctx, "s", Any, EventData{Type: "t", Data: bytes.Repeat([]byte{0xAB}, size)})
 		require.NoError(t, err)
-		b, err = fs.ReadFile(seg)
-		require.NoError(t, err)
-		ends = append(ends, int64(len(b)))
+		ends = append(ends, written())
 	}
 	require.NoError(t, s.Close())
 	full, err := fs.ReadFile(seg)
@@ -2450,7 +2457,7 @@ func TestStore_Open_TruncatedAtEveryByte(t *testing.T) {
 		img := vfs.NewCrashFS()
 		require.NoError(t, img.MkdirAll("/t", 0o755))
 		require.NoError(t, img.WriteFile(seg, full[:cut]))
-		s, err := Open("/t", &Options{fs: img})
+		s, err := Open("/t", &Options{fs: img, SegmentSize: segmentSize})
 		require.NoError(t, err, "cut at %d", cut)
 		st := s.Stats()
 		require.Equal(t, uint64(whole), st.Events, "cut at %d", cut)
@@ -2469,7 +2476,7 @@ func TestStore_Open_TruncatedAtEveryByte(t *testing.T) {
 		require.NoError(t, img.MkdirAll("/t", 0o755))
 		require.NoError(t, img.WriteFile(seg, full[:ends[0]]))
 		require.NoError(t, img.WriteFile("/t/"+segmentName(5), hdr[:cut]))
-		s, err := Open("/t", &Options{fs: img})
+		s, err := Open("/t", &Options{fs: img, SegmentSize: segmentSize})
 		if cut < len(hdr) {
 			require.NoError(t, err, "header cut at %d", cut)
 			assert.Equal(t, int64(cut), s.Stats().TornBytes, "header cut at %d: the segment is removed", cut)
@@ -2798,8 +2805,9 @@ func TestWriter_Index_CleanReopenReadsOnlyIndexFiles(t *testing.T) {
 
 // TestWriter_Index_CrashReopenReadsOnlyTheUnindexedTail copies a store's
 // files while it runs, as a crash would leave them once every sealed
-// segment has its index file: Open then reads the last segment and the
-// index files, whatever the log's length.
+// segment has its index file: Open then reads the last segment (twice at
+// most: once back from its end, for where its frames end, once forward
+// through them) and the index files, whatever the log's length.
 func TestWriter_Index_CrashReopenReadsOnlyTheUnindexedTail(t *testing.T) {
 	s, dir := openWithFS(t, vfs.OS(), &Options{SegmentSize: 4096})
 	var model []mEv
@@ -2816,7 +2824,7 @@ func TestWriter_Index_CrashReopenReadsOnlyTheUnindexedTail(t *testing.T) {
 	require.Greater(t, len(segs), 5)
 	idx := indexFiles(t, crashed)
 	require.Len(t, idx, len(segs)-1, "every sealed segment is indexed, the active one is not")
-	want := fileSize(t, segs[len(segs)-1])
+	want := 2 * fileSize(t, segs[len(segs)-1])
 	for _, size := range idx {
 		want += size + record.SegmentHeaderSize + record.HeaderSize
 	}
@@ -2826,7 +2834,7 @@ func TestWriter_Index_CrashReopenReadsOnlyTheUnindexedTail(t *testing.T) {
 	require.NoError(t, err)
 	defer s2.Close()
 	assert.LessOrEqual(t, ffs.BytesRead(), want, "bytes read by Open")
-	assert.Greater(t, ffs.BytesRead(), want-fileSize(t, segs[len(segs)-1]), "the last segment is read")
+	assert.Greater(t, ffs.BytesRead(), want-2*fileSize(t, segs[len(segs)-1]), "the last segment is read")
 	checkStore(t, s2, model)
 }
 
@@ -3713,23 +3721,42 @@ func TestWalk_PipelinedCutShortAsSequential(t *testing.T) {
 // still see the file end where it does, as one that does not.
 func TestWalk_PipelinedCutInLastPageAsSequential(t *testing.T) {
 	requirePipelining(t)
-	for _, zero := range []bool{false, true} {
-		t.Run(fmt.Sprint("zero byte ", zero), func(t *testing.T) {
+	// A version-1 segment's last frame may end in a zero byte; a version-2
+	// segment's ends in its end mark, and has space allocated after it.
+	for _, c := range []struct {
+		name     string
+		version1 bool
+		zero     bool
+	}{{"version 1, zero byte false", true, false}, {"version 1, zero byte true", true, true}, {"version 2", false, false}} {
+		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
+			seg := filepath.Join(dir, segmentName(0))
+			if c.version1 {
+				require.NoError(t, os.WriteFile(seg, version1SegmentHeader(0), 0o644))
+			}
 			s, err := Open(dir, &Options{Sync: SyncNone})
 			require.NoError(t, err)
 			defer s.Close()
-			seg := filepath.Join(dir, segmentName(0))
+			var end int
 			for i := 0; ; i++ {
 				require.Less(t, i, 100_000, "no frame ending as wanted")
 				_, err := s.Append(context.Background(), fmt.Sprint("s-", i%7), Any, EventData{Type: "t", Data: []byte(fmt.Sprint("data-", i))})
 				require.NoError(t, err)
-				b := mustReadFile(t, seg)
-				if last := len(b) - 1; i > 100 && last%4096 != 0 && (b[last] == 0) == zero {
+				if i <= 100 {
+					continue
+				}
+				end = int(s.w.log.active().size) // set before Append returned
+				b := make([]byte, end)
+				f, err := os.Open(seg)
+				require.NoError(t, err)
+				_, err = f.ReadAt(b, 0)
+				require.NoError(t, f.Close())
+				require.NoError(t, err)
+				if last := end - 1; last%4096 != 0 && (b[last] == 0) == c.zero {
 					break
 				}
 			}
-			require.NoError(t, os.Truncate(seg, fileSizeOf(t, seg)-1))
+			require.NoError(t, os.Truncate(seg, int64(end-1)))
 			wantN, wantErr, gotN, gotErr := walkBothWays(t, s)
 			var ce *CorruptionError
 			require.ErrorAs(t, wantErr, &ce)
@@ -3737,6 +3764,15 @@ func TestWalk_PipelinedCutInLastPageAsSequential(t *testing.T) {
 			require.Equal(t, wantN, gotN)
 		})
 	}
+}
+
+// version1SegmentHeader is the header of a version-1 segment at base, as
+// stores wrote them before version 2.
+func version1SegmentHeader(base uint64) []byte {
+	hdr := record.AppendSegmentHeader(nil, base)
+	hdr[4] = 1
+	binary.LittleEndian.PutUint32(hdr[20:24], record.Checksum(hdr[:20]))
+	return hdr
 }
 
 // TestWalk_LargeFramesAreReleased walks frames five times the size of a
@@ -3769,4 +3805,215 @@ func mustReadFile(t *testing.T, path string) []byte {
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	return b
+}
+
+// allocatedLog appends n one-event frames to a store on a CrashFS whose
+// segments are allocated ahead, and returns the disk image a power loss
+// leaves: every frame synced, the allocated space after them zeros.
+func allocatedLog(t *testing.T, n int) (image *vfs.CrashFS, seg string, offs []int64) {
+	fs := vfs.NewCrashFS()
+	s, err := Open("/a", &Options{SegmentSize: 64 << 10, fs: fs})
+	require.NoError(t, err)
+	for i := range n {
+		_, err := s.Append(context.Background(), "s", Any, EventData{Type: "t", Data: []byte(fmt.Sprintf("event-%d", i))})
+		require.NoError(t, err)
+	}
+	image = fs.CrashClean()
+	_ = s.Close() // on the crashed file system, it fails
+	seg = "/a/" + segmentName(0)
+	b, err := image.ReadFile(seg)
+	require.NoError(t, err)
+	require.Len(t, b, 64<<10, "the segment was allocated ahead, and its size synced")
+	end := lastNonZero(b) + 1
+	require.Equal(t, byte(record.EndMark), b[end-1])
+	offs, _ = frameOffsets(t, b[:end])
+	require.Len(t, offs, n)
+	return image, seg, offs
+}
+
+func TestEventLog_Allocated_ZerosAfterTheFramesAreNoTear(t *testing.T) {
+	image, seg, _ := allocatedLog(t, 5)
+	rep, err := verifyLog(context.Background(), image, "/a", nil)
+	require.NoError(t, err)
+	assert.Empty(t, rep.Problems)
+	assert.Zero(t, rep.TornBytes, "verify: space allocated ahead is not a torn write")
+	assert.Equal(t, uint64(5), rep.Events)
+
+	s, err := Open("/a", &Options{SegmentSize: 64 << 10, fs: image})
+	require.NoError(t, err)
+	assert.Equal(t, uint64(5), s.Stats().Events)
+	assert.Zero(t, s.Stats().TornBytes, "space allocated ahead is not a torn write")
+	_, err = s.Append(context.Background(), "s", Exact(4), EventData{Type: "t", Data: []byte("after")})
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	b, err := image.ReadFile(seg)
+	require.NoError(t, err)
+	assert.Equal(t, lastNonZero(b)+1, len(b), "Close gives back the space allocated ahead")
+
+	s, err = Open("/a", &Options{SegmentSize: 64 << 10, fs: image})
+	require.NoError(t, err)
+	defer s.Close()
+	all, err := s.ReadAll(context.Background(), 0, 0)
+	require.NoError(t, err)
+	require.Len(t, all, 6)
+	assert.Equal(t, "after", string(all[5].Data))
+}
+
+// Damage to the last frame of a segment with space allocated after it is
+// corruption: the zeros after the frame do not make it look torn.
+func TestEventLog_Allocated_DamageInLastFrameIsCorruption(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		at   func(off, end int64) int64
+	}{
+		{"header position", func(off, _ int64) int64 { return off + 9 }},
+		{"header checksum", func(off, _ int64) int64 { return off + 22 }},
+		{"payload", func(off, end int64) int64 { return (off + record.HeaderSize + end) / 2 }},
+		{"end mark", func(_, end int64) int64 { return end - 1 }},
+	} {
+		for _, bit := range []byte{0x01, 0x10, 0x80} {
+			t.Run(fmt.Sprintf("%s/%#x", c.name, bit), func(t *testing.T) {
+				image, seg, offs := allocatedLog(t, 5)
+				b, err := image.ReadFile(seg)
+				require.NoError(t, err)
+				end := int64(lastNonZero(b) + 1)
+				b[c.at(offs[len(offs)-1], end)] ^= bit
+				require.NoError(t, image.WriteFile(seg, b))
+				s, err := Open("/a", &Options{SegmentSize: 64 << 10, fs: image})
+				if err == nil {
+					defer s.Close()
+					t.Fatalf("damage accepted as a torn write: Events=%d TornBytes=%d", s.Stats().Events, s.Stats().TornBytes)
+				}
+				require.ErrorIs(t, err, ErrCorrupt)
+			})
+		}
+	}
+}
+
+// A write torn in the last frame's last sector loses the rest of the
+// sector, however few of the frame's bytes that is: the frame goes, as a
+// torn write, and the store takes appends after it.
+func TestEventLog_Allocated_TornLastSectorIsRepaired(t *testing.T) {
+	image0, seg, offs := allocatedLog(t, 5)
+	b0, err := image0.ReadFile(seg)
+	require.NoError(t, err)
+	last := offs[len(offs)-1]
+	end := int64(lastNonZero(b0) + 1)
+	for tear := last + 1; tear < end; tear++ {
+		image, _, _ := allocatedLog(t, 5)
+		b := bytes.Clone(b0)
+		clear(b[tear : (tear/sectorSize+1)*sectorSize])
+		require.NoError(t, image.WriteFile(seg, b))
+		s, err := Open("/a", &Options{SegmentSize: 64 << 10, fs: image})
+		require.NoError(t, err, "torn at %d of the frame at %d..%d", tear, last, end)
+		assert.Equal(t, uint64(4), s.Stats().Events, "torn at %d", tear)
+		assert.Positive(t, s.Stats().TornBytes, "torn at %d", tear)
+		res, err := s.Append(context.Background(), "s", Exact(3), EventData{Type: "t"})
+		require.NoError(t, err, "torn at %d", tear)
+		assert.Equal(t, uint64(4), res.Position)
+		require.NoError(t, s.Close())
+	}
+}
+
+// A sealed segment is cut to its frames when the log rolls over; if that
+// cut is lost, the zeros after its frames end it, and a segment whose
+// frames were lost to zeros is still found out by the next one's base.
+func TestEventLog_Allocated_SealedSegmentWithZerosAfterItsFrames(t *testing.T) {
+	src := t.TempDir()
+	model := buildLog(t, src, 7, 30, 600)
+	removeIndexFiles(t, src)
+	snap := snapshot(t, src)
+	segs := segFiles(t, src)
+	require.Greater(t, len(segs), 2)
+	first := filepath.Base(segs[0])
+
+	grown := maps.Clone(snap)
+	grown[first] = append(bytes.Clone(snap[first]), make([]byte, 4000)...)
+	dir := copyDir(t, grown)
+	s, err := Open(dir, &Options{SegmentSize: 600})
+	require.NoError(t, err)
+	checkStore(t, s, model)
+	require.NoError(t, s.Close())
+
+	lost := maps.Clone(snap)
+	b := bytes.Clone(snap[first])
+	offs, _ := frameOffsets(t, b)
+	clear(b[offs[len(offs)-1]:])
+	lost[first] = b
+	_, err = Open(copyDir(t, lost), &Options{SegmentSize: 600})
+	require.ErrorIs(t, err, ErrCorrupt, "the next segment starts past the frames left")
+}
+
+// A store written before version 2 opens, keeps appending unmarked frames
+// to its version-1 segment without allocating it, and starts a version-2
+// segment, allocated ahead, when it rolls over.
+func TestEventLog_Version1SegmentsStayReadableAndWritable(t *testing.T) {
+	dir := t.TempDir()
+	seg := version1SegmentHeader(0)
+	for i := range 3 {
+		body := record.AppendBodyHead(nil, "old", 1)
+		body = record.AppendEvent(body, idFor(0, i), "t", nil, []byte(fmt.Sprint("v1-", i)))
+		seg = record.AppendFrame(seg, uint64(i), 0, 1700000000000000000, uint64(i), body)
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, segmentName(0)), seg, 0o644))
+
+	const segmentSize = 1024
+	s, err := Open(dir, &Options{SegmentSize: segmentSize})
+	require.NoError(t, err)
+	_, err = s.Append(context.Background(), "old", Exact(2), EventData{Type: "t", Data: []byte("v1-3")})
+	require.NoError(t, err)
+	b, err := os.ReadFile(filepath.Join(dir, segmentName(0)))
+	require.NoError(t, err)
+	offs, _ := frameOffsets(t, b)
+	require.Len(t, offs, 4, "the version-1 segment is not allocated ahead: its size is its frames")
+	h, err := record.DecodeHeader(b[offs[3]:])
+	require.NoError(t, err)
+	f, err := record.DecodePayload(h, b[offs[3]+record.HeaderSize:], nil)
+	require.NoError(t, err)
+	assert.False(t, f.Marked, "a version-1 segment gets version-1 frames")
+
+	for i := 4; len(segFiles(t, dir)) < 2; i++ {
+		_, err = s.Append(context.Background(), "old", Exact(uint64(i-1)), EventData{Type: "t", Data: []byte(fmt.Sprint("v1-", i))})
+		require.NoError(t, err)
+	}
+	b, err = os.ReadFile(segFiles(t, dir)[1])
+	require.NoError(t, err)
+	assert.Len(t, b, segmentSize, "the new segment is allocated ahead")
+	sh, err := record.DecodeSegmentHeader(b)
+	require.NoError(t, err)
+	assert.Equal(t, uint8(record.Version), sh.Version)
+	assert.Equal(t, byte(record.EndMark), b[lastNonZero(b)])
+	n := s.Stats().Events
+	require.NoError(t, s.Close())
+
+	s, err = Open(dir, &Options{SegmentSize: segmentSize})
+	require.NoError(t, err)
+	defer s.Close()
+	all, err := s.ReadAll(context.Background(), 0, 0)
+	require.NoError(t, err)
+	require.Len(t, all, int(n))
+	for i, e := range all {
+		assert.Equal(t, fmt.Sprint("v1-", i), string(e.Data))
+		assert.Equal(t, uint64(i), e.StreamVersion)
+	}
+}
+
+// A file system that cannot allocate ahead (or a full disk) costs speed,
+// not appends: the store logs it and extends its files as it writes.
+func TestEventLog_AllocateFailsStoreStillWorks(t *testing.T) {
+	ffs := vfs.NewFaultFS(vfs.OS())
+	ffs.Fail(vfs.OpAllocate, 1, syscall.ENOSPC, true)
+	dir := t.TempDir()
+	s, err := Open(dir, &Options{SegmentSize: 600, fs: ffs})
+	require.NoError(t, err)
+	for i := range 20 {
+		_, err := s.Append(context.Background(), "s", Any, EventData{Type: "t", Data: []byte(fmt.Sprint(i))})
+		require.NoError(t, err)
+	}
+	require.Greater(t, ffs.Count(vfs.OpAllocate), 1, "every segment tried")
+	require.NoError(t, s.Close())
+	s, err = Open(dir, &Options{SegmentSize: 600})
+	require.NoError(t, err)
+	defer s.Close()
+	assert.Equal(t, uint64(20), s.Stats().Events)
 }

@@ -201,7 +201,7 @@ func TestInfoStreamsRead(t *testing.T) {
 	info := mustRun(t, nil, "info", src)
 	assert.Regexp(t, `(?m)^events\s+240$`, info)
 	assert.Regexp(t, `(?m)^streams\s+9$`, info)
-	assert.Regexp(t, `(?m)^format version\s+1$`, info)
+	assert.Regexp(t, `(?m)^format version\s+2$`, info)
 	assert.Regexp(t, `(?m)^segments\s+\d+\s+\d`, info)
 
 	s, err := eventstore.Open(src, &eventstore.Options{ReadOnly: true})

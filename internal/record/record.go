@@ -16,8 +16,22 @@ import (
 
 // Part of the format; never change. Any change bumps Version.
 const (
-	// Version is the format version written in every segment header.
-	Version = 1
+	// Version is the format version written in every new segment's
+	// header. Version 2 differs from 1 only in that every frame ends in
+	// EndMark (see AppendMarkedFrame); DecodeSegmentHeader accepts both.
+	Version = 2
+
+	// EndMark is the byte that ends every frame of a version-2 segment,
+	// stored as is. It has more than one bit set, so that no single bit
+	// flip turns it into a zero.
+	EndMark = 0xff
+
+	// EndMarkSize is what ending in EndMark adds to a frame.
+	EndMarkSize = 1
+
+	// flagEndMark, in a payload's flags, says that its last byte is an
+	// EndMark and no part of the events.
+	flagEndMark = 1
 
 	// SegmentHeaderSize is the size of the header at the start of every
 	// segment file.
@@ -76,6 +90,9 @@ var (
 type SegmentHeader struct {
 	// Base is the global position of the first event the segment holds.
 	Base uint64
+	// Version is the segment's format version, 1 or 2. A version-2
+	// segment's frames all end in EndMark.
+	Version uint8
 }
 
 // AppendSegmentHeader appends the encoded header of a segment whose first
@@ -101,13 +118,13 @@ func DecodeSegmentHeader(b []byte) (SegmentHeader, error) {
 	if [4]byte(b[0:4]) != segmentMagic {
 		return SegmentHeader{}, fmt.Errorf("%w: bad segment magic %q", ErrMalformed, b[0:4])
 	}
-	if b[4] != Version {
+	if b[4] != 1 && b[4] != Version {
 		return SegmentHeader{}, fmt.Errorf("%w: unsupported format version %d", ErrMalformed, b[4])
 	}
 	if [3]byte(b[5:8]) != [3]byte{} || [4]byte(b[16:20]) != [4]byte{} {
 		return SegmentHeader{}, fmt.Errorf("%w: reserved segment header bytes are not zero", ErrMalformed)
 	}
-	return SegmentHeader{Base: binary.LittleEndian.Uint64(b[8:16])}, nil
+	return SegmentHeader{Base: binary.LittleEndian.Uint64(b[8:16]), Version: b[4]}, nil
 }
 
 // Header is a decoded frame header.
@@ -189,6 +206,9 @@ type Frame struct {
 	Stream []byte
 	// Events holds the events in order; their slices alias the buffer.
 	Events []Event
+	// Marked reports that the frame ends in EndMark, as every frame of a
+	// version-2 segment does.
+	Marked bool
 }
 
 // EventSize returns the encoded size of one event in a frame body.
@@ -228,21 +248,43 @@ func FrameSize(firstVersion uint64, body []byte) int {
 	return HeaderSize + payloadPrefixSize + uvarintLen(firstVersion) + len(body)
 }
 
-// AppendFrame appends a complete frame to dst: header, then payload made of
-// the writer's fields and body (built with AppendBodyHead and AppendEvent),
-// masked (see Mask). It fills in both checksums, over the bytes as written.
-// The caller keeps len(payload) <= MaxPayload.
+// AppendFrame appends a complete frame, as a version-1 segment holds them,
+// to dst: header, then payload made of the writer's fields and body (built
+// with AppendBodyHead and AppendEvent), masked (see Mask). It fills in both
+// checksums, over the bytes as written. The caller keeps len(payload) <=
+// MaxPayload.
 func AppendFrame(dst []byte, position uint64, syncDelta uint32, timestamp int64, firstVersion uint64, body []byte) []byte {
+	return appendFrame(dst, position, syncDelta, timestamp, firstVersion, body, 0)
+}
+
+// AppendMarkedFrame appends a frame as AppendFrame does, for a version-2
+// segment: its payload ends in one more byte, stored as EndMark, past the
+// masked events. So a frame never ends in a zero byte, and space allocated
+// after it, which reads as zeros, cannot be mistaken for its last bytes: a
+// frame whose last byte reads zero was cut short, and one that ends in
+// EndMark was written whole, whatever else happened to it since. It is
+// EndMarkSize bytes larger than AppendFrame's.
+func AppendMarkedFrame(dst []byte, position uint64, syncDelta uint32, timestamp int64, firstVersion uint64, body []byte) []byte {
+	return appendFrame(dst, position, syncDelta, timestamp, firstVersion, body, flagEndMark)
+}
+
+func appendFrame(dst []byte, position uint64, syncDelta uint32, timestamp int64, firstVersion uint64, body []byte, flags byte) []byte {
 	start := len(dst)
 	dst = append(dst, make([]byte, HeaderSize)...)
-	dst = append(dst, 0) // flags: none defined in version 1
+	dst = append(dst, flags)
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(timestamp))
 	dst = binary.AppendUvarint(dst, firstVersion)
 	dst = append(dst, body...)
+	if flags&flagEndMark != 0 {
+		dst = append(dst, 0)
+	}
 
 	h := dst[start : start+HeaderSize]
 	payload := dst[start+HeaderSize:]
 	Mask(payload, position)
+	if flags&flagEndMark != 0 {
+		payload[len(payload)-1] = EndMark // stored unmasked
+	}
 	binary.LittleEndian.PutUint32(h[0:4], uint32(len(payload)))
 	binary.LittleEndian.PutUint32(h[4:8], Checksum(payload))
 	binary.LittleEndian.PutUint64(h[8:16], position)
@@ -282,7 +324,11 @@ func VerifyPayload(h Header, payload []byte) error {
 	if Checksum(payload) != h.PayloadCRC {
 		return ErrPayloadChecksum
 	}
+	last := payload[len(payload)-1]
 	Mask(payload, h.Position)
+	if payload[0] == flagEndMark && last != EndMark {
+		return fmt.Errorf("%w: frame ends in %#x, not its end mark", ErrMalformed, last)
+	}
 	return nil
 }
 
@@ -295,7 +341,14 @@ func DecodeVerified(h Header, payload []byte, events []Event) (Frame, error) {
 	}
 	f := Frame{Header: h}
 	d := decoder{b: payload}
-	if flags := d.byte(); flags != 0 {
+	switch flags := d.byte(); flags {
+	case 0:
+	case flagEndMark: // its last byte is no part of the events
+		if len(d.b) > 0 {
+			d.b = d.b[:len(d.b)-1]
+		}
+		f.Marked = true
+	default:
 		return Frame{}, fmt.Errorf("%w: unknown flags %#x", ErrMalformed, flags)
 	}
 	f.Timestamp = int64(d.uint64())

@@ -63,7 +63,23 @@ const goldenFrameHex = "470000002e574496080706050403020103000000ee5b24d0" +
 	"70715c1209e1d4e85b9cc813922321eb14a2d14ea24936" +
 	"753c760ed11258e7124f756f004aa80b98a026e55dba697aa2"
 
-// goldenSegmentHeaderHex is AppendSegmentHeader(nil, 1734):
+// goldenMarkedFrameHex is the golden frame as a version-2 segment holds
+// it (AppendMarkedFrame), checked with an independent CRC-32C: length 72,
+// one more than the golden frame's; the flags byte masked from 01 (dd, where
+// the golden frame has dc); the same masked events; then the end mark, ff,
+// stored unmasked.
+const goldenMarkedFrameHex = "4800000038c7804a08070605040302010300000014b2a841" +
+	"dde3a19546d60937e0009d41bd830a9ebf476d84c8774a" +
+	"70715c1209e1d4e85b9cc813922321eb14a2d14ea24936" +
+	"753c760ed11258e7124f756f004aa80b98a026e55dba697aa2ff"
+
+// goldenSegmentHeaderV2Hex is AppendSegmentHeader(nil, 1734), checked with
+// an independent CRC-32C: goldenSegmentHeaderHex but for the version, 02,
+// and the crc, 0x27c96057.
+const goldenSegmentHeaderV2Hex = "45534c4702000000c606000000000000000000005760c927"
+
+// goldenSegmentHeaderHex is a version-1 segment header for base 1734, as
+// AppendSegmentHeader wrote it before version 2:
 //
 //	45534c47  magic "ESLG"
 //	01        version
@@ -76,9 +92,16 @@ const goldenSegmentHeaderHex = "45534c4701000000c60600000000000000000000a4003134
 const goldenSegmentBase = uint64(1734)
 
 func goldenFrame() []byte {
+	return record.AppendFrame(nil, goldenPosition, goldenDelta, goldenTimestamp, goldenFirstVersion, goldenBody())
+}
+
+func goldenMarkedFrame() []byte {
+	return record.AppendMarkedFrame(nil, goldenPosition, goldenDelta, goldenTimestamp, goldenFirstVersion, goldenBody())
+}
+
+func goldenBody() []byte {
 	body := record.AppendBodyHead(nil, goldenStream, 1)
-	body = record.AppendEvent(body, goldenID, goldenType, []byte(goldenMetadata), []byte(goldenData))
-	return record.AppendFrame(nil, goldenPosition, goldenDelta, goldenTimestamp, goldenFirstVersion, body)
+	return record.AppendEvent(body, goldenID, goldenType, []byte(goldenMetadata), []byte(goldenData))
 }
 
 func mustHex(t testing.TB, s string) []byte {
@@ -225,19 +248,86 @@ func TestAppendFrame_AppendsToDst(t *testing.T) {
 	assert.Equal(t, mustHex(t, goldenFrameHex), got[len(prefix):])
 }
 
+func TestAppendMarkedFrame_Golden(t *testing.T) {
+	got := goldenMarkedFrame()
+	require.Equal(t, goldenMarkedFrameHex, hex.EncodeToString(got), "marked frame encoding changed")
+	plain := goldenFrame()
+	require.Len(t, got, len(plain)+record.EndMarkSize)
+	assert.Equal(t, uint32(72), binary.LittleEndian.Uint32(got[0:4]), "the length counts the end mark")
+	assert.Equal(t, byte(record.EndMark), got[len(got)-1], "the end mark is stored as is")
+	assert.Equal(t, plain[record.HeaderSize]^1, got[record.HeaderSize], "flags 1, masked as version 1's 0 is")
+	assert.Equal(t, plain[record.HeaderSize+1:], got[record.HeaderSize+1:len(got)-1], "the events are masked as in version 1")
+	assert.Equal(t, record.Checksum(got[24:]), binary.LittleEndian.Uint32(got[4:8]), "pcrc covers the end mark")
+
+	h, err := record.DecodeHeader(got)
+	require.NoError(t, err)
+	f, err := record.DecodePayload(h, got[record.HeaderSize:], nil)
+	require.NoError(t, err)
+	require.Len(t, f.Events, 1)
+	assert.Equal(t, goldenID, f.Events[0].ID)
+	assert.Equal(t, []byte(goldenType), f.Events[0].Type)
+	assert.Equal(t, []byte(goldenMetadata), f.Events[0].Metadata)
+	assert.Equal(t, []byte(goldenData), f.Events[0].Data, "the end mark is no part of the data")
+	assert.Equal(t, []byte(goldenStream), f.Stream)
+	assert.Equal(t, goldenFirstVersion, f.FirstVersion)
+	assert.Equal(t, goldenTimestamp, f.Timestamp)
+}
+
+// TestAppendMarkedFrame_NeverEndsInZero: whatever the events hold, a
+// marked frame's last byte is the end mark, and the frame decodes to them.
+func TestAppendMarkedFrame_NeverEndsInZero(t *testing.T) {
+	for n := range 300 {
+		for _, fill := range []byte{0, 0xff, 0x5a} {
+			data := bytes.Repeat([]byte{fill}, n)
+			body := record.AppendBodyHead(nil, "s", 1)
+			body = record.AppendEvent(body, [record.IDSize]byte{}, "t", nil, data)
+			frame := record.AppendMarkedFrame(nil, uint64(n), 0, 0, 0, body)
+			require.Equal(t, byte(record.EndMark), frame[len(frame)-1])
+			f, err := decodeFrame(t, frame)
+			require.NoError(t, err, "%d bytes of %#x", n, fill)
+			require.Equal(t, string(data), string(f.Events[0].Data))
+		}
+	}
+}
+
+func TestDecodePayload_MarkedFrameMustEndInItsMark(t *testing.T) {
+	for _, last := range []byte{0, 0xfe, 0x7f, 1} {
+		frame := goldenMarkedFrame()
+		frame[len(frame)-1] = last
+		binary.LittleEndian.PutUint32(frame[4:8], record.Checksum(frame[record.HeaderSize:]))
+		binary.LittleEndian.PutUint32(frame[20:24], record.Checksum(frame[:20]))
+		_, err := decodeFrame(t, frame)
+		require.ErrorIs(t, err, record.ErrMalformed, "last byte %#x", last)
+	}
+}
+
+func TestDecodePayload_UnknownFlags(t *testing.T) {
+	for _, flags := range []byte{2, 3, 0x80, 0xff} {
+		frame := goldenMarkedFrame()
+		payload := frame[record.HeaderSize:]
+		record.Mask(payload, goldenPosition)
+		payload[0] = flags
+		record.Mask(payload, goldenPosition)
+		binary.LittleEndian.PutUint32(frame[4:8], record.Checksum(payload))
+		binary.LittleEndian.PutUint32(frame[20:24], record.Checksum(frame[:20]))
+		_, err := decodeFrame(t, frame)
+		require.ErrorIs(t, err, record.ErrMalformed, "flags %#x", flags)
+	}
+}
+
 func TestAppendSegmentHeader_Golden(t *testing.T) {
 	got := record.AppendSegmentHeader(nil, goldenSegmentBase)
-	require.Equal(t, goldenSegmentHeaderHex, hex.EncodeToString(got), "segment header encoding changed")
+	require.Equal(t, goldenSegmentHeaderV2Hex, hex.EncodeToString(got), "segment header encoding changed")
 
 	require.Len(t, got, record.SegmentHeaderSize)
 	assert.Equal(t, 24, record.SegmentHeaderSize)
 	assert.Equal(t, []byte("ESLG"), got[0:4], "magic at 0")
-	assert.Equal(t, byte(1), got[4], "version at 4")
+	assert.Equal(t, byte(2), got[4], "version at 4")
 	assert.Equal(t, byte(record.Version), got[4])
 	assert.Equal(t, []byte{0, 0, 0}, got[5:8], "reserved 5-7")
 	assert.Equal(t, goldenSegmentBase, binary.LittleEndian.Uint64(got[8:16]), "base at 8")
 	assert.Equal(t, []byte{0, 0, 0, 0}, got[16:20], "reserved 16-19")
-	assert.Equal(t, uint32(0x343100a4), binary.LittleEndian.Uint32(got[20:24]), "crc at 20")
+	assert.Equal(t, uint32(0x27c96057), binary.LittleEndian.Uint32(got[20:24]), "crc at 20")
 	assert.Equal(t, record.Checksum(got[:20]), binary.LittleEndian.Uint32(got[20:24]), "crc covers bytes 0-19")
 
 	withPrefix := record.AppendSegmentHeader([]byte{0xee}, goldenSegmentBase)
@@ -273,7 +363,10 @@ func TestDecodeFrame_Golden(t *testing.T) {
 func TestDecodeSegmentHeader_Golden(t *testing.T) {
 	sh, err := record.DecodeSegmentHeader(mustHex(t, goldenSegmentHeaderHex))
 	require.NoError(t, err)
-	assert.Equal(t, record.SegmentHeader{Base: goldenSegmentBase}, sh)
+	assert.Equal(t, record.SegmentHeader{Base: goldenSegmentBase, Version: 1}, sh, "version 1 stays readable")
+	sh, err = record.DecodeSegmentHeader(mustHex(t, goldenSegmentHeaderV2Hex))
+	require.NoError(t, err)
+	assert.Equal(t, record.SegmentHeader{Base: goldenSegmentBase, Version: 2}, sh)
 }
 
 func TestDecodeSegmentHeader_RoundTrip(t *testing.T) {
@@ -719,7 +812,7 @@ func TestDecodeSegmentHeader_BadMagic(t *testing.T) {
 }
 
 func TestDecodeSegmentHeader_BadVersion(t *testing.T) {
-	for _, version := range []byte{0, 2, 0xff} {
+	for _, version := range []byte{0, 3, 0xff} {
 		b := record.AppendSegmentHeader(nil, 7)
 		b[4] = version
 		binary.LittleEndian.PutUint32(b[20:24], record.Checksum(b[:20]))
@@ -732,6 +825,7 @@ func TestDecodeSegmentHeader_BadVersion(t *testing.T) {
 func fuzzFrameSeeds() [][]byte {
 	return [][]byte{
 		goldenFrame(),
+		goldenMarkedFrame(),
 		testFrame{position: 0, stream: "s", events: []testEvent{{typ: "t"}}}.encode(),
 		testFrame{position: 100, delta: 7, timestamp: -5, firstVersion: 41, stream: "account-1", events: []testEvent{
 			{id: idOf(0x10), typ: "Opened", metadata: []byte(`{"by":"a"}`), data: []byte(`{"owner":"x"}`)},
@@ -799,7 +893,11 @@ func checkDecodeFrame(t *testing.T, in []byte) {
 	for _, e := range f.Events {
 		body = record.AppendEvent(body, e.ID, string(e.Type), e.Metadata, e.Data)
 	}
-	got := record.AppendFrame(nil, f.Position, f.SyncDelta, f.Timestamp, f.FirstVersion, body)
+	appendFrame := record.AppendFrame
+	if f.Marked {
+		appendFrame = record.AppendMarkedFrame
+	}
+	got := appendFrame(nil, f.Position, f.SyncDelta, f.Timestamp, f.FirstVersion, body)
 	require.Equal(t, hex.EncodeToString(frame), hex.EncodeToString(got), "re-encoding the decoded frame differs from the input")
 }
 
@@ -811,7 +909,7 @@ func FuzzDecodeFrame(f *testing.F) {
 	for n := range len(seeds[0]) {
 		f.Add(seeds[0][:n])
 	}
-	f.Add(append(bytes.Clone(seeds[1]), seeds[2]...))
+	f.Add(append(bytes.Clone(seeds[2]), seeds[3]...))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		checkDecodeFrame(t, in)
 		if sealed, ok := resealForFuzz(in); ok {

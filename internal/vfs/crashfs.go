@@ -646,6 +646,21 @@ func (f *crashFile) Truncate(size int64) error {
 	return nil
 }
 
+func (f *crashFile) Allocate(size int64) error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.check("allocate", false, true); err != nil {
+		return err
+	}
+	if size < 0 {
+		return &fs.PathError{Op: "allocate", Path: f.name, Err: errNegative}
+	}
+	if int(size) > len(f.ino.data) {
+		f.ino.truncate(int(size))
+	}
+	return nil
+}
+
 func (f *crashFile) Size() (int64, error) {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -120,6 +121,22 @@ func TestCrashFS_OSSemantics(t *testing.T) {
 			size, err := f.Size()
 			require.NoError(t, err)
 			assert.Equal(t, int64(8), size)
+		}},
+		{"Allocate zero-extends and never shrinks", func(t *testing.T, fsys vfs.FS, dir string) {
+			f := openFile(t, fsys, filepath.Join(dir, "f"), rw)
+			defer f.Close()
+			writeAt(t, f, "hello", 0)
+			require.NoError(t, f.Allocate(4096))
+			got := contents(t, f)
+			require.Len(t, got, 4096)
+			assert.Equal(t, "hello"+strings.Repeat("\x00", 4091), got)
+			require.NoError(t, f.Allocate(3))
+			size, err := f.Size()
+			require.NoError(t, err)
+			assert.Equal(t, int64(4096), size, "a smaller size leaves the file as it is")
+			writeAt(t, f, "world", 4094)
+			assert.Equal(t, "hello", contents(t, f)[:5])
+			assert.Equal(t, "world", contents(t, f)[4094:], "a write past the allocation extends the file")
 		}},
 		{"O_EXCL fails on an existing file", func(t *testing.T, fsys vfs.FS, dir string) {
 			name := filepath.Join(dir, "f")

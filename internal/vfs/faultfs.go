@@ -18,6 +18,7 @@ const (
 	OpTruncate
 	OpRemove
 	OpSyncDir
+	OpAllocate
 	numOps
 )
 
@@ -152,6 +153,13 @@ func (f *faultFile) Sync() error {
 		return &os.PathError{Op: "fdatasync", Path: f.name, Err: err}
 	}
 	return f.File.Sync()
+}
+
+func (f *faultFile) Allocate(size int64) error {
+	if err := f.fs.check(OpAllocate); err != nil {
+		return &os.PathError{Op: "allocate", Path: f.name, Err: err}
+	}
+	return f.File.Allocate(size)
 }
 
 func (f *faultFile) Truncate(size int64) error {

@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,7 +15,21 @@ type osFS struct{}
 
 type osFile struct{ *os.File }
 
+// errNoAllocate is allocate's answer where the system cannot reserve space.
+var errNoAllocate = errors.New("vfs: fallocate not supported")
+
 func (f osFile) Sync() error { return datasync(f.File) }
+
+func (f osFile) Allocate(size int64) error {
+	cur, err := f.Size()
+	if err != nil || cur >= size {
+		return err
+	}
+	if err := allocate(f.File, size); err != errNoAllocate {
+		return err
+	}
+	return f.Truncate(size) // a file with a hole there: the space is not reserved
+}
 
 func (f osFile) Size() (int64, error) {
 	fi, err := f.Stat()

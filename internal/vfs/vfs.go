@@ -24,6 +24,10 @@ type File interface {
 	Sync() error
 	// Truncate changes the file's size.
 	Truncate(size int64) error
+	// Allocate makes the file at least size bytes long, the bytes it adds
+	// reading as zeros, and reserves disk space for them where the system
+	// can. It never shrinks the file. The new size is durable after Sync.
+	Allocate(size int64) error
 	// Size returns the file's current size.
 	Size() (int64, error)
 	Close() error
