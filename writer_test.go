@@ -3238,12 +3238,16 @@ func TestReadOnly_OpenBesideARollingWriterIsNotCorruption(t *testing.T) {
 	t.Logf("%d opens, no false corruption", opens)
 }
 
+// crashFSSegmentSize keeps the space each Open allocates ahead, which
+// CrashFS holds in memory and copies into every crash image, small.
+const crashFSSegmentSize = 64 << 10
+
 // killedWithUnsyncedAppends makes 30 appends to a store on CrashFS under
 // SyncNone and kills it: the frames are in the page cache, none synced.
 func killedWithUnsyncedAppends(t *testing.T) *vfs.CrashFS {
 	t.Helper()
 	fs := vfs.NewCrashFS()
-	s, err := Open("/store", &Options{Sync: SyncNone, fs: fs})
+	s, err := Open("/store", &Options{Sync: SyncNone, fs: fs, SegmentSize: crashFSSegmentSize})
 	require.NoError(t, err)
 	for i := range 30 {
 		_, err := s.Append(context.Background(), fmt.Sprint("s", i%3), Any, ev(strings.Repeat("d", 200+i)))
@@ -3270,13 +3274,13 @@ func TestWriter_Index_NeverCoversFramesRecoveredUnsynced(t *testing.T) {
 	for seed := range 40 {
 		fs := killedWithUnsyncedAppends(t)
 
-		s2, err := Open("/store", &Options{fs: fs}) // e.g. a restart, then a clean shutdown
+		s2, err := Open("/store", &Options{fs: fs, SegmentSize: crashFSSegmentSize}) // e.g. a restart, then a clean shutdown
 		require.NoError(t, err)
 		require.Equal(t, uint64(30), s2.Stats().Events)
 		require.NoError(t, s2.Close())
 
 		img := fs.Crash(rand.New(rand.NewPCG(uint64(seed), 7))) // then a power loss
-		s3, err := Open("/store", &Options{fs: img})
+		s3, err := Open("/store", &Options{fs: img, SegmentSize: crashFSSegmentSize})
 		if err != nil {
 			t.Logf("seed %d: Open: %v", seed, err)
 			bad++
@@ -3308,7 +3312,7 @@ func TestWriter_Index_NeverCoversFramesRecoveredUnsynced(t *testing.T) {
 // vanish with the file on a power loss.
 func TestWriter_Recovery_SyncsTheSegmentEntryACrashLeftUnsynced(t *testing.T) {
 	fs := vfs.NewCrashFS()
-	s1, err := Open("/store", &Options{fs: fs})
+	s1, err := Open("/store", &Options{fs: fs, SegmentSize: crashFSSegmentSize})
 	require.NoError(t, err)
 	_, err = s1.Append(context.Background(), "s", Any, ev("one"))
 	require.NoError(t, err)
@@ -3321,7 +3325,7 @@ func TestWriter_Recovery_SyncsTheSegmentEntryACrashLeftUnsynced(t *testing.T) {
 	require.NoError(t, f.Sync())
 	kill(s1)
 
-	s2, err := Open("/store", &Options{fs: fs})
+	s2, err := Open("/store", &Options{fs: fs, SegmentSize: crashFSSegmentSize})
 	require.NoError(t, err)
 	for range 3 {
 		_, err := s2.Append(context.Background(), "s", Any, ev(strings.Repeat("x", 100)))
@@ -3329,7 +3333,7 @@ func TestWriter_Recovery_SyncsTheSegmentEntryACrashLeftUnsynced(t *testing.T) {
 	}
 	acked := s2.Stats().Events
 	img := fs.CrashClean() // power loss before any Close
-	s3, err := Open("/store", &Options{fs: img})
+	s3, err := Open("/store", &Options{fs: img, SegmentSize: crashFSSegmentSize})
 	require.NoError(t, err)
 	defer s3.Close()
 	require.Equal(t, acked, s3.Stats().Events, "acknowledged events lost")
@@ -3345,14 +3349,14 @@ func TestWriter_Recovery_SyncsFramesRecoveredFromThePageCache(t *testing.T) {
 	bad := 0
 	for seed := range 40 {
 		fs := killedWithUnsyncedAppends(t)
-		s2, err := Open("/store", &Options{fs: fs})
+		s2, err := Open("/store", &Options{fs: fs, SegmentSize: crashFSSegmentSize})
 		require.NoError(t, err)
 		fs.CrashAtSyncAfter(1)
 		_, err = s2.Append(context.Background(), "s", Any, ev("new"))
 		require.Error(t, err) // the power goes during its fdatasync
 		img := fs.Crash(rand.New(rand.NewPCG(uint64(seed), 9)))
 		_ = s2.Close() // its fsync failed: the store is poisoned
-		s3, err := Open("/store", &Options{fs: img})
+		s3, err := Open("/store", &Options{fs: img, SegmentSize: crashFSSegmentSize})
 		if err != nil {
 			t.Logf("seed %d (%v): %v", seed, img.CrashModes(), err)
 			bad++
