@@ -565,13 +565,6 @@ func segmentFile(t *testing.T, dir string) string {
 	return files[0]
 }
 
-func fileSize(t *testing.T, path string) int64 {
-	t.Helper()
-	fi, err := os.Stat(path)
-	require.NoError(t, err)
-	return fi.Size()
-}
-
 // framesSize is how much of a segment its frames take, also while the
 // store is open and the space after them is allocated ahead: a frame of a
 // version-2 segment ends in a non-zero end mark, and the space reads as

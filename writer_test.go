@@ -3804,13 +3804,6 @@ func TestWalk_LargeFramesAreReleased(t *testing.T) {
 	assert.Less(t, mappedRSS(t, seg.mapped), int64(3*readChunk), "resident after the walk")
 }
 
-func mustReadFile(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	require.NoError(t, err)
-	return b
-}
-
 // allocatedLog appends n one-event frames to a store on a CrashFS whose
 // segments are allocated ahead, and returns the disk image a power loss
 // leaves: every frame synced, the allocated space after them zeros.
