@@ -96,9 +96,12 @@ package eventstore
 // of them (every read checks both checksums), not by Open.
 //
 // Recovery, run by Open before the writer starts, reads each segment from
-// where its index file stops (from its header without one). A bad frame at
-// offset X with nothing but zeros from X to the end of the file is where
-// the segment's frames end: space allocated ahead, never written. Otherwise:
+// where its index file stops (from its header without one). A frame whose
+// flags do not match its segment's version is corrupt. In a version-2
+// segment, a bad frame at offset X with nothing but zeros from X to the end
+// of the file is where the segment's frames end: space allocated ahead,
+// never written (a writable Open cuts a sealed segment there again).
+// Otherwise:
 //
 //   - Every segment but the last must decode whole: a segment is synced
 //     before the next one is created. A bad frame there, a missing segment,
@@ -110,9 +113,12 @@ package eventstore
 //   - In the last segment, a bad frame at offset X, holding position P, is a
 //     torn write (a crash before the fsync that would have made it durable)
 //     when both hold:
-//     1. It bears the marks of one. The end of what was written is the
-//     file's last non-zero byte: past it lie zeros, allocated ahead or
-//     never reached by the write. The marks: its header is cut off by the
+//     1. It bears the marks of one. In a version-2 segment the end of what
+//     was written is the file's last non-zero byte: past it lie zeros,
+//     allocated ahead or never reached by the write. (A version-1 segment,
+//     never allocated ahead, keeps the rules it was written under: the end
+//     of the file is the end of what was written, and the sector check
+//     runs to the end of the sector within the file.) The marks: its header is cut off by the
 //     end of what was written; its header is sound but the frame runs past
 //     the end of the file, or more than 16 bytes past the end of what was
 //     written (a masked payload ends in fewer zeros); in a version-2 segment, its header is sound and its last
@@ -557,7 +563,9 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last, keepOwners bo
 	}
 	// The last segment is read up to the end of what was written to it:
 	// past that lies space allocated ahead, unless the store was closed.
-	if last && off < size {
+	// A version-1 segment is never allocated ahead: it keeps the rules it
+	// was written under, against the end of the file.
+	if last && off < size && seg.marked {
 		if err := r.resetWritten(seg.file, size); err != nil {
 			return false, fmt.Errorf("eventstore: open %s: %w", seg.path, err)
 		}
@@ -570,12 +578,23 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last, keepOwners bo
 		if ferr == nil && f.Position != rec.next {
 			return false, &CorruptionError{Path: seg.path, Offset: off, Reason: fmt.Sprintf("frame position %d, want %d", f.Position, rec.next)}
 		}
-		if ferr != nil {
+		if ferr == nil && f.Marked != seg.marked {
+			return false, &CorruptionError{Path: seg.path, Offset: off, Reason: "frame flags do not match the segment's format version"}
+		}
+		if ferr != nil && seg.marked {
 			if unwritten, err := r.unwrittenFrom(off); err != nil {
 				return false, fmt.Errorf("eventstore: open %s: %w", seg.path, err)
 			} else if unwritten {
-				break // space allocated ahead: the segment's frames end here
+				// Space allocated ahead: the segment's frames end here. A
+				// sealed segment whose cut a crash undid is cut again.
+				if !last && !l.readOnly {
+					seg.size = off
+					l.trimSegment(seg)
+				}
+				break
 			}
+		}
+		if ferr != nil {
 			if !last {
 				return false, &CorruptionError{Path: seg.path, Offset: off, Reason: ferr.Error()}
 			}
@@ -822,8 +841,10 @@ func (l *eventLog) allocate(seg *segment) {
 // It is only ever tidying: if it fails (it is logged), or its new size is
 // lost in a crash, Open finds zeros after the frames and ends the segment
 // there, as it does after a crash.
-func (l *eventLog) trim() {
-	seg := l.active()
+func (l *eventLog) trim() { l.trimSegment(l.active()) }
+
+// trimSegment cuts seg to its frames, as trim does.
+func (l *eventLog) trimSegment(seg *segment) {
 	size, err := seg.file.Size()
 	if err == nil && size > seg.size {
 		err = seg.file.Truncate(seg.size)
@@ -909,6 +930,7 @@ func (r *frameReader) unwrittenFrom(off int64) (bool, error) {
 // whose store stopped without closing it.
 func writtenEnd(f vfs.File, size int64) (int64, error) {
 	buf := make([]byte, min(size, firstReadChunk))
+	retries := 0
 	for end := size; end > 0; {
 		b := buf[:min(int64(len(buf)), end)]
 		off := end - int64(len(b))
@@ -922,10 +944,10 @@ func writtenEnd(f vfs.File, size int64) (int64, error) {
 			if err != nil {
 				return 0, err
 			}
-			if now >= end {
+			if retries++; retries > 3 {
 				return 0, io.ErrUnexpectedEOF
 			}
-			end = now
+			end = now // shorter, or grown again by a writer opening it
 			continue
 		}
 		if i := lastNonZero(b); i >= 0 {
@@ -1076,12 +1098,20 @@ func (r *frameReader) tornFrame(off int64) bool {
 // checksum, and payloads are masked. Where less than tornZeroRun bytes of
 // the sector lie in [off, end) (the frame starts just before the sector's
 // end, or ends just after its start), those bytes all being zero is the mark
-// instead. Bytes past end are not looked at: they are another frame's, or
-// space allocated ahead, which reads as zeros whether or not the frame
-// before it reached the disk.
+// instead. In a version-2 segment, bytes past end are not looked at: they
+// are another frame's, or space allocated ahead, which reads as zeros
+// whether or not the frame before it reached the disk (its end mark shows
+// a tear in its last sector; see tornFrame).
 func (r *frameReader) unwrittenSector(off, end int64) bool {
+	bound := end
+	if !r.marked {
+		// A version-1 segment is never allocated ahead, and its frames
+		// have no end mark: as it was written, the rest of the sector
+		// within the file shows a tear in the frame's last sector.
+		bound = r.limit
+	}
 	for sector := off / sectorSize * sectorSize; sector < end; sector += sectorSize {
-		from, to := max(sector, off), min(sector+sectorSize, end)
+		from, to := max(sector, off), min(sector+sectorSize, bound)
 		b, err := r.bytes(from, int(to-from))
 		if err != nil {
 			return false
@@ -1278,23 +1308,26 @@ func (v *verifier) problem(path string, off int64, format string, args ...any) {
 func (v *verifier) segment(ctx context.Context, seg *segment, size int64, last bool) error {
 	v.rep.Segments++
 	r := &v.reader
-	if last {
-		if err := r.resetWritten(seg.file, size); err != nil {
-			return fmt.Errorf("eventstore: verify: %w", err)
-		}
-	} else {
-		r.reset(seg.file, size)
-	}
+	r.reset(seg.file, size)
 	var hb [record.SegmentHeaderSize]byte
 	herr := error(io.ErrUnexpectedEOF)
+	marked := false
 	if size >= record.SegmentHeaderSize {
 		if _, err := seg.file.ReadAt(hb[:], 0); err != nil {
 			return fmt.Errorf("eventstore: verify: %w", err)
 		}
 		var h record.SegmentHeader
 		h, herr = record.DecodeSegmentHeader(hb[:])
-		r.marked = h.Version >= 2
+		marked = h.Version >= 2
 	}
+	// As in recovery: a version-2 last segment is read up to the end of
+	// what was written to it.
+	if last && marked {
+		if err := r.resetWritten(seg.file, size); err != nil {
+			return fmt.Errorf("eventstore: verify: %w", err)
+		}
+	}
+	r.marked = marked
 	if herr != nil {
 		// As in recovery: a last segment no longer than a header was being
 		// created, and Open removes it.
@@ -1321,11 +1354,16 @@ func (v *verifier) segment(ctx context.Context, seg *segment, size int64, last b
 			return err
 		}
 		f, err := r.frame(off, events)
+		if err == nil && f.Marked != marked {
+			err = errors.New("frame flags do not match the segment's format version")
+		}
 		if err != nil {
-			if unwritten, uerr := r.unwrittenFrom(off); uerr != nil {
-				return fmt.Errorf("eventstore: verify: %w", uerr)
-			} else if unwritten {
-				break // space allocated ahead
+			if marked {
+				if unwritten, uerr := r.unwrittenFrom(off); uerr != nil {
+					return fmt.Errorf("eventstore: verify: %w", uerr)
+				} else if unwritten {
+					break // space allocated ahead
+				}
 			}
 			torn, later := false, int64(-1)
 			if last {
