@@ -822,11 +822,12 @@ func (l *eventLog) roll(base uint64) (*segment, error) {
 
 // allocate reserves the active segment's space up to the size at which the
 // log rolls over, so that appends write into space the file already has,
-// and an fdatasync after them need not record a new size: on ext4 that makes
-// each one about a third cheaper. It is only ever a speed-up: where the file
-// system cannot reserve space the file is extended with a hole, and a
-// failure (a full disk) is logged, after which appends extend the file as
-// before.
+// and an fdatasync after them need not record a new size: on the ext4 the
+// README's benchmarks ran on, that made each one about a third cheaper (how
+// much depends on the file system and the device). It is only ever a
+// speed-up: where the file system cannot reserve space the file is extended
+// with a hole, and a failure (a full disk) is logged, after which appends
+// extend the file as before.
 func (l *eventLog) allocate(seg *segment) {
 	if !seg.marked || seg.size >= l.segmentSize {
 		return // see tornFrame for why only a version-2 segment
