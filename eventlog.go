@@ -520,7 +520,6 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last, keepOwners bo
 	if err != nil {
 		return false, fmt.Errorf("eventstore: open %s: %w", seg.path, err)
 	}
-	r.reset(seg.file, size)
 
 	// The header is read on its own: when an index file covers the frames,
 	// it is all of them that Open reads.
@@ -561,16 +560,9 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last, keepOwners bo
 			rec.next += x.Events()
 		}
 	}
-	// The last segment is read up to the end of what was written to it:
-	// past that lies space allocated ahead, unless the store was closed.
-	// A version-1 segment is never allocated ahead: it keeps the rules it
-	// was written under, against the end of the file.
-	if last && off < size && seg.marked {
-		if err := r.resetWritten(seg.file, size); err != nil {
-			return false, fmt.Errorf("eventstore: open %s: %w", seg.path, err)
-		}
+	if err := r.readSegment(seg.file, size, off, seg.marked, last); err != nil {
+		return false, fmt.Errorf("eventstore: open %s: %w", seg.path, err)
 	}
-	r.marked = seg.marked
 	var events []record.Event
 	rec.scanned += max(0, r.limit-off)
 	for off < r.limit {
@@ -581,7 +573,7 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last, keepOwners bo
 		if ferr == nil && f.Marked != seg.marked {
 			return false, &CorruptionError{Path: seg.path, Offset: off, Reason: "frame flags do not match the segment's format version"}
 		}
-		if ferr != nil && seg.marked {
+		if ferr != nil {
 			if unwritten, err := r.unwrittenFrom(off); err != nil {
 				return false, fmt.Errorf("eventstore: open %s: %w", seg.path, err)
 			} else if unwritten {
@@ -880,39 +872,55 @@ func (l *eventLog) close() error {
 // so a sequential scan costs one system call per chunk of up to readChunk
 // bytes, not two per frame. It is not safe for concurrent use; each reader has its own.
 type frameReader struct {
-	file    vfs.File
-	limit   int64  // bytes past limit are never read
-	written int64  // no byte from here to limit is non-zero (see writtenEnd)
-	marked  bool   // the segment's frames end in record.EndMark
+	file   vfs.File
+	limit  int64 // bytes past limit are never read
+	marked bool  // the segment's frames end in record.EndMark (version 2)
+	// written is where what was written to a marked segment ends: no byte
+	// from it to the end of the file is non-zero (see writtenEnd). Until
+	// known is set, it is limit.
+	written int64
+	known   bool
 	buf     []byte // window of the file starting at bufOff
 	bufOff  int64
 	chunk   int // next read size: grows from firstReadChunk to readChunk
 }
 
 func (r *frameReader) reset(f vfs.File, limit int64) {
-	r.file, r.limit, r.written, r.marked, r.buf, r.bufOff, r.chunk = f, limit, limit, false, r.buf[:0], 0, firstReadChunk
+	r.file, r.limit, r.marked, r.written, r.known = f, limit, false, limit, false
+	r.buf, r.bufOff, r.chunk = r.buf[:0], 0, firstReadChunk
 }
 
-// resetWritten readies r to read a segment file of size bytes that may end
-// in space allocated ahead and never written, which reads as zeros. Frames
-// are read up to tornZeroRun bytes past the file's last non-zero byte, the
-// most zeros a written frame can end in, and no further.
-func (r *frameReader) resetWritten(f vfs.File, size int64) error {
+// readSegment readies r to read the frames of a segment file of size
+// bytes from offset from on, marked if it is of version 2. The last
+// segment of a version-2 log may end in space allocated ahead and never
+// written, which reads as zeros: its frames are read up to tornZeroRun bytes
+// past the file's last non-zero byte, the most zeros a written frame can end
+// in, and no further. A version-1 segment is never allocated ahead: it keeps
+// the rules it was written under, against the end of the file.
+func (r *frameReader) readSegment(f vfs.File, size, from int64, marked, last bool) error {
+	r.reset(f, size)
+	r.marked = marked
+	if !marked || !last || from >= size {
+		return nil
+	}
 	written, err := writtenEnd(f, size)
 	if err != nil {
 		return err
 	}
-	r.reset(f, min(size, written+tornZeroRun))
-	r.written = written
+	r.limit, r.written, r.known = min(size, written+tornZeroRun), written, true
 	return nil
 }
 
-// unwrittenFrom reports whether no byte of the file from off on is
-// non-zero: off is where the frames written end, and space allocated ahead
-// begins. For a reader not readied by resetWritten, it reads the file's
-// end to find out.
+// unwrittenFrom reports whether off, where a frame failed to read, is
+// where a marked segment's frames end and space allocated ahead begins: no
+// byte of the file from off on is non-zero. It reads the file's end to
+// find out, once, unless readSegment has. An unmarked segment is never
+// allocated ahead.
 func (r *frameReader) unwrittenFrom(off int64) (bool, error) {
-	if r.written == r.limit {
+	if !r.marked {
+		return false, nil
+	}
+	if !r.known {
 		size, err := r.file.Size()
 		if err != nil {
 			return false, err
@@ -920,6 +928,7 @@ func (r *frameReader) unwrittenFrom(off int64) (bool, error) {
 		if r.written, err = writtenEnd(r.file, size); err != nil {
 			return false, err
 		}
+		r.known = true
 	}
 	return off >= r.written, nil
 }
@@ -1309,7 +1318,6 @@ func (v *verifier) problem(path string, off int64, format string, args ...any) {
 func (v *verifier) segment(ctx context.Context, seg *segment, size int64, last bool) error {
 	v.rep.Segments++
 	r := &v.reader
-	r.reset(seg.file, size)
 	var hb [record.SegmentHeaderSize]byte
 	herr := error(io.ErrUnexpectedEOF)
 	marked := false
@@ -1321,14 +1329,9 @@ func (v *verifier) segment(ctx context.Context, seg *segment, size int64, last b
 		h, herr = record.DecodeSegmentHeader(hb[:])
 		marked = h.Version >= 2
 	}
-	// As in recovery: a version-2 last segment is read up to the end of
-	// what was written to it.
-	if last && marked {
-		if err := r.resetWritten(seg.file, size); err != nil {
-			return fmt.Errorf("eventstore: verify: %w", err)
-		}
+	if err := r.readSegment(seg.file, size, record.SegmentHeaderSize, marked, last); err != nil {
+		return fmt.Errorf("eventstore: verify: %w", err)
 	}
-	r.marked = marked
 	if herr != nil {
 		// As in recovery: a last segment no longer than a header was being
 		// created, and Open removes it.
@@ -1359,12 +1362,10 @@ func (v *verifier) segment(ctx context.Context, seg *segment, size int64, last b
 			err = errors.New("frame flags do not match the segment's format version")
 		}
 		if err != nil {
-			if marked {
-				if unwritten, uerr := r.unwrittenFrom(off); uerr != nil {
-					return fmt.Errorf("eventstore: verify: %w", uerr)
-				} else if unwritten {
-					break // space allocated ahead
-				}
+			if unwritten, uerr := r.unwrittenFrom(off); uerr != nil {
+				return fmt.Errorf("eventstore: verify: %w", uerr)
+			} else if unwritten {
+				break // space allocated ahead
 			}
 			torn, later := false, int64(-1)
 			if last {
