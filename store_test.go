@@ -1295,7 +1295,7 @@ func TestStore_Soak_HeapAndGoroutinesFlat(t *testing.T) {
 	}
 	s, _ := newStore(t, &eventstore.Options{SegmentSize: 4 << 20})
 	ctx := context.Background()
-	var pause sync.RWMutex // workers hold it for reading per call; a measurement takes it
+	var pause sync.RWMutex // workers hold it for reading per call and its checks; a measurement takes it
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var appends, reads atomic.Int64
@@ -1320,6 +1320,34 @@ func TestStore_Soak_HeapAndGoroutinesFlat(t *testing.T) {
 			}
 		}()
 	}
+	// read makes one read and checks it, holding pause throughout: a
+	// measurement must not count events a reader is still checking. Its
+	// results die when it returns.
+	read := func(r int, rng *rand.Rand) bool {
+		pause.RLock()
+		defer pause.RUnlock()
+		var evs []eventstore.RecordedEvent
+		var err error
+		switch n := s.Stats().Events; r % 3 {
+		case 0:
+			evs, err = s.ReadAll(ctx, rng.Uint64N(n+1), 500)
+		case 1:
+			evs, err = s.ReadStream(ctx, fmt.Sprintf("soak-%d-%d", rng.IntN(8), rng.IntN(50)), 0, 200)
+		case 2:
+			evs, err = s.ReadAllBackward(ctx, math.MaxUint64, 300)
+		}
+		if !assert.NoError(t, err) {
+			return false
+		}
+		for i := 1; i < len(evs); i++ {
+			if r%3 == 1 {
+				assert.Equal(t, evs[i-1].StreamVersion+1, evs[i].StreamVersion)
+			} else {
+				assert.Equal(t, absDiff(evs[i-1].Position, evs[i].Position), uint64(1))
+			}
+		}
+		return true
+	}
 	for r := range 16 {
 		wg.Add(1)
 		go func() {
@@ -1331,27 +1359,8 @@ func TestStore_Soak_HeapAndGoroutinesFlat(t *testing.T) {
 					return
 				default:
 				}
-				pause.RLock()
-				var evs []eventstore.RecordedEvent
-				var err error
-				switch n := s.Stats().Events; r % 3 {
-				case 0:
-					evs, err = s.ReadAll(ctx, rng.Uint64N(n+1), 500)
-				case 1:
-					evs, err = s.ReadStream(ctx, fmt.Sprintf("soak-%d-%d", rng.IntN(8), rng.IntN(50)), 0, 200)
-				case 2:
-					evs, err = s.ReadAllBackward(ctx, math.MaxUint64, 300)
-				}
-				pause.RUnlock()
-				if !assert.NoError(t, err) {
+				if !read(r, rng) {
 					return
-				}
-				for i := 1; i < len(evs); i++ {
-					if r%3 == 1 {
-						assert.Equal(t, evs[i-1].StreamVersion+1, evs[i].StreamVersion)
-					} else {
-						assert.Equal(t, absDiff(evs[i-1].Position, evs[i].Position), uint64(1))
-					}
 				}
 				reads.Add(1)
 			}
