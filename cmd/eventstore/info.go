@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -30,6 +32,7 @@ func infoCmd() *cobra.Command {
 			}
 			var segs, idxs int
 			var segBytes, idxBytes int64
+			var versions []uint8 // the segments' format versions, as their headers say
 			for _, f := range files {
 				fi, err := f.Info()
 				if err != nil {
@@ -39,6 +42,13 @@ func infoCmd() *cobra.Command {
 				case ".seg":
 					segs++
 					segBytes += fi.Size()
+					v, err := segmentVersion(filepath.Join(dir, f.Name()))
+					if err != nil {
+						return err
+					}
+					if !slices.Contains(versions, v) {
+						versions = append(versions, v)
+					}
 				case ".idx":
 					idxs++
 					idxBytes += fi.Size()
@@ -46,7 +56,8 @@ func infoCmd() *cobra.Command {
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintf(w, "directory\t%s\n", dir)
-			fmt.Fprintf(w, "format version\t%d\n", record.Version)
+			slices.Sort(versions)
+			fmt.Fprintf(w, "format version\t%s\n", formatVersions(versions))
 			fmt.Fprintf(w, "events\t%d\n", st.Events)
 			fmt.Fprintf(w, "head position\t%d\t(the next event's)\n", st.Events)
 			fmt.Fprintf(w, "streams\t%d\n", st.Streams)
@@ -69,6 +80,39 @@ func infoCmd() *cobra.Command {
 			return w.Flush()
 		}),
 	}
+}
+
+// segmentVersion reads the format version from the header of the segment
+// file at path.
+func segmentVersion(path string) (uint8, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	b := make([]byte, record.SegmentHeaderSize)
+	if _, err := io.ReadFull(f, b); err != nil {
+		return 0, fmt.Errorf("%s: reading its header: %w", path, err)
+	}
+	h, err := record.DecodeSegmentHeader(b)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return h.Version, nil
+}
+
+// formatVersions lists versions for info: a store written by this release
+// has one, one upgraded from an older format keeps its older segments too.
+// A store without segments is written in the current version.
+func formatVersions(versions []uint8) string {
+	if len(versions) == 0 {
+		return strconv.Itoa(record.Version)
+	}
+	s := make([]string, len(versions))
+	for i, v := range versions {
+		s[i] = strconv.FormatUint(uint64(v), 10)
+	}
+	return strings.Join(s, ", ")
 }
 
 func streamsCmd() *cobra.Command {

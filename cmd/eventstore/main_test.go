@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/go-eventstore/eventstore"
+	"github.com/go-eventstore/eventstore/internal/record"
 )
 
 // bin is the eventstore command, built once by TestMain.
@@ -194,6 +196,34 @@ func TestExportImport_RoundTrip(t *testing.T) {
 	_, errOut, code = run(t, []byte(conflict+"\n"), "import", filepath.Join(t.TempDir(), "gap"))
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "wrong expected version")
+}
+
+// info reports the format versions the segments' headers hold: a store
+// written in version 1 says 1, and once it has rolled over to a new
+// segment, 1 and 2.
+func TestInfoFormatVersionOfAnUpgradedStore(t *testing.T) {
+	dir := t.TempDir()
+	seg := record.AppendSegmentHeader(nil, 0)
+	seg[4] = 1 // version 1, with the header checksum redone
+	binary.LittleEndian.PutUint32(seg[20:24], record.Checksum(seg[:20]))
+	body := record.AppendBodyHead(nil, "old", 1)
+	body = record.AppendEvent(body, [record.IDSize]byte{1}, "t", nil, []byte("written in version 1"))
+	seg = record.AppendFrame(seg, 0, 0, time.Now().UnixNano(), 0, body)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "00000000000000000000.seg"), seg, 0o644))
+
+	assert.Regexp(t, `(?m)^format version\s+1$`, mustRun(t, nil, "info", dir))
+
+	s, err := eventstore.Open(dir, &eventstore.Options{SegmentSize: 4096})
+	require.NoError(t, err)
+	for i := range 40 {
+		_, err := s.Append(context.Background(), "new", eventstore.Any, eventstore.EventData{Type: "t", Data: bytes.Repeat([]byte{byte(i)}, 200)})
+		require.NoError(t, err)
+	}
+	require.Greater(t, s.Stats().Segments, 1, "the store rolled over")
+	require.NoError(t, s.Close())
+	info := mustRun(t, nil, "info", dir)
+	assert.Regexp(t, `(?m)^format version\s+1, 2$`, info)
+	assert.Regexp(t, `(?m)^events\s+41$`, info)
 }
 
 func TestInfoStreamsRead(t *testing.T) {
