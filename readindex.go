@@ -733,50 +733,60 @@ func (ix *readIndex) scanStream(ctx context.Context, stream string, bounds func(
 	defer func() { r.buf = buf }()
 	var events []record.Event
 	want := lo // the next version to yield
-	// Frames near each other in a file are fetched with one read.
+	var groups []readGroup
+	// Frames near each other in a file are fetched with one read, and the
+	// reads of a window of them are made before its frames are decoded.
 	for i := 0; i < len(locs); {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		j := i + 1
-		for j < len(locs) && locs[j].seg == locs[i].seg && locs[j].off-locs[j-1].end <= coalesceGap && locs[j].end-locs[i].off <= readChunk {
-			j++
+		groups = groups[:0]
+		size := int64(0)
+		for i < len(locs) && (len(groups) == 0 || size < readChunk) {
+			j := i + 1
+			for j < len(locs) && locs[j].seg == locs[i].seg && locs[j].off-locs[j-1].end <= coalesceGap && locs[j].end-locs[i].off <= readChunk {
+				j++
+			}
+			n := locs[j-1].end - locs[i].off
+			groups = append(groups, readGroup{locs: locs[i:j], at: size, n: n})
+			size += n
+			i = j
 		}
-		base := locs[i].off
-		n := locs[j-1].end - base
-		buf = slices.Grow(buf[:0], int(n))[:n]
-		// pread, not the mapping: a stream's frames lie far apart, so a
-		// copy out of the mapping faults a page in for each of them, which
-		// costs about what pread does, and leaves the pages mapped.
-		if _, err := locs[i].seg.file.ReadAt(buf, base); err != nil {
-			return ix.readError(locs[i].seg, base, err)
-		}
-		for _, loc := range locs[i:j] {
-			f, err := decodeFrameAt(buf[loc.off-base:loc.end-base], events)
-			if err != nil {
-				return ix.readError(loc.seg, loc.off, err)
-			}
-			events = f.Events
-			// The index sent the read here: the frame must agree with it.
-			if string(f.Stream) != stream {
-				return ix.readError(loc.seg, loc.off, fmt.Errorf("%w: frame of stream %q where the index has %q", record.ErrMalformed, f.Stream, stream))
-			}
-			// Each frame must hold the next version wanted, at the
-			// position the index has for it.
-			if f.FirstVersion > want || f.FirstVersion+uint64(len(f.Events)) <= want || positions[want] != f.Position+(want-f.FirstVersion) {
-				return ix.readError(loc.seg, loc.off, fmt.Errorf("%w: frame holds versions %d to %d at position %d; the index has version %d at position %d",
-					record.ErrMalformed, f.FirstVersion, f.FirstVersion+uint64(len(f.Events))-1, f.Position, want, positions[want]))
-			}
-			for k := range f.Events {
-				if v := f.FirstVersion + uint64(k); v >= lo && v < hi {
-					if err := fn(&f, k); err != nil {
-						return err
+		buf = slices.Grow(buf[:0], int(size))[:size]
+		fetchGroups(groups, buf)
+		for _, g := range groups {
+			b := buf[g.at : g.at+g.n]
+			base := g.locs[0].off
+			for _, loc := range g.locs {
+				if g.err != nil && loc.off == g.errOff {
+					return ix.readError(loc.seg, loc.off, g.err)
+				}
+				fb := b[loc.off-base : loc.end-base]
+				f, err := record.DecodeVerified(record.HeaderOf(fb), fb[record.HeaderSize:], events)
+				if err != nil {
+					return ix.readError(loc.seg, loc.off, err)
+				}
+				events = f.Events
+				// The index sent the read here: the frame must agree with it.
+				if string(f.Stream) != stream {
+					return ix.readError(loc.seg, loc.off, fmt.Errorf("%w: frame of stream %q where the index has %q", record.ErrMalformed, f.Stream, stream))
+				}
+				// Each frame must hold the next version wanted, at the
+				// position the index has for it.
+				if f.FirstVersion > want || f.FirstVersion+uint64(len(f.Events)) <= want || positions[want] != f.Position+(want-f.FirstVersion) {
+					return ix.readError(loc.seg, loc.off, fmt.Errorf("%w: frame holds versions %d to %d at position %d; the index has version %d at position %d",
+						record.ErrMalformed, f.FirstVersion, f.FirstVersion+uint64(len(f.Events))-1, f.Position, want, positions[want]))
+				}
+				for k := range f.Events {
+					if v := f.FirstVersion + uint64(k); v >= lo && v < hi {
+						if err := fn(&f, k); err != nil {
+							return err
+						}
+						want = v + 1
 					}
-					want = v + 1
 				}
 			}
 		}
-		i = j
 	}
 	if want != hi {
 		last := locs[len(locs)-1]
@@ -799,6 +809,76 @@ func putReader(r *frameReader) {
 		r.buf = nil
 	}
 	readers.Put(r)
+}
+
+// readGroup is frames of a stream read that one pread fetches: locs, read
+// into a window's buffer at at, n bytes. err is why the frame at errOff,
+// and those after it, cannot be delivered; the frames before it have been
+// read and verified.
+type readGroup struct {
+	locs   []frameLoc
+	at, n  int64
+	err    error
+	errOff int64
+}
+
+// parallelReadFrom is the fewest reads in a window that fetchGroups shares
+// with a second goroutine. A stream's frames lie far apart, one pread each,
+// and on such a read the system call is most of the cost; below a few
+// hundred of them, waking a second goroutine costs more than it saves.
+var parallelReadFrom = 256
+
+// fetchGroups reads each group into its place in buf, checksums and
+// unmasks its frames, and records in the group why the first one that
+// cannot be delivered cannot. It reads with pread, not out of the mapping:
+// a stream's frames lie far apart, so a copy out of the mapping faults a
+// page in for each of them, which costs about what pread does, and leaves
+// the pages mapped. On more than one CPU, a window of parallelReadFrom
+// reads or more is shared with a second goroutine, which ends before
+// fetchGroups returns.
+func fetchGroups(groups []readGroup, buf []byte) {
+	fetch := func(gs []readGroup) {
+		for k := range gs {
+			gs[k].fetch(buf)
+		}
+	}
+	if len(groups) < parallelReadFrom || runtime.GOMAXPROCS(0) < 2 {
+		fetch(groups)
+		return
+	}
+	half := len(groups) / 2
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fetch(groups[half:])
+	}()
+	fetch(groups[:half])
+	<-done
+}
+
+// fetch reads g into its place in buf and verifies its frames, each of
+// which must fill the place the index has for it.
+func (g *readGroup) fetch(buf []byte) {
+	b := buf[g.at : g.at+g.n]
+	base := g.locs[0].off
+	if _, err := g.locs[0].seg.file.ReadAt(b, base); err != nil {
+		g.err, g.errOff = err, base
+		return
+	}
+	for _, loc := range g.locs {
+		fb := b[loc.off-base : loc.end-base]
+		h, err := record.DecodeHeader(fb)
+		if err == nil && h.FrameSize() != int64(len(fb)) {
+			err = fmt.Errorf("%w: frame of %d bytes in a slot of %d", record.ErrMalformed, h.FrameSize(), len(fb))
+		}
+		if err == nil {
+			err = record.VerifyPayload(h, fb[record.HeaderSize:])
+		}
+		if err != nil {
+			g.err, g.errOff = err, loc.off
+			return
+		}
+	}
 }
 
 // coalesceGap is the widest gap between two frames of a stream read that is
@@ -826,18 +906,6 @@ func span(from uint64, limit int, backward bool, end uint64) (lo, hi uint64) {
 		lo = hi - uint64(limit)
 	}
 	return lo, hi
-}
-
-// decodeFrameAt decodes a frame that fills b exactly.
-func decodeFrameAt(b []byte, events []record.Event) (record.Frame, error) {
-	h, err := record.DecodeHeader(b)
-	if err != nil {
-		return record.Frame{}, err
-	}
-	if h.FrameSize() != int64(len(b)) {
-		return record.Frame{}, fmt.Errorf("%w: frame of %d bytes in a slot of %d", record.ErrMalformed, h.FrameSize(), len(b))
-	}
-	return record.DecodePayload(h, b[record.HeaderSize:], events)
 }
 
 // readError turns a failure to read committed bytes into the error a reader

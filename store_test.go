@@ -951,6 +951,12 @@ func TestStore_IndexMemory_StaysSmall(t *testing.T) {
 // goroutines; the k-th append goes to stream k%1000.
 func appendMany(t testing.TB, s *eventstore.Store, n, size, callers int) {
 	t.Helper()
+	appendStreams(t, s, n, size, callers, 1000)
+}
+
+// appendStreams is appendMany over the given number of streams.
+func appendStreams(t testing.TB, s *eventstore.Store, n, size, callers, streams int) {
+	t.Helper()
 	data := bytes.Repeat([]byte{'x'}, size)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -959,7 +965,7 @@ func appendMany(t testing.TB, s *eventstore.Store, n, size, callers int) {
 		go func() {
 			defer wg.Done()
 			for k := next.Add(1) - 1; k < int64(n); k = next.Add(1) - 1 {
-				stream := "stream-" + strconv.Itoa(int(k%1000))
+				stream := "stream-" + strconv.Itoa(int(k%int64(streams)))
 				if _, err := s.Append(context.Background(), stream, eventstore.Any, eventstore.EventData{Type: "Bench", Data: data}); err != nil {
 					t.Error(err)
 					return
@@ -1069,22 +1075,33 @@ func BenchmarkAll(b *testing.B) {
 	}
 }
 
-// BenchmarkReadStream measures reading one 100-event stream among 1,000.
+// BenchmarkReadStream measures reading one stream whole: 100 events among
+// 1,000 streams, and 1,000 among 100. Either way the stream's events lie
+// far apart in the log, one pread each.
 func BenchmarkReadStream(b *testing.B) {
-	s := benchStore(b)
-	b.ReportAllocs()
-	b.ResetTimer()
-	events := 0
-	i := 0
-	for b.Loop() {
-		evs, err := s.ReadStream(context.Background(), "stream-"+strconv.Itoa(i%1000), 0, 0)
-		if err != nil || len(evs) != 100 {
-			b.Fatal(len(evs), err)
-		}
-		events += len(evs)
-		i++
+	for _, bc := range []struct {
+		name    string
+		streams int
+	}{{"100_events", 1000}, {"1000_events", 100}} {
+		b.Run(bc.name, func(b *testing.B) {
+			s, _ := newStore(b, &eventstore.Options{Sync: eventstore.SyncNone})
+			appendStreams(b, s, 100_000, 200, 64, bc.streams)
+			want := 100_000 / bc.streams
+			b.ReportAllocs()
+			b.ResetTimer()
+			events := 0
+			i := 0
+			for b.Loop() {
+				evs, err := s.ReadStream(context.Background(), "stream-"+strconv.Itoa(i%bc.streams), 0, 0)
+				if err != nil || len(evs) != want {
+					b.Fatal(len(evs), err)
+				}
+				events += len(evs)
+				i++
+			}
+			b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+		})
 	}
-	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
 }
 
 // damagedStore opens a store of three events in stream "s", one per frame,

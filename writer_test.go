@@ -3589,6 +3589,92 @@ func TestWalk_PipelinedStops(t *testing.T) {
 	require.ErrorAs(t, err, &ce)
 }
 
+// withParallelReadFrom has stream reads share a window of at least n reads
+// with a second goroutine, for the rest of the test.
+func withParallelReadFrom(t *testing.T, n int) {
+	old := parallelReadFrom
+	parallelReadFrom = n
+	t.Cleanup(func() { parallelReadFrom = old })
+}
+
+// TestReadStream_SharedReadsMatchOneReader reads each stream of a log whole,
+// in part and backward, with its reads shared between two goroutines and
+// made by one, and requires the same events, byte for byte. It then damages
+// a frame late in one stream, so that the second goroutine finds it, and
+// requires both ways to deliver the same events before the same
+// CorruptionError, and goleak (TestMain) to find no goroutine left.
+func TestReadStream_SharedReadsMatchOneReader(t *testing.T) {
+	requirePipelining(t)
+	s, _ := pipelineLog(t)
+	ctx := context.Background()
+	read := func(stream string) [][]RecordedEvent {
+		var out [][]RecordedEvent
+		for _, r := range []struct {
+			from     uint64
+			limit    int
+			backward bool
+		}{{0, 0, false}, {7, 50, false}, {math.MaxUint64, 0, true}, {60, 40, true}} {
+			read := s.ReadStream
+			if r.backward {
+				read = s.ReadStreamBackward
+			}
+			evs, err := read(ctx, stream, r.from, r.limit)
+			require.NoError(t, err)
+			out = append(out, evs)
+		}
+		return out
+	}
+	for i := range 37 {
+		stream := fmt.Sprint("s-", i)
+		withParallelReadFrom(t, math.MaxInt)
+		want := read(stream)
+		withParallelReadFrom(t, 2)
+		got := read(stream)
+		require.Equal(t, want, got, stream)
+		require.Greater(t, len(got[0]), 60, stream)
+	}
+
+	// Damage the payload of the stream's frame three from its end.
+	s.index.mu.RLock()
+	st := s.index.streams["s-5"]
+	loc := s.index.locateLocked(st.positions[len(st.positions)-3])
+	s.index.mu.RUnlock()
+	f, err := os.OpenFile(loc.seg.path, os.O_RDWR, 0)
+	require.NoError(t, err)
+	b := make([]byte, 1)
+	at := loc.off + record.HeaderSize + 3
+	_, err = f.ReadAt(b, at)
+	require.NoError(t, err)
+	b[0] ^= 0x04
+	_, err = f.WriteAt(b, at)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	walk := func() (int, error) {
+		n := 0
+		for _, err := range s.Stream(ctx, "s-5", 0) {
+			if err != nil {
+				return n, err
+			}
+			n++
+		}
+		return n, nil
+	}
+	withParallelReadFrom(t, math.MaxInt)
+	wantN, wantErr := walk()
+	withParallelReadFrom(t, 2)
+	gotN, gotErr := walk()
+	var ce *CorruptionError
+	require.ErrorAs(t, wantErr, &ce)
+	assert.Equal(t, loc.off, ce.Offset)
+	require.ErrorAs(t, gotErr, &ce)
+	assert.Equal(t, wantErr.Error(), gotErr.Error())
+	assert.Equal(t, wantN, gotN)
+	assert.Greater(t, gotN, 60)
+	_, err = s.ReadStream(ctx, "s-5", 0, 0)
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, loc.off, ce.Offset)
+}
+
 func fileSizeOf(t *testing.T, path string) int64 {
 	t.Helper()
 	fi, err := os.Stat(path)
