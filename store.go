@@ -533,6 +533,26 @@ func (s *Store) Append(ctx context.Context, stream string, expected ExpectedVers
 	return res, err
 }
 
+// requests holds requests between Appends. Only a request whose answer its
+// caller received goes back: the writer is then done with it. One the
+// caller abandoned, or whose answer never came, is left to the collector.
+var requests = sync.Pool{New: func() any { return &request{reply: make(chan result, 1)} }}
+
+// maxPooledBody is the largest body a pooled request keeps.
+const maxPooledBody = 64 << 10
+
+func getRequest() *request { return requests.Get().(*request) }
+
+// putRequest pools r, answered and read, for another Append.
+func putRequest(r *request) {
+	if cap(r.body) > maxPooledBody || cap(r.ids) > maxPooledBody/len(EventID{}) {
+		return
+	}
+	r.stream, r.body, r.ids = "", r.body[:0], r.ids[:0]
+	r.state.Store(stateQueued)
+	requests.Put(r)
+}
+
 // newRequest validates an Append and encodes its events, on the caller's
 // goroutine, so the writer only checks versions and copies bytes.
 func (s *Store) newRequest(stream string, expected ExpectedVersion, events []EventData) (*request, error) {
@@ -545,13 +565,9 @@ func (s *Store) newRequest(stream string, expected ExpectedVersion, events []Eve
 	if len(events) == 0 {
 		return nil, ErrNoEvents
 	}
-	r := &request{
-		stream:      stream,
-		expected:    expected,
-		ids:         make([]EventID, len(events)),
-		explicitIDs: true,
-		reply:       make(chan result, 1),
-	}
+	r := getRequest()
+	r.stream, r.expected, r.explicitIDs = stream, expected, true
+	r.ids = slices.Grow(r.ids[:0], len(events))[:len(events)]
 	size := record.BodyHeadSize(stream, len(events))
 	for i := range events {
 		e := &events[i]
@@ -575,7 +591,7 @@ func (s *Store) newRequest(stream string, expected ExpectedVersion, events []Eve
 	if err := checkDistinct(r.ids); err != nil {
 		return nil, err
 	}
-	body := make([]byte, 0, size)
+	body := slices.Grow(r.body[:0], size)
 	body = record.AppendBodyHead(body, stream, len(events))
 	for i := range events {
 		e := &events[i]

@@ -27,7 +27,10 @@ const (
 )
 
 // request is one Append on its way to the writer. Everything but state is
-// set by the caller before it is queued and only read afterwards.
+// set by the caller before it is queued and only read afterwards. Once its
+// caller has received the answer, the writer is done with it, and the caller
+// recycles it (see putRequest): the append path allocates nothing per call
+// but what the caller passes in.
 type request struct {
 	stream      string
 	expected    ExpectedVersion
@@ -88,6 +91,7 @@ type writer struct {
 	frames   []pendingFrame            // frames accepted into the batch
 	outcomes []result                  // per batch request; zero err with res set: committed or duplicate
 	pending  map[string]*pendingStream // per stream, what the batch added
+	spare    []*pendingStream          // emptied entries of pending, for reuse
 	buf      []byte                    // encoded frames not yet written
 	next     uint64                    // position of the next event, counting the batch
 	synced   uint64                    // every event before this position has been fsynced
@@ -138,6 +142,7 @@ func (w *writer) submit(ctx context.Context, r *request) (AppendResult, error) {
 	}
 	select {
 	case res := <-r.reply:
+		putRequest(r)
 		return res.res, res.err
 	case <-ctx.Done():
 		if r.state.CompareAndSwap(stateQueued, stateAbandoned) {
@@ -235,6 +240,10 @@ func (w *writer) commit() {
 	w.frames = w.frames[:0]
 	w.outcomes = w.outcomes[:0]
 	w.buf = w.buf[:0]
+	for _, ps := range w.pending {
+		ps.frames, ps.added = ps.frames[:0], 0
+		w.spare = append(w.spare, ps)
+	}
 	clear(w.pending)
 	now := time.Now().UnixNano()
 
@@ -280,7 +289,11 @@ func (w *writer) commit() {
 		w.buf = appendFrame(w.buf, w.next, uint32(w.next-w.synced), now, firstVersion, r.body)
 		ps := w.pending[r.stream]
 		if ps == nil {
-			ps = &pendingStream{}
+			if n := len(w.spare); n > 0 {
+				ps, w.spare = w.spare[n-1], w.spare[:n-1]
+			} else {
+				ps = &pendingStream{}
+			}
 			w.pending[r.stream] = ps
 		}
 		ps.frames = append(ps.frames, len(w.frames)-1)

@@ -1813,6 +1813,89 @@ func TestWriter_Context_CancelAtEveryPhase(t *testing.T) {
 		iterations, phases, committed, unknown, plainCancel)
 }
 
+// TestWriter_RecycledRequestsNeverMix appends from 16 goroutines, with
+// payloads of 1 byte to past the largest pooled body, and cancels a quarter
+// of the calls at random moments, so that requests are recycled while
+// others are queued, taken or abandoned. Every event in the log must be
+// exactly what the call with its ID sent, at the position and version a
+// committed call was told; a call that got a plain ctx.Err() must have
+// written nothing.
+func TestWriter_RecycledRequestsNeverMix(t *testing.T) {
+	s, err := Open(t.TempDir(), nil)
+	require.NoError(t, err)
+	defer s.Close()
+	seed := testSeed(t)
+	type sent struct {
+		stream string
+		data   []byte
+		res    AppendResult
+		err    error
+	}
+	var mu sync.Mutex
+	byID := map[EventID]*sent{}
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(seed, uint64(g)))
+			for i := range stressScale(150, 1500) {
+				size := 1 + rng.IntN(3000)
+				if rng.IntN(20) == 0 {
+					size = maxPooledBody + rng.IntN(4096)
+				}
+				data := make([]byte, size)
+				for k := range data {
+					data[k] = byte(rng.Uint32())
+				}
+				e := EventData{ID: NewEventID(), Type: fmt.Sprint("t", g), Data: data}
+				x := &sent{stream: fmt.Sprint("s", g, "-", i%5), data: data}
+				ctx, cancel := context.WithCancel(context.Background())
+				if rng.IntN(4) == 0 {
+					time.AfterFunc(time.Duration(rng.IntN(500))*time.Microsecond, cancel)
+				}
+				x.res, x.err = s.Append(ctx, x.stream, Any, e)
+				cancel()
+				mu.Lock()
+				byID[e.ID] = x
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+
+	all, err := s.ReadAll(context.Background(), 0, 0)
+	require.NoError(t, err)
+	inLog := map[EventID]bool{}
+	committed := 0
+	for _, ev := range all {
+		x := byID[ev.ID]
+		require.NotNil(t, x, "position %d: an ID no call sent", ev.Position)
+		require.False(t, inLog[ev.ID], "position %d: a second copy", ev.Position)
+		inLog[ev.ID] = true
+		require.Equal(t, x.stream, ev.Stream, "position %d", ev.Position)
+		require.Equal(t, x.data, ev.Data, "position %d", ev.Position)
+		if x.err == nil {
+			committed++
+			require.Equal(t, x.res, AppendResult{Position: ev.Position, StreamVersion: ev.StreamVersion}, "position %d", ev.Position)
+		}
+	}
+	canceled := 0
+	for id, x := range byID {
+		switch {
+		case x.err == nil:
+			require.True(t, inLog[id], "a committed call's event is missing")
+		case errors.Is(x.err, ErrOutcomeUnknown):
+		default:
+			require.ErrorIs(t, x.err, context.Canceled)
+			require.False(t, inLog[id], "a plain ctx.Err(), but the event is in the log")
+			canceled++
+		}
+	}
+	t.Logf("%d calls: %d committed, %d cancelled before the writer took them", len(byID), committed, canceled)
+	require.Positive(t, committed)
+}
+
 // countID counts the events of stream with the given ID.
 func countID(t *testing.T, s *Store, stream string, id EventID) int {
 	t.Helper()
