@@ -753,8 +753,11 @@ func (ix *readIndex) scanStream(ctx context.Context, stream string, bounds func(
 			i = j
 		}
 		buf = slices.Grow(buf[:0], int(size))[:size]
-		fetchGroups(groups, buf)
+		fetchGroups(ctx, groups, buf)
 		for _, g := range groups {
+			if err := ctx.Err(); err != nil {
+				return err // before the group, as fetchGroups stops reading
+			}
 			b := buf[g.at : g.at+g.n]
 			base := g.locs[0].off
 			for _, loc := range g.locs {
@@ -833,12 +836,16 @@ var parallelReadFrom = 256
 // cannot be delivered cannot. It reads with pread, not out of the mapping:
 // a stream's frames lie far apart, so a copy out of the mapping faults a
 // page in for each of them, which costs about what pread does, and leaves
-// the pages mapped. On more than one CPU, a window of parallelReadFrom
-// reads or more is shared with a second goroutine, which ends before
-// fetchGroups returns.
-func fetchGroups(groups []readGroup, buf []byte) {
+// the pages mapped. With GOMAXPROCS above one, a window of
+// parallelReadFrom reads or more is shared with a second goroutine, which
+// ends before fetchGroups returns. Once ctx ends, neither reads another
+// group, and the caller must check ctx before each group it decodes.
+func fetchGroups(ctx context.Context, groups []readGroup, buf []byte) {
 	fetch := func(gs []readGroup) {
 		for k := range gs {
+			if ctx.Err() != nil {
+				return // the caller returns ctx.Err() before this group
+			}
 			gs[k].fetch(buf)
 		}
 	}

@@ -533,9 +533,10 @@ func (s *Store) Append(ctx context.Context, stream string, expected ExpectedVers
 	return res, err
 }
 
-// requests holds requests between Appends. Only a request whose answer its
-// caller received goes back: the writer is then done with it. One the
-// caller abandoned, or whose answer never came, is left to the collector.
+// requests holds requests between Appends. Only a request answered while
+// its caller waited goes back: the writer is then done with it. One whose
+// caller stopped waiting (its context ended, or the store closed) is left to
+// the collector, whether or not an answer came later.
 var requests = sync.Pool{New: func() any { return &request{reply: make(chan result, 1)} }}
 
 // maxPooledBody is the largest body a pooled request keeps.

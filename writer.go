@@ -29,8 +29,8 @@ const (
 // request is one Append on its way to the writer. Everything but state is
 // set by the caller before it is queued and only read afterwards. Once its
 // caller has received the answer, the writer is done with it, and the caller
-// recycles it (see putRequest): the append path allocates nothing per call
-// but what the caller passes in.
+// recycles it (see putRequest), so that an Append allocates nothing of its
+// own in the common case.
 type request struct {
 	stream      string
 	expected    ExpectedVersion

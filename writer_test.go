@@ -1813,13 +1813,15 @@ func TestWriter_Context_CancelAtEveryPhase(t *testing.T) {
 		iterations, phases, committed, unknown, plainCancel)
 }
 
-// TestWriter_RecycledRequestsNeverMix appends from 16 goroutines, with
-// payloads of 1 byte to past the largest pooled body, and cancels a quarter
-// of the calls at random moments, so that requests are recycled while
-// others are queued, taken or abandoned. Every event in the log must be
+// TestWriter_RecycledRequestsNeverMix appends from 16 goroutines to 5
+// shared streams (so a batch often holds several appends to one stream),
+// with payloads of 1 byte to past the largest pooled body, and cancels a
+// quarter of the calls at random moments, so that requests and the
+// writer's per-stream batch entries are recycled while others are queued,
+// taken or abandoned. Every event in the log must be
 // exactly what the call with its ID sent, at the position and version a
 // committed call was told; a call that got a plain ctx.Err() must have
-// written nothing.
+// written nothing; each stream's versions must run from 0 without a gap.
 func TestWriter_RecycledRequestsNeverMix(t *testing.T) {
 	s, err := Open(t.TempDir(), nil)
 	require.NoError(t, err)
@@ -1839,7 +1841,7 @@ func TestWriter_RecycledRequestsNeverMix(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(seed, uint64(g)))
-			for i := range stressScale(150, 1500) {
+			for range stressScale(150, 1500) {
 				size := 1 + rng.IntN(3000)
 				if rng.IntN(20) == 0 {
 					size = maxPooledBody + rng.IntN(4096)
@@ -1849,7 +1851,7 @@ func TestWriter_RecycledRequestsNeverMix(t *testing.T) {
 					data[k] = byte(rng.Uint32())
 				}
 				e := EventData{ID: NewEventID(), Type: fmt.Sprint("t", g), Data: data}
-				x := &sent{stream: fmt.Sprint("s", g, "-", i%5), data: data}
+				x := &sent{stream: fmt.Sprint("s", rng.IntN(5)), data: data} // shared: a batch often holds two appends to one stream
 				ctx, cancel := context.WithCancel(context.Background())
 				if rng.IntN(4) == 0 {
 					time.AfterFunc(time.Duration(rng.IntN(500))*time.Microsecond, cancel)
@@ -1891,6 +1893,18 @@ func TestWriter_RecycledRequestsNeverMix(t *testing.T) {
 			require.False(t, inLog[id], "a plain ctx.Err(), but the event is in the log")
 			canceled++
 		}
+	}
+	// Each stream's versions run from 0 without a gap, in log order, and a
+	// read of the stream gives the same events.
+	byStream := map[string][]RecordedEvent{}
+	for _, ev := range all {
+		require.Equal(t, uint64(len(byStream[ev.Stream])), ev.StreamVersion, "position %d", ev.Position)
+		byStream[ev.Stream] = append(byStream[ev.Stream], ev)
+	}
+	for stream, want := range byStream {
+		got, err := s.ReadStream(context.Background(), stream, 0, 0)
+		require.NoError(t, err)
+		require.Equal(t, want, got, stream)
 	}
 	t.Logf("%d calls: %d committed, %d cancelled before the writer took them", len(byID), committed, canceled)
 	require.Positive(t, committed)
@@ -3717,7 +3731,7 @@ func TestReadStream_SharedReadsMatchOneReader(t *testing.T) {
 		require.Greater(t, len(got[0]), 60, stream)
 	}
 
-	// Damage the payload of the stream's frame three from its end.
+	// Damage the payload of the frame holding the stream's third-last event.
 	s.index.mu.RLock()
 	st := s.index.streams["s-5"]
 	loc := s.index.locateLocked(st.positions[len(st.positions)-3])
@@ -3756,6 +3770,46 @@ func TestReadStream_SharedReadsMatchOneReader(t *testing.T) {
 	_, err = s.ReadStream(ctx, "s-5", 0, 0)
 	require.ErrorAs(t, err, &ce)
 	assert.Equal(t, loc.off, ce.Offset)
+}
+
+// cancelledLater is a context whose Err reports it cancelled from its
+// second call on, as if cancelled just after a read began.
+type cancelledLater struct {
+	context.Context
+	calls atomic.Int32
+}
+
+func (c *cancelledLater) Err() error {
+	if c.calls.Add(1) > 1 {
+		return context.Canceled
+	}
+	return nil
+}
+
+// TestReadStream_CancelledMidWindowStops cancels stream reads of one window,
+// whose reads are shared and made by one, just after they begin: each must
+// return context.Canceled, not the whole stream.
+func TestReadStream_CancelledMidWindowStops(t *testing.T) {
+	s, err := Open(t.TempDir(), &Options{Sync: SyncNone})
+	require.NoError(t, err)
+	defer s.Close()
+	// Stream a's small frames lie farther apart than coalesceGap, one read
+	// each, and all in one window.
+	for range 300 {
+		_, err := s.Append(context.Background(), "a", Any, EventData{Type: "t", Data: []byte("small")})
+		require.NoError(t, err)
+		_, err = s.Append(context.Background(), "b", Any, EventData{Type: "t", Data: bytes.Repeat([]byte{'x'}, 5000)})
+		require.NoError(t, err)
+	}
+	for _, from := range []int{math.MaxInt, 2} {
+		withParallelReadFrom(t, from)
+		evs, err := s.ReadStream(&cancelledLater{Context: context.Background()}, "a", 0, 0)
+		require.ErrorIs(t, err, context.Canceled, "reads shared from %d", from)
+		require.Empty(t, evs)
+		evs, err = s.ReadStream(context.Background(), "a", 0, 0)
+		require.NoError(t, err)
+		require.Len(t, evs, 300)
+	}
 }
 
 func fileSizeOf(t *testing.T, path string) int64 {

@@ -42,11 +42,10 @@ func infoCmd() *cobra.Command {
 				case ".seg":
 					segs++
 					segBytes += fi.Size()
-					v, err := segmentVersion(filepath.Join(dir, f.Name()))
-					if err != nil {
-						return err
-					}
-					if !slices.Contains(versions, v) {
+					// A segment without a whole header yet is one being
+					// created, which Open accepts as the last: it has no
+					// version to show. Open has checked the others.
+					if v, ok := segmentVersion(filepath.Join(dir, f.Name())); ok && !slices.Contains(versions, v) {
 						versions = append(versions, v)
 					}
 				case ".idx":
@@ -83,22 +82,22 @@ func infoCmd() *cobra.Command {
 }
 
 // segmentVersion reads the format version from the header of the segment
-// file at path.
-func segmentVersion(path string) (uint8, error) {
+// file at path, and reports false when it has no whole, valid header.
+func segmentVersion(path string) (uint8, bool) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, err
+		return 0, false
 	}
 	defer f.Close()
 	b := make([]byte, record.SegmentHeaderSize)
 	if _, err := io.ReadFull(f, b); err != nil {
-		return 0, fmt.Errorf("%s: reading its header: %w", path, err)
+		return 0, false
 	}
 	h, err := record.DecodeSegmentHeader(b)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", path, err)
+		return 0, false
 	}
-	return h.Version, nil
+	return h.Version, true
 }
 
 // formatVersions lists versions for info: a store written by this release

@@ -224,6 +224,15 @@ func TestInfoFormatVersionOfAnUpgradedStore(t *testing.T) {
 	info := mustRun(t, nil, "info", dir)
 	assert.Regexp(t, `(?m)^format version\s+1, 2$`, info)
 	assert.Regexp(t, `(?m)^events\s+41$`, info)
+
+	// A last segment still being created, with no header yet, has no
+	// version to show, and info still reports the rest.
+	segs, err := filepath.Glob(filepath.Join(dir, "*.seg"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("%020d.seg", 41)), nil, 0o644))
+	info = mustRun(t, nil, "info", dir)
+	assert.Regexp(t, `(?m)^format version\s+1, 2$`, info)
+	assert.Regexp(t, fmt.Sprintf(`(?m)^segments\s+%d\s`, len(segs)+1), info)
 }
 
 func TestInfoStreamsRead(t *testing.T) {
