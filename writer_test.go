@@ -3662,16 +3662,7 @@ func TestWalk_PipelinedStops(t *testing.T) {
 	segs, err := filepath.Glob(filepath.Join(dir, "*.seg"))
 	require.NoError(t, err)
 	seg := segs[1]
-	off := fileSizeOf(t, seg) / 2
-	f, err := os.OpenFile(seg, os.O_RDWR, 0)
-	require.NoError(t, err)
-	b := make([]byte, 1)
-	_, err = f.ReadAt(b, off)
-	require.NoError(t, err)
-	b[0] ^= 0x10
-	_, err = f.WriteAt(b, off)
-	require.NoError(t, err)
-	require.NoError(t, f.Close())
+	flipBits(t, seg, fileSizeOf(t, seg)/2, 0x10)
 	wantN, wantErr, gotN, gotErr := walkBothWays(t, s, BorrowData())
 	var ce *CorruptionError
 	require.ErrorAs(t, wantErr, &ce)
@@ -3736,16 +3727,7 @@ func TestReadStream_SharedReadsMatchOneReader(t *testing.T) {
 	st := s.index.streams["s-5"]
 	loc := s.index.locateLocked(st.positions[len(st.positions)-3])
 	s.index.mu.RUnlock()
-	f, err := os.OpenFile(loc.seg.path, os.O_RDWR, 0)
-	require.NoError(t, err)
-	b := make([]byte, 1)
-	at := loc.off + record.HeaderSize + 3
-	_, err = f.ReadAt(b, at)
-	require.NoError(t, err)
-	b[0] ^= 0x04
-	_, err = f.WriteAt(b, at)
-	require.NoError(t, err)
-	require.NoError(t, f.Close())
+	flipBits(t, loc.seg.path, loc.off+record.HeaderSize+3, 0x04)
 	walk := func() (int, error) {
 		n := 0
 		for _, err := range s.Stream(ctx, "s-5", 0) {
@@ -3767,7 +3749,7 @@ func TestReadStream_SharedReadsMatchOneReader(t *testing.T) {
 	assert.Equal(t, wantErr.Error(), gotErr.Error())
 	assert.Equal(t, wantN, gotN)
 	assert.Greater(t, gotN, 60)
-	_, err = s.ReadStream(ctx, "s-5", 0, 0)
+	_, err := s.ReadStream(ctx, "s-5", 0, 0)
 	require.ErrorAs(t, err, &ce)
 	assert.Equal(t, loc.off, ce.Offset)
 }
@@ -3810,6 +3792,20 @@ func TestReadStream_CancelledMidWindowStops(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, evs, 300)
 	}
+}
+
+// flipBits XORs the byte at off in the file at path with mask.
+func flipBits(t *testing.T, path string, off int64, mask byte) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	require.NoError(t, err)
+	defer f.Close()
+	b := make([]byte, 1)
+	_, err = f.ReadAt(b, off)
+	require.NoError(t, err)
+	b[0] ^= mask
+	_, err = f.WriteAt(b, off)
+	require.NoError(t, err)
 }
 
 func fileSizeOf(t *testing.T, path string) int64 {
