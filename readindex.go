@@ -733,6 +733,34 @@ func (ix *readIndex) scanStream(ctx context.Context, stream string, bounds func(
 	defer func() { r.buf = buf }()
 	var events []record.Event
 	want := lo // the next version to yield
+	// deliver decodes a frame fetchGroups has verified, checks it against
+	// the index and passes fn the events wanted.
+	deliver := func(loc frameLoc, fb []byte) error {
+		f, err := record.DecodeVerified(record.HeaderOf(fb), fb[record.HeaderSize:], events)
+		if err != nil {
+			return ix.readError(loc.seg, loc.off, err)
+		}
+		events = f.Events
+		// The index sent the read here: the frame must agree with it.
+		if string(f.Stream) != stream {
+			return ix.readError(loc.seg, loc.off, fmt.Errorf("%w: frame of stream %q where the index has %q", record.ErrMalformed, f.Stream, stream))
+		}
+		// Each frame must hold the next version wanted, at the position the
+		// index has for it.
+		if f.FirstVersion > want || f.FirstVersion+uint64(len(f.Events)) <= want || positions[want] != f.Position+(want-f.FirstVersion) {
+			return ix.readError(loc.seg, loc.off, fmt.Errorf("%w: frame holds versions %d to %d at position %d; the index has version %d at position %d",
+				record.ErrMalformed, f.FirstVersion, f.FirstVersion+uint64(len(f.Events))-1, f.Position, want, positions[want]))
+		}
+		for k := range f.Events {
+			if v := f.FirstVersion + uint64(k); v >= lo && v < hi {
+				if err := fn(&f, k); err != nil {
+					return err
+				}
+				want = v + 1
+			}
+		}
+		return nil
+	}
 	var groups []readGroup
 	// Frames near each other in a file are fetched with one read, and the
 	// reads of a window of them are made before its frames are decoded.
@@ -758,35 +786,13 @@ func (ix *readIndex) scanStream(ctx context.Context, stream string, bounds func(
 			if err := ctx.Err(); err != nil {
 				return err // before the group, as fetchGroups stops reading
 			}
-			b := buf[g.at : g.at+g.n]
-			base := g.locs[0].off
+			base := g.at - g.locs[0].off // a file offset plus base is its place in buf
 			for _, loc := range g.locs {
 				if g.err != nil && loc.off == g.errOff {
 					return ix.readError(loc.seg, loc.off, g.err)
 				}
-				fb := b[loc.off-base : loc.end-base]
-				f, err := record.DecodeVerified(record.HeaderOf(fb), fb[record.HeaderSize:], events)
-				if err != nil {
-					return ix.readError(loc.seg, loc.off, err)
-				}
-				events = f.Events
-				// The index sent the read here: the frame must agree with it.
-				if string(f.Stream) != stream {
-					return ix.readError(loc.seg, loc.off, fmt.Errorf("%w: frame of stream %q where the index has %q", record.ErrMalformed, f.Stream, stream))
-				}
-				// Each frame must hold the next version wanted, at the
-				// position the index has for it.
-				if f.FirstVersion > want || f.FirstVersion+uint64(len(f.Events)) <= want || positions[want] != f.Position+(want-f.FirstVersion) {
-					return ix.readError(loc.seg, loc.off, fmt.Errorf("%w: frame holds versions %d to %d at position %d; the index has version %d at position %d",
-						record.ErrMalformed, f.FirstVersion, f.FirstVersion+uint64(len(f.Events))-1, f.Position, want, positions[want]))
-				}
-				for k := range f.Events {
-					if v := f.FirstVersion + uint64(k); v >= lo && v < hi {
-						if err := fn(&f, k); err != nil {
-							return err
-						}
-						want = v + 1
-					}
+				if err := deliver(loc, buf[base+loc.off:base+loc.end]); err != nil {
+					return err
 				}
 			}
 		}

@@ -539,7 +539,8 @@ func (s *Store) Append(ctx context.Context, stream string, expected ExpectedVers
 // the collector, whether or not an answer came later.
 var requests = sync.Pool{New: func() any { return &request{reply: make(chan result, 1)} }}
 
-// maxPooledBody is the largest body a pooled request keeps.
+// maxPooledBody is the largest body a pooled request keeps, and its IDs'
+// bound in bytes.
 const maxPooledBody = 64 << 10
 
 func getRequest() *request { return requests.Get().(*request) }
