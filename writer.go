@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -190,7 +191,17 @@ func (w *writer) run() {
 			w.indexer.add(w.sealed...)
 		}
 		w.sealed = w.sealed[:0]
-		w.reply()
+		if w.reply() > 1 && w.opts.Sync == SyncAlways && len(w.reqs) < w.opts.MaxBatch {
+			// Callers just answered often append again at once. One yield
+			// lets those already runnable queue before the next batch is
+			// collected, so that they share its fsync instead of waiting
+			// for the one after it: otherwise concurrent callers settle
+			// into two groups that take turns, each with an fsync of its
+			// own. It is a yield, not a timed wait: with nothing else
+			// runnable it returns at once. A lone caller gains nothing
+			// from it, so a batch of one skips it.
+			runtime.Gosched()
+		}
 	}
 }
 
@@ -620,9 +631,10 @@ func (w *writer) publish() {
 	})
 }
 
-// reply answers every request of the batch on its own channel.
-func (w *writer) reply() {
-	committed := 0
+// reply answers every request of the batch on its own channel, and returns
+// how many it answered.
+func (w *writer) reply() int {
+	committed, answered := 0, 0
 	for i, r := range w.batch {
 		out := w.outcomes[i]
 		if out.err == errAbandoned {
@@ -632,10 +644,12 @@ func (w *writer) reply() {
 			committed++
 		}
 		r.reply <- out
+		answered++
 	}
 	w.appends.Add(uint64(committed))
 	w.metrics.Committed(committed)
 	clear(w.batch) // drop references to answered requests
+	return answered
 }
 
 // drain answers ErrClosed to every request still queued at quit.
