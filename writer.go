@@ -98,8 +98,12 @@ type writer struct {
 	synced   uint64                    // every event before this position has been fsynced
 	dirty    bool                      // written but not yet synced (SyncInterval, SyncNone)
 	lastSync time.Time
-	timer    *time.Timer // SyncInterval's deferred sync
-	sealed   []*segment  // segments rolled over from in this batch, for the indexer
+	// lastSyncTook, yieldBackoff and skipYields bound yield (see there).
+	lastSyncTook time.Duration
+	yieldBackoff int         // batches skipped after the last yield that took too long
+	skipYields   int         // batches left to skip
+	timer        *time.Timer // SyncInterval's deferred sync
+	sealed       []*segment  // segments rolled over from in this batch, for the indexer
 
 	indexer *indexer
 	metrics *telemetry.Metrics
@@ -192,17 +196,44 @@ func (w *writer) run() {
 		}
 		w.sealed = w.sealed[:0]
 		if w.reply() > 1 && w.opts.Sync == SyncAlways && len(w.reqs) < w.opts.MaxBatch {
-			// Callers just answered often append again at once. One yield
-			// lets those already runnable queue before the next batch is
-			// collected, so that they share its fsync instead of waiting
-			// for the one after it: otherwise concurrent callers settle
-			// into two groups that take turns, each with an fsync of its
-			// own. It is a yield, not a timed wait: with nothing else
-			// runnable it returns at once. A lone caller gains nothing
-			// from it, so a batch of one skips it.
-			runtime.Gosched()
+			w.yield()
 		}
 	}
+}
+
+// Bounds of yield's back-off, in batches.
+const (
+	minYieldBackoff = 64
+	maxYieldBackoff = 1 << 16
+)
+
+// yield gives the processor up once, after a batch of two or more was
+// answered. Callers just answered often append again at once; the yield
+// lets those already runnable queue before the next batch is collected, so
+// that they share its fsync instead of waiting for the one after it.
+// Otherwise concurrent callers settle into two groups that take turns, each
+// with an fsync of its own. A lone caller gains nothing from it.
+//
+// The yield is not a timed wait: with nothing else runnable it returns at
+// once. But when other goroutines keep the processors busy (CPU-bound work
+// in the same process), it puts the writer behind them, for up to a
+// scheduler time slice each. So a yield that takes longer than half an
+// fsync, which is all it can save a caller, stops the yields for a number
+// of batches that doubles each time it happens again, up to 65,536, and a
+// yield within the bound resets it.
+func (w *writer) yield() {
+	if w.skipYields > 0 {
+		w.skipYields--
+		return
+	}
+	start := time.Now()
+	runtime.Gosched()
+	if time.Since(start) <= w.lastSyncTook/2 {
+		w.yieldBackoff = 0
+		return
+	}
+	w.yieldBackoff = min(max(2*w.yieldBackoff, minYieldBackoff), maxYieldBackoff)
+	w.skipYields = w.yieldBackoff
 }
 
 // nextRequest blocks until there is a request, or quit. Under SyncInterval it
@@ -401,7 +432,8 @@ func (w *writer) syncNow() {
 	w.syncs.Add(1)
 	start := time.Now()
 	err := w.log.sync()
-	w.metrics.Synced(time.Since(start))
+	w.lastSyncTook = time.Since(start)
+	w.metrics.Synced(w.lastSyncTook)
 	if err != nil {
 		w.fail(err)
 		return

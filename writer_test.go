@@ -228,6 +228,30 @@ func TestWriter_Batch_SharesOneFsync(t *testing.T) {
 	assert.Equal(t, uint64(n+1), st.Events)
 }
 
+// A yield that takes longer than half the last fsync stops the yields for
+// a number of batches that doubles each time, up to its bound, and one
+// within the bound ends the back-off.
+func TestWriter_YieldBacksOffWhileItTakesLong(t *testing.T) {
+	w := &writer{lastSyncTook: -time.Hour} // every yield takes too long
+	want := minYieldBackoff
+	for range 13 {
+		w.yield()
+		require.Equal(t, want, w.skipYields)
+		for range want {
+			w.yield() // skipped
+		}
+		require.Zero(t, w.skipYields)
+		want = min(2*want, maxYieldBackoff)
+	}
+	require.Equal(t, maxYieldBackoff, w.yieldBackoff)
+	w.lastSyncTook = time.Hour
+	w.yield()
+	assert.Zero(t, w.yieldBackoff)
+	assert.Zero(t, w.skipYields)
+	w.yield()
+	assert.Zero(t, w.skipYields, "a cheap yield is not followed by skips")
+}
+
 func TestWriter_Batch_RejectedRequestAnsweredAlone(t *testing.T) {
 	gate := newGateFS(vfs.OS())
 	s, _ := openWithFS(t, gate, nil)
