@@ -98,12 +98,12 @@ type writer struct {
 	synced   uint64                    // every event before this position has been fsynced
 	dirty    bool                      // written but not yet synced (SyncInterval, SyncNone)
 	lastSync time.Time
-	// lastSyncTook, yieldBackoff and skipYields bound yield (see there).
-	lastSyncTook time.Duration
-	yieldBackoff int         // batches skipped after the last yield that took too long
-	skipYields   int         // batches left to skip
-	timer        *time.Timer // SyncInterval's deferred sync
-	sealed       []*segment  // segments rolled over from in this batch, for the indexer
+	// What bounds yield (see there).
+	syncTook     time.Duration // moving average of syncNow's fdatasync, 1/8 weight to the newest; 0 before the first
+	yieldBackoff int           // yields skipped after the last one that took too long
+	skipYields   int           // yields left to skip
+	timer        *time.Timer   // SyncInterval's deferred sync
+	sealed       []*segment    // segments rolled over from in this batch, for the indexer
 
 	indexer *indexer
 	metrics *telemetry.Metrics
@@ -195,32 +195,32 @@ func (w *writer) run() {
 			w.indexer.add(w.sealed...)
 		}
 		w.sealed = w.sealed[:0]
-		if w.reply() > 1 && w.opts.Sync == SyncAlways && len(w.reqs) < w.opts.MaxBatch {
+		answered := w.reply()
+		if answered > 1 && w.opts.Sync == SyncAlways && w.failed == nil && w.syncTook > 0 && len(w.reqs) < w.opts.MaxBatch {
 			w.yield()
 		}
 	}
 }
 
-// Bounds of yield's back-off, in batches.
+// Bounds of yield's back-off, in yields skipped.
 const (
 	minYieldBackoff = 64
 	maxYieldBackoff = 1 << 16
 )
 
-// yield gives the processor up once, after a batch of two or more was
-// answered. Callers just answered often append again at once; the yield
-// lets those already runnable queue before the next batch is collected, so
-// that they share its fsync instead of waiting for the one after it.
-// Otherwise concurrent callers settle into two groups that take turns, each
-// with an fsync of its own. A lone caller gains nothing from it.
+// yield gives the processor up once, under SyncAlways, after a batch of two
+// or more was answered. Callers just answered often append again at once;
+// the yield lets those already runnable queue before the next batch is
+// collected, so that they share its fsync instead of waiting for the one
+// after it. Otherwise concurrent callers settle into two groups that take
+// turns, each with an fsync of its own. A lone caller gains nothing from it.
 //
 // The yield is not a timed wait: with nothing else runnable it returns at
 // once. But when other goroutines keep the processors busy (CPU-bound work
 // in the same process), it puts the writer behind them, for up to a
-// scheduler time slice each. So a yield that takes longer than half an
-// fsync, which is all it can save a caller, stops the yields for a number
-// of batches that doubles each time it happens again, up to 65,536, and a
-// yield within the bound resets it.
+// scheduler time slice each. A yield can save a caller at most an fsync, so
+// one that takes longer than the average fsync starts a back-off (see
+// yielded).
 func (w *writer) yield() {
 	if w.skipYields > 0 {
 		w.skipYields--
@@ -228,7 +228,15 @@ func (w *writer) yield() {
 	}
 	start := time.Now()
 	runtime.Gosched()
-	if time.Since(start) <= w.lastSyncTook/2 {
+	w.yielded(time.Since(start))
+}
+
+// yielded updates the back-off with how long a yield took. One that took
+// longer than the average fsync stops the next 64 yields, and each time it
+// happens again, twice as many, up to 65,536; one within it ends the
+// back-off. Skipping only ever costs the batching the yield would have won.
+func (w *writer) yielded(took time.Duration) {
+	if took <= w.syncTook {
 		w.yieldBackoff = 0
 		return
 	}
@@ -432,8 +440,13 @@ func (w *writer) syncNow() {
 	w.syncs.Add(1)
 	start := time.Now()
 	err := w.log.sync()
-	w.lastSyncTook = time.Since(start)
-	w.metrics.Synced(w.lastSyncTook)
+	took := time.Since(start)
+	w.metrics.Synced(took)
+	if w.syncTook == 0 {
+		w.syncTook = took
+	} else {
+		w.syncTook += (took - w.syncTook) / 8
+	}
 	if err != nil {
 		w.fail(err)
 		return

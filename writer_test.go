@@ -228,28 +228,31 @@ func TestWriter_Batch_SharesOneFsync(t *testing.T) {
 	assert.Equal(t, uint64(n+1), st.Events)
 }
 
-// A yield that takes longer than half the last fsync stops the yields for
-// a number of batches that doubles each time, up to its bound, and one
-// within the bound ends the back-off.
+// A yield that takes longer than the average fsync stops the next yields,
+// 64 of them and twice as many each time it happens again, up to 65,536;
+// one within the average ends the back-off, and the next long one starts
+// it again at 64.
 func TestWriter_YieldBacksOffWhileItTakesLong(t *testing.T) {
-	w := &writer{lastSyncTook: -time.Hour} // every yield takes too long
+	const fsync = 200 * time.Microsecond
+	w := &writer{syncTook: fsync}
+	w.yielded(fsync)
+	require.Zero(t, w.skipYields, "a yield as long as an fsync is within bounds")
 	want := minYieldBackoff
 	for range 13 {
-		w.yield()
+		w.yielded(fsync + time.Nanosecond)
 		require.Equal(t, want, w.skipYields)
 		for range want {
-			w.yield() // skipped
+			w.yield() // skipped: it does not yield, nor measure
 		}
 		require.Zero(t, w.skipYields)
 		want = min(2*want, maxYieldBackoff)
 	}
 	require.Equal(t, maxYieldBackoff, w.yieldBackoff)
-	w.lastSyncTook = time.Hour
-	w.yield()
+	w.yielded(fsync)
 	assert.Zero(t, w.yieldBackoff)
 	assert.Zero(t, w.skipYields)
-	w.yield()
-	assert.Zero(t, w.skipYields, "a cheap yield is not followed by skips")
+	w.yielded(fsync + time.Nanosecond)
+	assert.Equal(t, minYieldBackoff, w.skipYields, "a back-off after a cheap yield starts again at its least")
 }
 
 func TestWriter_Batch_RejectedRequestAnsweredAlone(t *testing.T) {
