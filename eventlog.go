@@ -13,8 +13,9 @@ package eventstore
 //	+-------+-----+-------+----------------+-------+-------+
 //
 //	magic  "ESLG"
-//	ver    format version: 2; segments of version 1 (frames without the
-//	       end mark) are still read, and appended to
+//	ver    format version: 3; segments of version 1 (frames without the
+//	       end mark) and version 2 (payloads masked with splitmix64) are
+//	       still read, and appended to
 //	base   global position of the segment's first event (equals the name)
 //	crc    CRC-32C of bytes 0-19
 //
@@ -31,10 +32,12 @@ package eventstore
 //	| event:                                                            |
 //	|   id [16] | type len uv | type | meta len uv | meta | data len uv |
 //	|   data                                                            |
-//	| end mark 0xff (version 2), stored unmasked                        |
+//	| end mark 0xff (versions 2 and 3), stored unmasked                 |
 //	+-------------------------------------------------------------------+
 //
-//	length    payload size; at most record.MaxPayload (256 MiB)
+//	length    bits 0-30: payload size, at most record.MaxPayload
+//	          (256 MiB); bit 31: the payload is masked with the Weyl
+//	          keystream (set in every version-3 frame, in no other)
 //	pcrc      CRC-32C of the payload
 //	position  global position of the frame's first event
 //	delta     events written since the last completed fsync before this
@@ -42,12 +45,17 @@ package eventstore
 //	          at this point could lose
 //	hcrc      CRC-32C of header bytes 0-19, so length is trusted before use
 //	masked    the payload is stored XORed with a keystream drawn from
-//	          position (record.Mask), so that no frame holds a long run of
-//	          zero bytes whatever its events hold; pcrc covers the stored
-//	          bytes
-//	flags     1 in a version-2 segment: the payload ends in the end mark;
-//	          0 in a version-1 segment, which has none; other values are
-//	          reserved and rejected
+//	          position, so that no frame holds a long run of zero bytes
+//	          whatever its events hold; pcrc covers the stored bytes.
+//	          Version 3: a Weyl sequence (record.MaskWeyl), whose start is
+//	          splitmix64 of the position and which adds an odd constant
+//	          a word, an addition where splitmix64 costs two
+//	          multiplications; versions 1 and 2: splitmix64 (record.Mask)
+//	flags     3 in a version-3 segment: the payload ends in the end mark
+//	          and is masked with the Weyl keystream; 1 in a version-2
+//	          segment: it ends in the end mark; 0 in a version-1 segment,
+//	          which has none; other values, and values that do not match
+//	          length's bit 31, are rejected
 //	end mark  record.EndMark, so that no frame ends in a zero byte: the
 //	          space after the frames may read as zeros (below), and a
 //	          frame whose last byte reads zero was cut short
@@ -56,6 +64,13 @@ package eventstore
 //
 // All fixed-width integers are little-endian. Positions run on across
 // segments without a gap; a stream's versions run on across frames.
+//
+// Versions 2 and 3 differ only in the keystream, so what this file says of
+// a version-2 segment holds for a version-3 one too: both end every frame
+// in the end mark, and the torn-write rules below rest on no more than any
+// masked payload's lack of long runs of zeros, which both keystreams give.
+// A store opened on segments of an earlier version appends frames of that
+// version to its last segment, and starts new segments in version 3.
 //
 // The active segment, if of version 2, has its space allocated up to the
 // size at which the log rolls over (vfs.File.Allocate) when it is created
@@ -191,10 +206,13 @@ type segment struct {
 	path string
 	file vfs.File
 	size int64 // bytes written; touched only by the writer goroutine (and Open)
-	// marked is set for a version-2 segment, whose frames all end in
-	// record.EndMark; only such a segment has space allocated ahead (see
-	// eventLog.allocate). Set when the segment is created or opened.
-	marked bool
+	// version is the segment's format version, from its header: 1, 2 or
+	// 3, and record.Version for every segment this build creates. From
+	// version 2 its frames all end in record.EndMark, and only such a
+	// segment has space allocated ahead (see eventLog.allocate); from
+	// version 3 they are masked with record.MaskWeyl. Set when the
+	// segment is created or opened.
+	version uint8
 
 	// indexed is how many bytes of the segment its index file covers, 0
 	// without one. Set by Open, then touched only by the indexer goroutine,
@@ -215,6 +233,17 @@ type segment struct {
 	// bytes (for the active segment, more than it holds yet), or nil.
 	// Readers touch only bytes below end, which the file holds.
 	mapped []byte
+}
+
+// marked reports that the segment's frames end in record.EndMark: it is of
+// version 2 or later.
+func (s *segment) marked() bool { return s.version >= 2 }
+
+// frameFits reports that a frame is of the kind a segment of the given
+// version holds: ending in the end mark from version 2 on, masked with
+// record.MaskWeyl from version 3 on. A frame that does not is corrupt.
+func frameFits(f *record.Frame, version uint8) bool {
+	return f.Marked == (version >= 2) && f.Weyl == (version >= 3)
 }
 
 // pageSize is the unit the system maps files in, and advice applies to.
@@ -534,7 +563,7 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last, keepOwners bo
 		if herr == nil && h.Base != seg.base {
 			return false, &CorruptionError{Path: seg.path, Reason: fmt.Sprintf("header base %d does not match file name", h.Base)}
 		}
-		seg.marked = h.Version >= 2
+		seg.version = h.Version
 	}
 	if herr != nil {
 		// A header is written and fsynced before any frame, so a last
@@ -560,7 +589,7 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last, keepOwners bo
 			rec.next += x.Events()
 		}
 	}
-	if err := r.readSegment(seg.file, size, off, seg.marked, last); err != nil {
+	if err := r.readSegment(seg.file, size, off, seg.marked(), last); err != nil {
 		return false, fmt.Errorf("eventstore: open %s: %w", seg.path, err)
 	}
 	var events []record.Event
@@ -570,7 +599,7 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last, keepOwners bo
 		if ferr == nil && f.Position != rec.next {
 			return false, &CorruptionError{Path: seg.path, Offset: off, Reason: fmt.Sprintf("frame position %d, want %d", f.Position, rec.next)}
 		}
-		if ferr == nil && f.Marked != seg.marked {
+		if ferr == nil && !frameFits(&f, seg.version) {
 			return false, &CorruptionError{Path: seg.path, Offset: off, Reason: "frame flags do not match the segment's format version"}
 		}
 		if ferr != nil {
@@ -658,7 +687,7 @@ func (l *eventLog) createSegment(base uint64) (*segment, error) {
 	if err != nil {
 		return nil, &StorageError{Op: "create", Path: path, Err: err}
 	}
-	seg := &segment{base: base, path: path, file: f, marked: true}
+	seg := &segment{base: base, path: path, file: f, version: record.Version}
 	fail := func(op string, err error) (*segment, error) {
 		f.Close()
 		return nil, &StorageError{Op: op, Path: path, Err: err}
@@ -821,8 +850,8 @@ func (l *eventLog) roll(base uint64) (*segment, error) {
 // with a hole, and a failure (a full disk) is logged, after which appends
 // extend the file as before.
 func (l *eventLog) allocate(seg *segment) {
-	if !seg.marked || seg.size >= l.segmentSize {
-		return // see tornFrame for why only a version-2 segment
+	if !seg.marked() || seg.size >= l.segmentSize {
+		return // see tornFrame for why only a segment of version 2 or later
 	}
 	if err := seg.file.Allocate(l.segmentSize); err != nil {
 		l.logger.Warn("eventstore: cannot allocate segment space ahead; appends will extend the file", "path", seg.path, "err", err)
@@ -1320,16 +1349,16 @@ func (v *verifier) segment(ctx context.Context, seg *segment, size int64, last b
 	r := &v.reader
 	var hb [record.SegmentHeaderSize]byte
 	herr := error(io.ErrUnexpectedEOF)
-	marked := false
+	var version uint8
 	if size >= record.SegmentHeaderSize {
 		if _, err := seg.file.ReadAt(hb[:], 0); err != nil {
 			return fmt.Errorf("eventstore: verify: %w", err)
 		}
 		var h record.SegmentHeader
 		h, herr = record.DecodeSegmentHeader(hb[:])
-		marked = h.Version >= 2
+		version = h.Version
 	}
-	if err := r.readSegment(seg.file, size, record.SegmentHeaderSize, marked, last); err != nil {
+	if err := r.readSegment(seg.file, size, record.SegmentHeaderSize, version >= 2, last); err != nil {
 		return fmt.Errorf("eventstore: verify: %w", err)
 	}
 	if herr != nil {
@@ -1358,7 +1387,7 @@ func (v *verifier) segment(ctx context.Context, seg *segment, size int64, last b
 			return err
 		}
 		f, err := r.frame(off, events)
-		if err == nil && f.Marked != marked {
+		if err == nil && !frameFits(&f, version) {
 			err = errors.New("frame flags do not match the segment's format version")
 		}
 		if err != nil {

@@ -926,7 +926,7 @@ func lastSegmentFrames(t *testing.T, dir string) int {
 	frames := 0
 	// Past the frames, the open store's segment reads as zeros.
 	for off := 24; off+24 <= len(b) && binary.LittleEndian.Uint32(b[off:]) != 0; frames++ {
-		off += 24 + int(binary.LittleEndian.Uint32(b[off:]))
+		off += int(record.HeaderOf(b[off:]).FrameSize())
 	}
 	return frames
 }
@@ -1119,7 +1119,7 @@ func damagedStore(t *testing.T) (*eventstore.Store, string, int64) {
 	require.NoError(t, err)
 	// The second frame follows the segment header (24 bytes) and the first
 	// frame (a 24-byte header and the payload length it states).
-	second := 24 + 24 + int64(binary.LittleEndian.Uint32(b[24:28]))
+	second := 24 + record.HeaderOf(b[24:]).FrameSize()
 	at := second + 24 + 20 // inside its payload
 	f, err := os.OpenFile(seg, os.O_WRONLY, 0)
 	require.NoError(t, err)

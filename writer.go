@@ -323,9 +323,7 @@ func (w *writer) commit() {
 			continue
 		}
 		seg := w.log.active()
-		appendFrame := record.AppendMarkedFrame
-		if !seg.marked { // a version-1 segment a store opened
-			appendFrame = record.AppendFrame
+		if !seg.marked() { // a version-1 segment a store opened
 			size -= record.EndMarkSize
 		}
 		w.frames = append(w.frames, pendingFrame{
@@ -336,7 +334,7 @@ func (w *writer) commit() {
 		// recovery can tell which frames a crash may have torn together.
 		// Every roll-over syncs, so it stays below the events a segment can
 		// hold (under 2^32).
-		w.buf = appendFrame(w.buf, w.next, uint32(w.next-w.synced), now, firstVersion, r.body)
+		w.buf = record.AppendFrameOf(seg.version, w.buf, w.next, uint32(w.next-w.synced), now, firstVersion, r.body)
 		ps := w.pending[r.stream]
 		if ps == nil {
 			if n := len(w.spare); n > 0 {
@@ -929,6 +927,9 @@ func (f *follower) scan(seg *segment) error {
 		if fr.Position != next {
 			return &CorruptionError{Path: seg.path, Offset: off, Reason: fmt.Sprintf("frame position %d, want %d", fr.Position, next)}
 		}
+		if !frameFits(&fr, seg.version) {
+			return &CorruptionError{Path: seg.path, Offset: off, Reason: "frame flags do not match the segment's format version"}
+		}
 		ff := followedFrame{seg: seg, off: off, size: fr.FrameSize(), position: fr.Position, firstVersion: fr.FirstVersion,
 			stream: f.index.streamName(fr.Stream)}
 		for i := range fr.Events {
@@ -971,11 +972,12 @@ func (f *follower) nextSegment() (*segment, error) {
 		file.Close()
 		return nil, nil // being created
 	}
-	if h, err := record.DecodeSegmentHeader(hb[:]); err != nil || h.Base != base {
+	h, err := record.DecodeSegmentHeader(hb[:])
+	if err != nil || h.Base != base {
 		file.Close()
 		return nil, nil
 	}
-	return &segment{base: base, path: path, file: file, size: record.SegmentHeaderSize}, nil
+	return &segment{base: base, path: path, file: file, size: record.SegmentHeaderSize, version: h.Version}, nil
 }
 
 // publish adds the frames found to the index and wakes subscriptions.

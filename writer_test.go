@@ -2249,11 +2249,12 @@ func runModel(t *testing.T, seed uint64, ops int) {
 	}
 	opts.SyncInterval = time.Millisecond
 	fs := vfs.NewCrashFS()
-	if rng.IntN(3) == 0 {
-		// A store from before version 2: its first segment is version 1,
-		// never allocated ahead, until the log rolls over.
+	if old := rng.IntN(6); old < 2 {
+		// A store from before version 3: its first segment is version 1,
+		// never allocated ahead, or version 2, masked with splitmix64,
+		// until the log rolls over.
 		require.NoError(t, fs.MkdirAll("/m", 0o755))
-		require.NoError(t, fs.WriteFile("/m/"+segmentName(0), version1SegmentHeader(0)))
+		require.NoError(t, fs.WriteFile("/m/"+segmentName(0), segmentHeaderOf(uint8(old+1), 0)))
 	}
 	openStore := func() *Store {
 		o := opts
@@ -4032,9 +4033,13 @@ func TestWalk_PipelinedCutInLastPageAsSequential(t *testing.T) {
 
 // version1SegmentHeader is the header of a version-1 segment at base, as
 // stores wrote them before version 2.
-func version1SegmentHeader(base uint64) []byte {
+func version1SegmentHeader(base uint64) []byte { return segmentHeaderOf(1, base) }
+
+// segmentHeaderOf is the header of a segment of the given format version at
+// base, as the release that wrote that version wrote it.
+func segmentHeaderOf(version uint8, base uint64) []byte {
 	hdr := record.AppendSegmentHeader(nil, base)
-	hdr[4] = 1
+	hdr[4] = version
 	binary.LittleEndian.PutUint32(hdr[20:24], record.Checksum(hdr[:20]))
 	return hdr
 }
@@ -4201,57 +4206,77 @@ func TestEventLog_Allocated_SealedSegmentWithZerosAfterItsFrames(t *testing.T) {
 	require.ErrorIs(t, err, ErrCorrupt, "the next segment starts past the frames left")
 }
 
-// A store written before version 2 opens, keeps appending unmarked frames
-// to its version-1 segment without allocating it, and starts a version-2
-// segment, allocated ahead, when it rolls over.
-func TestEventLog_Version1SegmentsStayReadableAndWritable(t *testing.T) {
-	dir := t.TempDir()
-	seg := version1SegmentHeader(0)
-	for i := range 3 {
-		body := record.AppendBodyHead(nil, "old", 1)
-		body = record.AppendEvent(body, idFor(0, i), "t", nil, []byte(fmt.Sprint("v1-", i)))
-		seg = record.AppendFrame(seg, uint64(i), 0, 1700000000000000000, uint64(i), body)
-	}
-	require.NoError(t, os.WriteFile(filepath.Join(dir, segmentName(0)), seg, 0o644))
+// A store written in an earlier format version opens, keeps appending
+// frames of that version to its last segment (a version-1 segment not
+// allocated ahead, and unmarked; a version-2 one marked and masked with
+// splitmix64), and starts a segment of the current version, allocated
+// ahead, when it rolls over.
+func TestEventLog_OlderSegmentsStayReadableAndWritable(t *testing.T) {
+	for _, version := range []uint8{1, 2} {
+		t.Run(fmt.Sprint("version ", version), func(t *testing.T) {
+			dir := t.TempDir()
+			seg := segmentHeaderOf(version, 0)
+			for i := range 3 {
+				body := record.AppendBodyHead(nil, "old", 1)
+				body = record.AppendEvent(body, idFor(0, i), "t", nil, []byte(fmt.Sprint("old-", i)))
+				seg = record.AppendFrameOf(version, seg, uint64(i), 0, 1700000000000000000, uint64(i), body)
+			}
+			require.NoError(t, os.WriteFile(filepath.Join(dir, segmentName(0)), seg, 0o644))
 
-	const segmentSize = 1024
-	s, err := Open(dir, &Options{SegmentSize: segmentSize})
-	require.NoError(t, err)
-	_, err = s.Append(context.Background(), "old", Exact(2), EventData{Type: "t", Data: []byte("v1-3")})
-	require.NoError(t, err)
-	b, err := os.ReadFile(filepath.Join(dir, segmentName(0)))
-	require.NoError(t, err)
-	offs, _ := frameOffsets(t, b)
-	require.Len(t, offs, 4, "the version-1 segment is not allocated ahead: its size is its frames")
-	h, err := record.DecodeHeader(b[offs[3]:])
-	require.NoError(t, err)
-	f, err := record.DecodePayload(h, b[offs[3]+record.HeaderSize:], nil)
-	require.NoError(t, err)
-	assert.False(t, f.Marked, "a version-1 segment gets version-1 frames")
+			const segmentSize = 1024
+			s, err := Open(dir, &Options{SegmentSize: segmentSize})
+			require.NoError(t, err)
+			_, err = s.Append(context.Background(), "old", Exact(2), EventData{Type: "t", Data: []byte("old-3")})
+			require.NoError(t, err)
+			b, err := os.ReadFile(filepath.Join(dir, segmentName(0)))
+			require.NoError(t, err)
+			offs, _ := frameOffsets(t, b[:lastNonZero(b)+1])
+			require.Len(t, offs, 4)
+			if version == 1 {
+				assert.Len(t, b, lastNonZero(b)+1, "the version-1 segment is not allocated ahead: its size is its frames")
+			} else {
+				assert.Len(t, b, segmentSize, "the version-2 segment is allocated ahead")
+			}
+			h, err := record.DecodeHeader(b[offs[3]:])
+			require.NoError(t, err)
+			f, err := record.DecodePayload(h, b[offs[3]+record.HeaderSize:offs[3]+h.FrameSize()], nil)
+			require.NoError(t, err)
+			assert.Equal(t, version >= 2, f.Marked, "the segment gets frames of its own version")
+			assert.False(t, f.Weyl, "the segment gets frames of its own version")
 
-	for i := 4; len(segFiles(t, dir)) < 2; i++ {
-		_, err = s.Append(context.Background(), "old", Exact(uint64(i-1)), EventData{Type: "t", Data: []byte(fmt.Sprint("v1-", i))})
-		require.NoError(t, err)
-	}
-	b, err = os.ReadFile(segFiles(t, dir)[1])
-	require.NoError(t, err)
-	assert.Len(t, b, segmentSize, "the new segment is allocated ahead")
-	sh, err := record.DecodeSegmentHeader(b)
-	require.NoError(t, err)
-	assert.Equal(t, uint8(record.Version), sh.Version)
-	assert.Equal(t, byte(record.EndMark), b[lastNonZero(b)])
-	n := s.Stats().Events
-	require.NoError(t, s.Close())
+			for i := 4; len(segFiles(t, dir)) < 2; i++ {
+				_, err = s.Append(context.Background(), "old", Exact(uint64(i-1)), EventData{Type: "t", Data: []byte(fmt.Sprint("old-", i))})
+				require.NoError(t, err)
+			}
+			b, err = os.ReadFile(segFiles(t, dir)[1])
+			require.NoError(t, err)
+			assert.Len(t, b, segmentSize, "the new segment is allocated ahead")
+			sh, err := record.DecodeSegmentHeader(b)
+			require.NoError(t, err)
+			assert.Equal(t, uint8(record.Version), sh.Version)
+			assert.Equal(t, byte(record.EndMark), b[lastNonZero(b)])
+			h, err = record.DecodeHeader(b[record.SegmentHeaderSize:])
+			require.NoError(t, err)
+			assert.True(t, h.Weyl, "the new segment's frames are of the current version")
+			n := s.Stats().Events
+			require.NoError(t, s.Close())
 
-	s, err = Open(dir, &Options{SegmentSize: segmentSize})
-	require.NoError(t, err)
-	defer s.Close()
-	all, err := s.ReadAll(context.Background(), 0, 0)
-	require.NoError(t, err)
-	require.Len(t, all, int(n))
-	for i, e := range all {
-		assert.Equal(t, fmt.Sprint("v1-", i), string(e.Data))
-		assert.Equal(t, uint64(i), e.StreamVersion)
+			rep, err := Verify(context.Background(), dir, nil)
+			require.NoError(t, err)
+			assert.Empty(t, rep.Problems)
+			assert.Equal(t, n, rep.Events)
+
+			s, err = Open(dir, &Options{SegmentSize: segmentSize})
+			require.NoError(t, err)
+			defer s.Close()
+			all, err := s.ReadAll(context.Background(), 0, 0)
+			require.NoError(t, err)
+			require.Len(t, all, int(n))
+			for i, e := range all {
+				assert.Equal(t, fmt.Sprint("old-", i), string(e.Data))
+				assert.Equal(t, uint64(i), e.StreamVersion)
+			}
+		})
 	}
 }
 

@@ -18,12 +18,14 @@ import (
 const (
 	// Version is the format version written in every new segment's
 	// header. Version 2 differs from 1 only in that every frame ends in
-	// EndMark (see AppendMarkedFrame); DecodeSegmentHeader accepts both.
-	Version = 2
+	// EndMark (see AppendMarkedFrame); version 3 differs from 2 only in
+	// the keystream its payloads are masked with (see AppendFrameOf and
+	// MaskWeyl). DecodeSegmentHeader accepts all three.
+	Version = 3
 
-	// EndMark is the byte that ends every frame of a version-2 segment,
-	// stored as is. It has more than one bit set, so that no single bit
-	// flip turns it into a zero.
+	// EndMark is the byte that ends every frame of a version-2 or
+	// version-3 segment, stored as is. It has more than one bit set, so
+	// that no single bit flip turns it into a zero.
 	EndMark = 0xff
 
 	// EndMarkSize is what ending in EndMark adds to a frame.
@@ -32,6 +34,18 @@ const (
 	// flagEndMark, in a payload's flags, says that its last byte is an
 	// EndMark and no part of the events.
 	flagEndMark = 1
+
+	// flagWeyl, in a payload's flags, says that it was masked with
+	// MaskWeyl. It is set in every version-3 frame, with flagEndMark, and
+	// in no other: it lets the decoder check, after unmasking, that the
+	// keystream the header named was the one the writer used.
+	flagWeyl = 2
+
+	// lengthWeyl is the bit of a frame header's length field that says the
+	// payload is masked with MaskWeyl (version 3). The rest of the field is
+	// the payload's length, at most MaxPayload, so the bit is zero in every
+	// frame of versions 1 and 2.
+	lengthWeyl = 1 << 31
 
 	// SegmentHeaderSize is the size of the header at the start of every
 	// segment file.
@@ -90,8 +104,9 @@ var (
 type SegmentHeader struct {
 	// Base is the global position of the first event the segment holds.
 	Base uint64
-	// Version is the segment's format version, 1 or 2. A version-2
-	// segment's frames all end in EndMark.
+	// Version is the segment's format version, 1, 2 or 3. The frames of
+	// a version-2 or version-3 segment all end in EndMark; those of a
+	// version-3 segment are masked with MaskWeyl.
 	Version uint8
 }
 
@@ -118,7 +133,7 @@ func DecodeSegmentHeader(b []byte) (SegmentHeader, error) {
 	if [4]byte(b[0:4]) != segmentMagic {
 		return SegmentHeader{}, fmt.Errorf("%w: bad segment magic %q", ErrMalformed, b[0:4])
 	}
-	if b[4] != 1 && b[4] != Version {
+	if b[4] < 1 || b[4] > Version {
 		return SegmentHeader{}, fmt.Errorf("%w: unsupported format version %d", ErrMalformed, b[4])
 	}
 	if [3]byte(b[5:8]) != [3]byte{} || [4]byte(b[16:20]) != [4]byte{} {
@@ -131,6 +146,9 @@ func DecodeSegmentHeader(b []byte) (SegmentHeader, error) {
 type Header struct {
 	// Length is the size of the payload that follows the header.
 	Length uint32
+	// Weyl reports that the payload is masked with MaskWeyl, as in a
+	// version-3 segment, rather than Mask.
+	Weyl bool
 	// PayloadCRC is the checksum of the payload.
 	PayloadCRC uint32
 	// Position is the global position of the frame's first event.
@@ -160,12 +178,7 @@ func DecodeHeader(b []byte) (Header, error) {
 	if Checksum(b[:20]) != binary.LittleEndian.Uint32(b[20:24]) {
 		return Header{}, ErrHeaderChecksum
 	}
-	h := Header{
-		Length:     binary.LittleEndian.Uint32(b[0:4]),
-		PayloadCRC: binary.LittleEndian.Uint32(b[4:8]),
-		Position:   binary.LittleEndian.Uint64(b[8:16]),
-		SyncDelta:  binary.LittleEndian.Uint32(b[16:20]),
-	}
+	h := HeaderOf(b)
 	if h.Length > MaxPayload || h.Length < minPayload {
 		return Header{}, fmt.Errorf("%w: payload length %d out of range", ErrMalformed, h.Length)
 	}
@@ -178,8 +191,10 @@ func DecodeHeader(b []byte) (Header, error) {
 // HeaderOf returns the header at the start of b, which DecodeHeader has
 // passed, without checking it again.
 func HeaderOf(b []byte) Header {
+	length := binary.LittleEndian.Uint32(b[0:4])
 	return Header{
-		Length:     binary.LittleEndian.Uint32(b[0:4]),
+		Length:     length &^ lengthWeyl,
+		Weyl:       length&lengthWeyl != 0,
 		PayloadCRC: binary.LittleEndian.Uint32(b[4:8]),
 		Position:   binary.LittleEndian.Uint64(b[8:16]),
 		SyncDelta:  binary.LittleEndian.Uint32(b[16:20]),
@@ -268,6 +283,23 @@ func AppendMarkedFrame(dst []byte, position uint64, syncDelta uint32, timestamp 
 	return appendFrame(dst, position, syncDelta, timestamp, firstVersion, body, flagEndMark)
 }
 
+// AppendFrameOf appends a frame as a segment of the given version holds
+// them: AppendFrame's for version 1, AppendMarkedFrame's for version 2,
+// and for version 3 (or any later) AppendMarkedFrame's but for its
+// keystream: the payload is masked with MaskWeyl, its flags say so too,
+// and so does the top bit of its header's length field. A version-3 frame
+// is as large as a version-2 one.
+func AppendFrameOf(version uint8, dst []byte, position uint64, syncDelta uint32, timestamp int64, firstVersion uint64, body []byte) []byte {
+	flags := byte(flagEndMark | flagWeyl)
+	switch version {
+	case 1:
+		flags = 0
+	case 2:
+		flags = flagEndMark
+	}
+	return appendFrame(dst, position, syncDelta, timestamp, firstVersion, body, flags)
+}
+
 func appendFrame(dst []byte, position uint64, syncDelta uint32, timestamp int64, firstVersion uint64, body []byte, flags byte) []byte {
 	start := len(dst)
 	dst = append(dst, make([]byte, HeaderSize)...)
@@ -281,11 +313,17 @@ func appendFrame(dst []byte, position uint64, syncDelta uint32, timestamp int64,
 
 	h := dst[start : start+HeaderSize]
 	payload := dst[start+HeaderSize:]
-	Mask(payload, position)
+	length := uint32(len(payload))
+	if flags&flagWeyl != 0 {
+		MaskWeyl(payload, position)
+		length |= lengthWeyl
+	} else {
+		Mask(payload, position)
+	}
 	if flags&flagEndMark != 0 {
 		payload[len(payload)-1] = EndMark // stored unmasked
 	}
-	binary.LittleEndian.PutUint32(h[0:4], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(h[0:4], length)
 	binary.LittleEndian.PutUint32(h[4:8], Checksum(payload))
 	binary.LittleEndian.PutUint64(h[8:16], position)
 	binary.LittleEndian.PutUint32(h[16:20], syncDelta)
@@ -315,8 +353,9 @@ func DecodePayload(h Header, payload []byte, events []Event) (Frame, error) {
 }
 
 // VerifyPayload checks payload, the h.Length bytes after h, against h's
-// checksum and unmasks it in place. Once it has passed, payload holds the
-// unmasked bytes, for DecodeVerified, and no longer verifies.
+// checksum and unmasks it in place, with the keystream h names. Once it
+// has passed, payload holds the unmasked bytes, for DecodeVerified, and no
+// longer verifies.
 func VerifyPayload(h Header, payload []byte) error {
 	if len(payload) != int(h.Length) {
 		return ErrShort
@@ -325,8 +364,12 @@ func VerifyPayload(h Header, payload []byte) error {
 		return ErrPayloadChecksum
 	}
 	last := payload[len(payload)-1]
-	Mask(payload, h.Position)
-	if payload[0] == flagEndMark && last != EndMark {
+	if h.Weyl {
+		MaskWeyl(payload, h.Position)
+	} else {
+		Mask(payload, h.Position)
+	}
+	if payload[0]&flagEndMark != 0 && last != EndMark {
 		return fmt.Errorf("%w: frame ends in %#x, not its end mark", ErrMalformed, last)
 	}
 	return nil
@@ -342,12 +385,16 @@ func DecodeVerified(h Header, payload []byte, events []Event) (Frame, error) {
 	f := Frame{Header: h}
 	d := decoder{b: payload}
 	switch flags := d.byte(); flags {
-	case 0:
-	case flagEndMark: // its last byte is no part of the events
-		if len(d.b) > 0 {
-			d.b = d.b[:len(d.b)-1]
+	case 0, flagEndMark, flagEndMark | flagWeyl:
+		if h.Weyl != (flags&flagWeyl != 0) {
+			return Frame{}, fmt.Errorf("%w: flags %#x in a frame whose header says the keystream is %s", ErrMalformed, flags, keystreamName(h.Weyl))
 		}
-		f.Marked = true
+		if flags&flagEndMark != 0 { // its last byte is no part of the events
+			if len(d.b) > 0 {
+				d.b = d.b[:len(d.b)-1]
+			}
+			f.Marked = true
+		}
 	default:
 		return Frame{}, fmt.Errorf("%w: unknown flags %#x", ErrMalformed, flags)
 	}
@@ -419,6 +466,55 @@ func Mask(b []byte, position uint64) {
 			b[i] ^= byte(k >> (8 * i))
 		}
 	}
+}
+
+// MaskWeyl XORs b, the payload of a version-3 frame whose first event has
+// the given position, with a keystream drawn from that position, as Mask
+// does for versions 1 and 2; applying it twice gives b back. Its keystream
+// costs an addition a word where Mask's costs two multiplications, so that
+// reading a frame costs little more than checksumming it: the position is
+// scrambled once, with splitmix64, into a start, and the words that follow
+// add golden, an odd constant, to it one after another (a Weyl sequence).
+//
+// It serves the same end as Mask: no masked payload holds a long run of
+// zero bytes. Two words of a masked payload in a row are both zero only if
+// the two words of the payload under them differ by exactly golden, and
+// then only for one start in 2^64; a run of 16 zero bytes not aligned to
+// words needs the same of one whole word and parts of its neighbours. An
+// all-zero payload shows the keystream itself, whose words in a row never
+// differ by zero; a zero word in it, once in 2^64, sits between golden and
+// its negation, neither of which holds a zero byte, so no run exceeds 8.
+func MaskWeyl(b []byte, position uint64) {
+	state := mix(position * 0xbf58476d1ce4e5b9)
+	for len(b) >= 32 {
+		w := b[:32:32]
+		binary.LittleEndian.PutUint64(w[0:], binary.LittleEndian.Uint64(w[0:])^(state+golden))
+		binary.LittleEndian.PutUint64(w[8:], binary.LittleEndian.Uint64(w[8:])^(state+golden2))
+		binary.LittleEndian.PutUint64(w[16:], binary.LittleEndian.Uint64(w[16:])^(state+golden3))
+		binary.LittleEndian.PutUint64(w[24:], binary.LittleEndian.Uint64(w[24:])^(state+golden4))
+		state += golden4
+		b = b[32:]
+	}
+	for len(b) >= 8 {
+		state += golden
+		binary.LittleEndian.PutUint64(b, binary.LittleEndian.Uint64(b)^state)
+		b = b[8:]
+	}
+	if len(b) > 0 {
+		state += golden
+		for i := range b {
+			b[i] ^= byte(state >> (8 * i))
+		}
+	}
+}
+
+// keystreamName names the keystream a header's Weyl field selects, for
+// errors.
+func keystreamName(weyl bool) string {
+	if weyl {
+		return "Weyl (version 3)"
+	}
+	return "splitmix64 (versions 1 and 2)"
 }
 
 // golden is splitmix64's increment; golden2 to golden4 are 2, 3 and 4

@@ -73,9 +73,23 @@ const goldenMarkedFrameHex = "4800000038c7804a08070605040302010300000014b2a841" 
 	"70715c1209e1d4e85b9cc813922321eb14a2d14ea24936" +
 	"753c760ed11258e7124f756f004aa80b98a026e55dba697aa2ff"
 
-// goldenSegmentHeaderV2Hex is AppendSegmentHeader(nil, 1734), checked with
-// an independent CRC-32C: goldenSegmentHeaderHex but for the version, 02,
-// and the crc, 0x27c96057.
+// goldenWeylFrameHex is the golden frame as a version-3 segment holds it
+// (AppendFrameOf(3, ...)), checked against a separate implementation of
+// the Weyl keystream and of CRC-32C: length 72 with its top bit set
+// (48000080); flags 03 and the same fields as the marked frame, masked
+// with MaskWeyl; then the end mark, ff, stored unmasked.
+const goldenWeylFrameHex = "480000803e5816e6080706050403020103000000dc1c373b" +
+	"1e4219d6d1b4e7d5257f1cdacab6d685353c44666d3fea6f7ef8f7847ecfa984dbfc32" +
+	"8d3cce52f4f4a72da2dbc7f13afe5b94346750eacd87c6d1b5dcea90e1a45b0a748121" +
+	"4aff"
+
+// goldenSegmentHeaderV3Hex is AppendSegmentHeader(nil, 1734), checked with
+// an independent CRC-32C: goldenSegmentHeaderHex but for the version, 03,
+// and the crc, 0xd5c56da9.
+const goldenSegmentHeaderV3Hex = "45534c4703000000c60600000000000000000000a96dc5d5"
+
+// goldenSegmentHeaderV2Hex is the version-2 segment header for base 1734,
+// as AppendSegmentHeader wrote it before version 3: the crc is 0x27c96057.
 const goldenSegmentHeaderV2Hex = "45534c4702000000c606000000000000000000005760c927"
 
 // goldenSegmentHeaderHex is a version-1 segment header for base 1734, as
@@ -97,6 +111,10 @@ func goldenFrame() []byte {
 
 func goldenMarkedFrame() []byte {
 	return record.AppendMarkedFrame(nil, goldenPosition, goldenDelta, goldenTimestamp, goldenFirstVersion, goldenBody())
+}
+
+func goldenWeylFrame() []byte {
+	return record.AppendFrameOf(3, nil, goldenPosition, goldenDelta, goldenTimestamp, goldenFirstVersion, goldenBody())
 }
 
 func goldenBody() []byte {
@@ -317,17 +335,17 @@ func TestDecodePayload_UnknownFlags(t *testing.T) {
 
 func TestAppendSegmentHeader_Golden(t *testing.T) {
 	got := record.AppendSegmentHeader(nil, goldenSegmentBase)
-	require.Equal(t, goldenSegmentHeaderV2Hex, hex.EncodeToString(got), "segment header encoding changed")
+	require.Equal(t, goldenSegmentHeaderV3Hex, hex.EncodeToString(got), "segment header encoding changed")
 
 	require.Len(t, got, record.SegmentHeaderSize)
 	assert.Equal(t, 24, record.SegmentHeaderSize)
 	assert.Equal(t, []byte("ESLG"), got[0:4], "magic at 0")
-	assert.Equal(t, byte(2), got[4], "version at 4")
+	assert.Equal(t, byte(3), got[4], "version at 4")
 	assert.Equal(t, byte(record.Version), got[4])
 	assert.Equal(t, []byte{0, 0, 0}, got[5:8], "reserved 5-7")
 	assert.Equal(t, goldenSegmentBase, binary.LittleEndian.Uint64(got[8:16]), "base at 8")
 	assert.Equal(t, []byte{0, 0, 0, 0}, got[16:20], "reserved 16-19")
-	assert.Equal(t, uint32(0x27c96057), binary.LittleEndian.Uint32(got[20:24]), "crc at 20")
+	assert.Equal(t, uint32(0xd5c56da9), binary.LittleEndian.Uint32(got[20:24]), "crc at 20")
 	assert.Equal(t, record.Checksum(got[:20]), binary.LittleEndian.Uint32(got[20:24]), "crc covers bytes 0-19")
 
 	withPrefix := record.AppendSegmentHeader([]byte{0xee}, goldenSegmentBase)
@@ -366,7 +384,10 @@ func TestDecodeSegmentHeader_Golden(t *testing.T) {
 	assert.Equal(t, record.SegmentHeader{Base: goldenSegmentBase, Version: 1}, sh, "version 1 stays readable")
 	sh, err = record.DecodeSegmentHeader(mustHex(t, goldenSegmentHeaderV2Hex))
 	require.NoError(t, err)
-	assert.Equal(t, record.SegmentHeader{Base: goldenSegmentBase, Version: 2}, sh)
+	assert.Equal(t, record.SegmentHeader{Base: goldenSegmentBase, Version: 2}, sh, "version 2 stays readable")
+	sh, err = record.DecodeSegmentHeader(mustHex(t, goldenSegmentHeaderV3Hex))
+	require.NoError(t, err)
+	assert.Equal(t, record.SegmentHeader{Base: goldenSegmentBase, Version: 3}, sh)
 }
 
 func TestDecodeSegmentHeader_RoundTrip(t *testing.T) {
@@ -812,7 +833,7 @@ func TestDecodeSegmentHeader_BadMagic(t *testing.T) {
 }
 
 func TestDecodeSegmentHeader_BadVersion(t *testing.T) {
-	for _, version := range []byte{0, 3, 0xff} {
+	for _, version := range []byte{0, 4, 0xff} {
 		b := record.AppendSegmentHeader(nil, 7)
 		b[4] = version
 		binary.LittleEndian.PutUint32(b[20:24], record.Checksum(b[:20]))
@@ -826,6 +847,7 @@ func fuzzFrameSeeds() [][]byte {
 	return [][]byte{
 		goldenFrame(),
 		goldenMarkedFrame(),
+		goldenWeylFrame(),
 		testFrame{position: 0, stream: "s", events: []testEvent{{typ: "t"}}}.encode(),
 		testFrame{position: 100, delta: 7, timestamp: -5, firstVersion: 41, stream: "account-1", events: []testEvent{
 			{id: idOf(0x10), typ: "Opened", metadata: []byte(`{"by":"a"}`), data: []byte(`{"owner":"x"}`)},
@@ -848,7 +870,9 @@ func resealForFuzz(in []byte) ([]byte, bool) {
 		return nil, false
 	}
 	b := bytes.Clone(in)
-	binary.LittleEndian.PutUint32(b[0:4], uint32(len(b)-record.HeaderSize))
+	// The length's top bit, which names the keystream, stays as it was.
+	weyl := binary.LittleEndian.Uint32(b[0:4]) & (1 << 31)
+	binary.LittleEndian.PutUint32(b[0:4], uint32(len(b)-record.HeaderSize)|weyl)
 	resealFrame(b)
 	return b, true
 }
@@ -893,11 +917,14 @@ func checkDecodeFrame(t *testing.T, in []byte) {
 	for _, e := range f.Events {
 		body = record.AppendEvent(body, e.ID, string(e.Type), e.Metadata, e.Data)
 	}
-	appendFrame := record.AppendFrame
+	version := uint8(1)
 	if f.Marked {
-		appendFrame = record.AppendMarkedFrame
+		version = 2
 	}
-	got := appendFrame(nil, f.Position, f.SyncDelta, f.Timestamp, f.FirstVersion, body)
+	if f.Weyl {
+		version = 3
+	}
+	got := record.AppendFrameOf(version, nil, f.Position, f.SyncDelta, f.Timestamp, f.FirstVersion, body)
 	require.Equal(t, hex.EncodeToString(frame), hex.EncodeToString(got), "re-encoding the decoded frame differs from the input")
 }
 
@@ -928,9 +955,9 @@ func checkDecodeSegmentHeader(t *testing.T, in []byte) {
 		return
 	}
 	require.GreaterOrEqual(t, len(in), record.SegmentHeaderSize)
-	require.Contains(t, []uint8{1, record.Version}, sh.Version)
+	require.Contains(t, []uint8{1, 2, record.Version}, sh.Version)
 	got := record.AppendSegmentHeader(nil, sh.Base)
-	if sh.Version != record.Version { // a version-1 header, as written before
+	if sh.Version != record.Version { // a header of an earlier version, as written before
 		got[4] = sh.Version
 		binary.LittleEndian.PutUint32(got[20:24], record.Checksum(got[:20]))
 	}
@@ -942,7 +969,8 @@ func FuzzDecodeSegmentHeader(f *testing.F) {
 	for _, base := range []uint64{0, 1734, math.MaxUint64} {
 		f.Add(record.AppendSegmentHeader(nil, base))
 	}
-	f.Add(mustHex(f, goldenSegmentHeaderHex)) // version 1
+	f.Add(mustHex(f, goldenSegmentHeaderHex))   // version 1
+	f.Add(mustHex(f, goldenSegmentHeaderV2Hex)) // version 2
 	golden := record.AppendSegmentHeader(nil, goldenSegmentBase)
 	for n := range len(golden) {
 		f.Add(golden[:n])
@@ -1025,6 +1053,206 @@ func TestMask_IsSplitmix64(t *testing.T) {
 			reference(want, pos)
 			require.Equal(t, want, got, "length %d, position %d", n, pos)
 		}
+	}
+}
+
+func TestMaskWeyl_IsAWeylSequence(t *testing.T) {
+	// The keystream starts at splitmix64's output for the position (seeded
+	// as Mask's is) and adds 0x9e3779b97f4a7c15 for each eight bytes, the
+	// first word included; MaskWeyl's unrolled loop must give exactly the
+	// bytes this one-word-a-step form gives.
+	reference := func(b []byte, position uint64) {
+		z := position * 0xbf58476d1ce4e5b9
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+		z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+		state := z ^ (z >> 31)
+		for i := range b {
+			if i%8 == 0 {
+				state += 0x9e3779b97f4a7c15
+			}
+			b[i] ^= byte(state >> (8 * (i % 8)))
+		}
+	}
+	for n := range 100 {
+		for _, pos := range []uint64{0, 3, 1 << 33, math.MaxUint64} {
+			got, want := make([]byte, n), make([]byte, n)
+			for i := range got {
+				got[i], want[i] = byte(i*31), byte(i*31)
+			}
+			record.MaskWeyl(got, pos)
+			reference(want, pos)
+			require.Equal(t, want, got, "length %d, position %d", n, pos)
+			record.MaskWeyl(got, pos)
+			for i := range got {
+				require.Equal(t, byte(i*31), got[i], "masking twice gives the bytes back")
+			}
+		}
+	}
+}
+
+// longestZeroRun is the length of the longest run of zero bytes in b.
+func longestZeroRun(b []byte) int {
+	run, longest := 0, 0
+	for _, c := range b {
+		if c == 0 {
+			run++
+			longest = max(longest, run)
+		} else {
+			run = 0
+		}
+	}
+	return longest
+}
+
+func TestMaskWeyl_RunsOfZerosNeverSurvive(t *testing.T) {
+	// What recovery needs of a masked payload: no run of 16 zero bytes,
+	// whatever the events hold. For all-zero data the bound is 8 (see
+	// MaskWeyl); data of other repeating shapes, and counters, must not
+	// reach 16 either.
+	zeros := make([]byte, 4096)
+	shapes := map[string]func(i int) byte{
+		"ones":    func(int) byte { return 0xff },
+		"text":    func(i int) byte { return "the quick brown fox "[i%20] },
+		"counter": func(i int) byte { return byte(i / 8) },
+		"words":   func(i int) byte { return byte(uint64(i/8) >> (8 * (i % 8))) },
+	}
+	for pos := range uint64(2000) {
+		pos := pos * 0x9e3779b97f4a7c15 // spread over the whole range
+		b := make([]byte, 4096)
+		record.MaskWeyl(b, pos)
+		require.LessOrEqual(t, longestZeroRun(b), 8, "zeros at position %d", pos)
+		record.MaskWeyl(b, pos)
+		require.Equal(t, zeros, b)
+		for name, shape := range shapes {
+			for i := range b {
+				b[i] = shape(i)
+			}
+			record.MaskWeyl(b, pos)
+			require.Less(t, longestZeroRun(b), 16, "%s at position %d", name, pos)
+		}
+	}
+}
+
+func TestAppendFrameOf_Golden(t *testing.T) {
+	got := goldenWeylFrame()
+	require.Equal(t, goldenWeylFrameHex, hex.EncodeToString(got), "version-3 frame encoding changed")
+	marked := goldenMarkedFrame()
+	require.Len(t, got, len(marked), "a version-3 frame is as large as a version-2 one")
+	assert.Equal(t, uint32(72|1<<31), binary.LittleEndian.Uint32(got[0:4]), "the length's top bit names the keystream")
+	assert.Equal(t, byte(record.EndMark), got[len(got)-1], "the end mark is stored as is")
+	assert.Equal(t, record.Checksum(got[24:]), binary.LittleEndian.Uint32(got[4:8]), "pcrc covers the stored bytes")
+	assert.Equal(t, marked[8:20], got[8:20], "position and delta as in version 2")
+
+	payload := bytes.Clone(got[record.HeaderSize : len(got)-1])
+	record.MaskWeyl(payload, goldenPosition)
+	plain := bytes.Clone(marked[record.HeaderSize : len(marked)-1])
+	record.Mask(plain, goldenPosition)
+	assert.Equal(t, byte(3), payload[0], "flags: end mark and Weyl keystream")
+	assert.Equal(t, plain[1:], payload[1:], "the same fields as version 2, under another keystream")
+
+	h, err := record.DecodeHeader(got)
+	require.NoError(t, err)
+	assert.Equal(t, record.Header{Length: 72, Weyl: true, PayloadCRC: 0xe616583e, Position: goldenPosition, SyncDelta: goldenDelta}, h)
+	assert.Equal(t, h, record.HeaderOf(got))
+	f, err := record.DecodePayload(h, bytes.Clone(got[record.HeaderSize:]), nil)
+	require.NoError(t, err)
+	assert.True(t, f.Marked)
+	assert.True(t, f.Weyl)
+	require.Len(t, f.Events, 1)
+	assert.Equal(t, goldenID, f.Events[0].ID)
+	assert.Equal(t, []byte(goldenType), f.Events[0].Type)
+	assert.Equal(t, []byte(goldenMetadata), f.Events[0].Metadata)
+	assert.Equal(t, []byte(goldenData), f.Events[0].Data, "the end mark is no part of the data")
+	assert.Equal(t, []byte(goldenStream), f.Stream)
+	assert.Equal(t, goldenFirstVersion, f.FirstVersion)
+	assert.Equal(t, goldenTimestamp, f.Timestamp)
+
+	// Versions 1 and 2 are the frames AppendFrame and AppendMarkedFrame
+	// write, and any later version is version 3's.
+	body := goldenBody()
+	assert.Equal(t, goldenFrame(), record.AppendFrameOf(1, nil, goldenPosition, goldenDelta, goldenTimestamp, goldenFirstVersion, body))
+	assert.Equal(t, marked, record.AppendFrameOf(2, nil, goldenPosition, goldenDelta, goldenTimestamp, goldenFirstVersion, body))
+	assert.Equal(t, got, record.AppendFrameOf(record.Version, nil, goldenPosition, goldenDelta, goldenTimestamp, goldenFirstVersion, body))
+}
+
+func TestAppendFrameOf_RoundTripsEveryVersion(t *testing.T) {
+	for version := uint8(1); version <= record.Version; version++ {
+		for n := range 300 {
+			for _, fill := range []byte{0, 0xff, 0x5a} {
+				data := bytes.Repeat([]byte{fill}, n)
+				body := record.AppendBodyHead(nil, "s", 2)
+				body = record.AppendEvent(body, [record.IDSize]byte{}, "t", nil, data)
+				body = record.AppendEvent(body, idOf(byte(n)), "u", data, nil)
+				frame := record.AppendFrameOf(version, nil, uint64(n)<<20, 0, 0, uint64(n), body)
+				if version >= 2 {
+					require.Equal(t, byte(record.EndMark), frame[len(frame)-1])
+				}
+				f, err := decodeFrame(t, frame)
+				require.NoError(t, err, "version %d, %d bytes of %#x", version, n, fill)
+				assert.Equal(t, version >= 2, f.Marked)
+				assert.Equal(t, version >= 3, f.Weyl)
+				require.Len(t, f.Events, 2)
+				require.Equal(t, string(data), string(f.Events[0].Data))
+				require.Equal(t, string(data), string(f.Events[1].Metadata))
+			}
+		}
+	}
+}
+
+// TestDecodePayload_KeystreamMustMatchFlags: the header's bit and the
+// payload's flags must name the same keystream. A frame whose bit was
+// cleared or set (by a bug: the header checksum covers it) is unmasked with
+// the other keystream, and its flags, read through the wrong key, give it
+// away; so does a frame written with flags that contradict its bit.
+func TestDecodePayload_KeystreamMustMatchFlags(t *testing.T) {
+	flip := func(frame []byte) []byte {
+		frame = bytes.Clone(frame)
+		binary.LittleEndian.PutUint32(frame[0:4], binary.LittleEndian.Uint32(frame[0:4])^1<<31)
+		resealHeader(frame)
+		return frame
+	}
+	for name, frame := range map[string][]byte{
+		"version 3 read as splitmix64": flip(goldenWeylFrame()),
+		"version 2 read as Weyl":       flip(goldenMarkedFrame()),
+		"version 1 read as Weyl":       flip(goldenFrame()),
+	} {
+		_, err := decodeFrame(t, frame)
+		require.ErrorIs(t, err, record.ErrMalformed, name)
+	}
+	// Flags that a version-3 frame may not hold, under its own keystream.
+	for _, flags := range []byte{0, 1, 2, 7, 0x83, 0xff} {
+		frame := goldenWeylFrame()
+		payload := frame[record.HeaderSize:]
+		record.MaskWeyl(payload, goldenPosition)
+		payload[0] = flags
+		record.MaskWeyl(payload, goldenPosition)
+		payload[len(payload)-1] = record.EndMark
+		resealFrame(frame)
+		_, err := decodeFrame(t, frame)
+		require.ErrorIs(t, err, record.ErrMalformed, "flags %#x", flags)
+	}
+	// And flags 3 under splitmix64, in a frame without the bit.
+	frame := goldenMarkedFrame()
+	payload := frame[record.HeaderSize:]
+	record.Mask(payload, goldenPosition)
+	payload[0] = 3
+	record.Mask(payload, goldenPosition)
+	payload[len(payload)-1] = record.EndMark
+	resealFrame(frame)
+	_, err := decodeFrame(t, frame)
+	require.ErrorIs(t, err, record.ErrMalformed)
+	assert.ErrorContains(t, err, "keystream")
+}
+
+func TestDecodeHeader_LengthBitsBesideTheKeystream(t *testing.T) {
+	// Only the top bit of the length field names the keystream; any other
+	// bit above MaxPayload's makes the length out of range.
+	for _, bits := range []uint32{1 << 30, 1 << 29, 1<<31 | 1<<30, 1<<31 | 1<<29} {
+		frame := goldenWeylFrame()
+		binary.LittleEndian.PutUint32(frame[0:4], 72|bits)
+		resealHeader(frame)
+		_, err := record.DecodeHeader(frame)
+		require.ErrorIs(t, err, record.ErrMalformed, "length bits %#x", bits)
 	}
 }
 
