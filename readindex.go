@@ -373,16 +373,15 @@ func (ix *readIndex) walk(ctx context.Context, lo, hi uint64, fn func(f *record.
 	// over time reads the whole log, and pread leaves no page of it mapped.
 	r := getReader()
 	defer putReader(r)
-	var events []record.Event
 	for _, p := range parts {
 		r.reset(p.seg.file, p.end)
 		for off := p.off; off < p.end; {
-			f, err := r.frame(off, events)
+			f, err := r.frame(off, w.f.Events)
 			if err != nil {
 				return ix.readError(p.seg, off, err)
 			}
-			events = f.Events
-			if done, err := w.frame(p.seg, off, f, ""); done || err != nil {
+			w.f = f
+			if done, err := w.frame(p.seg, off, ""); done || err != nil {
 				return err
 			}
 			off += f.FrameSize()
@@ -407,20 +406,22 @@ type walker struct {
 	// fn takes each frame, and its stream's name as the index holds it
 	// when the walk has looked it up already, else "".
 	fn func(f *record.Frame, stream string) error
-	f  record.Frame // one for the walk: fn's pointer to it escapes
+	// f is the frame being passed to fn, one for the walk, decoded in
+	// place: fn's pointer to it escapes.
+	f record.Frame
 }
 
-// frame takes the frame read at off in seg; done is set once it reaches hi.
-func (w *walker) frame(seg *segment, off int64, f record.Frame, stream string) (done bool, err error) {
+// frame takes w.f, read at off in seg; done is set once it reaches hi.
+func (w *walker) frame(seg *segment, off int64, stream string) (done bool, err error) {
 	if err := w.ctx.Err(); err != nil {
 		return true, err
 	}
-	w.f = f
+	f := &w.f
 	if end := f.Position + uint64(len(f.Events)); f.Position != w.next && (w.next != w.lo || f.Position > w.lo || end <= w.lo) {
 		return true, w.ix.readError(seg, off, fmt.Errorf("%w: frame holds positions %d to %d, want %d", record.ErrMalformed, f.Position, end-1, w.next))
 	}
 	w.next = f.Position + uint64(len(f.Events))
-	if err := w.fn(&w.f, stream); err != nil {
+	if err := w.fn(f, stream); err != nil {
 		return true, err
 	}
 	return w.next >= w.hi, nil
@@ -485,7 +486,6 @@ func (w *walker) pipelined(parts []walkPart) error {
 		putChunkBuffer(held)
 	}()
 
-	var events []record.Event
 	names := nameCache{conv: w.ix.newConverter(subscriptionCache), seed: maphash.MakeSeed()}
 	for c := range chunks {
 		held = c.buf
@@ -493,12 +493,10 @@ func (w *walker) pipelined(parts []walkPart) error {
 			off := c.off + int64(used)
 			h := record.HeaderOf(c.buf[used:]) // verified ahead
 			end := used + int(h.FrameSize())
-			f, err := record.DecodeVerified(h, c.buf[used+record.HeaderSize:end], events)
-			if err != nil {
+			if err := w.f.DecodeVerified(h, c.buf[used+record.HeaderSize:end]); err != nil {
 				return w.ix.readError(c.seg, off, err)
 			}
-			events = f.Events
-			if done, err := w.frame(c.seg, off, f, names.lookup(f.Stream)); done || err != nil {
+			if done, err := w.frame(c.seg, off, names.lookup(w.f.Stream)); done || err != nil {
 				return err
 			}
 			used = end
@@ -567,26 +565,33 @@ func (ix *readIndex) verifyAhead(parts []walkPart, free chan verifiedChunk, out 
 	}
 }
 
-// nameCache finds stream names for a pipelined walk: a direct-mapped table
-// in front of a converter, since the walk meets every frame's name and a
-// table slot costs a hash and a compare where a map costs more.
+// nameCache finds stream names for a pipelined walk: a table of two-way
+// sets in front of a converter, since the walk meets every frame's name
+// and a set costs a hash and a compare or two where a map costs more. With
+// two ways, names whose hashes meet in a set do not evict each other, as
+// they would in a table of single slots, where a fifth of a thousand
+// streams, read in turn, would miss.
 type nameCache struct {
-	conv  *converter
-	seed  maphash.Seed
-	slots *[nameSlots]string
+	conv *converter
+	seed maphash.Seed
+	sets *[nameSets][2]string // most recently filled way first
 }
 
-const nameSlots = 4096 // 64 KiB of string headers, for walks long enough to verify ahead
+const nameSets = 2048 // 64 KiB of string headers, for walks long enough to verify ahead
 
 func (c *nameCache) lookup(b []byte) string {
-	if c.slots == nil {
-		c.slots = new([nameSlots]string)
+	if c.sets == nil {
+		c.sets = new([nameSets][2]string)
 	}
-	slot := &c.slots[maphash.Bytes(c.seed, b)%nameSlots]
-	if *slot != string(b) || *slot == "" {
-		*slot = c.conv.streamName(b)
+	set := &c.sets[maphash.Bytes(c.seed, b)%nameSets]
+	if set[0] == string(b) && set[0] != "" {
+		return set[0]
 	}
-	return *slot
+	if set[1] == string(b) && set[1] != "" {
+		return set[1]
+	}
+	set[1], set[0] = set[0], c.conv.streamName(b)
+	return set[0]
 }
 
 // verifyChunk reads into *buf as many whole frames of p from off as fit

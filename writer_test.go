@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"iter"
 	"log/slog"
@@ -3659,6 +3660,38 @@ func TestWalk_PipelinedMatchesSequential(t *testing.T) {
 		require.Equal(t, wantAll, gotAll, "ReadAll from %d", from)
 		require.Equal(t, wantSeq, gotSeq, "All from %d", from)
 		require.Len(t, gotAll, int(head-from))
+	}
+}
+
+// TestNameCache_ReturnsTheIndexsNames looks up more names than the cache
+// has ways, in changing orders, so that sets fill and evict: every lookup
+// must give the index's own string for the name, whichever way held it.
+func TestNameCache_ReturnsTheIndexsNames(t *testing.T) {
+	s, err := Open(t.TempDir(), &Options{Sync: SyncNone})
+	require.NoError(t, err)
+	defer s.Close()
+	const n = 3 * 2 * nameSets // three names a way
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprint("stream-", i)
+		_, err := s.Append(context.Background(), names[i], NoStream, EventData{Type: "t"})
+		require.NoError(t, err)
+	}
+	c := nameCache{conv: s.index.newConverter(subscriptionCache), seed: maphash.MakeSeed()}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 3 {
+		order := names
+		if round > 0 {
+			order = slices.Clone(names)
+			rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		}
+		for _, name := range order {
+			for range 1 + rng.IntN(2) { // a second look finds it in a way
+				got := c.lookup([]byte(name))
+				require.Equal(t, name, got)
+				require.Equal(t, unsafe.StringData(s.index.streams[name].name), unsafe.StringData(got), "the index's string for %q", name)
+			}
+		}
 	}
 }
 

@@ -379,15 +379,30 @@ func VerifyPayload(h Header, payload []byte) error {
 // as DecodePayload does. It checks everything but the checksum, so it never
 // fails on the bytes VerifyPayload passed unless they are malformed.
 func DecodeVerified(h Header, payload []byte, events []Event) (Frame, error) {
-	if len(payload) != int(h.Length) {
-		return Frame{}, ErrShort
+	f := Frame{Events: events}
+	if err := f.DecodeVerified(h, payload); err != nil {
+		return Frame{}, err
 	}
-	f := Frame{Header: h}
+	return f, nil
+}
+
+// DecodeVerified decodes into f, as the function of that name does, with
+// the events appended to f.Events[:0]: a reader decoding frame after frame
+// into one Frame copies none of them whole. On an error f holds nothing
+// to use.
+func (f *Frame) DecodeVerified(h Header, payload []byte) error {
+	if len(payload) != int(h.Length) {
+		return ErrShort
+	}
+	events := f.Events[:0]
+	// Every other field is set below, whatever the bytes hold; setting
+	// them one by one spares clearing the whole Frame first.
+	f.Header, f.Marked = h, false
 	d := decoder{b: payload}
 	switch flags := d.byte(); flags {
 	case 0, flagEndMark, flagEndMark | flagWeyl:
 		if h.Weyl != (flags&flagWeyl != 0) {
-			return Frame{}, fmt.Errorf("%w: flags %#x in a frame whose header says the keystream is %s", ErrMalformed, flags, keystreamName(h.Weyl))
+			return fmt.Errorf("%w: flags %#x in a frame whose header says the keystream is %s", ErrMalformed, flags, keystreamName(h.Weyl))
 		}
 		if flags&flagEndMark != 0 { // its last byte is no part of the events
 			if len(d.b) > 0 {
@@ -396,41 +411,42 @@ func DecodeVerified(h Header, payload []byte, events []Event) (Frame, error) {
 			f.Marked = true
 		}
 	default:
-		return Frame{}, fmt.Errorf("%w: unknown flags %#x", ErrMalformed, flags)
+		return fmt.Errorf("%w: unknown flags %#x", ErrMalformed, flags)
 	}
 	f.Timestamp = int64(d.uint64())
 	f.FirstVersion = d.uvarint()
 	f.Stream = d.bytes()
 	count := d.uvarint()
 	if d.err != nil {
-		return Frame{}, d.err
+		return d.err
 	}
 	if count == 0 || count > uint64(len(d.b))/MinEventSize {
-		return Frame{}, fmt.Errorf("%w: event count %d does not fit %d bytes", ErrMalformed, count, len(d.b))
+		return fmt.Errorf("%w: event count %d does not fit %d bytes", ErrMalformed, count, len(d.b))
 	}
-	if len(f.Stream) == 0 || !utf8.Valid(f.Stream) {
-		return Frame{}, fmt.Errorf("%w: invalid stream name", ErrMalformed)
+	if len(f.Stream) == 0 || !validUTF8(f.Stream) {
+		return fmt.Errorf("%w: invalid stream name", ErrMalformed)
 	}
 	if f.FirstVersion+count < f.FirstVersion || h.Position+count < h.Position {
-		return Frame{}, fmt.Errorf("%w: version or position overflows", ErrMalformed)
+		return fmt.Errorf("%w: version or position overflows", ErrMalformed)
 	}
-	events = events[:0]
 	for range count {
-		var e Event
-		d.event(&e)
+		events = append(events, Event{})
+		e := &events[len(events)-1]
+		d.event(e)
 		if d.err != nil {
-			return Frame{}, d.err
+			f.Events = events
+			return d.err
 		}
-		if len(e.Type) == 0 || !utf8.Valid(e.Type) {
-			return Frame{}, fmt.Errorf("%w: event type empty or not UTF-8", ErrMalformed)
+		if len(e.Type) == 0 || !validUTF8(e.Type) {
+			f.Events = events
+			return fmt.Errorf("%w: event type empty or not UTF-8", ErrMalformed)
 		}
-		events = append(events, e)
-	}
-	if len(d.b) != 0 {
-		return Frame{}, fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(d.b))
 	}
 	f.Events = events
-	return f, nil
+	if len(d.b) != 0 {
+		return fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(d.b))
+	}
+	return nil
 }
 
 // Mask XORs b, the payload of the frame whose first event has the given
@@ -531,6 +547,17 @@ func mix(z uint64) uint64 {
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
 	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
 	return z ^ (z >> 31)
+}
+
+// validUTF8 is utf8.Valid with a fast path for the short ASCII names
+// nearly every stream and event type has, checked a byte at a time.
+func validUTF8(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return utf8.Valid(b)
+		}
+	}
+	return true
 }
 
 // decoder reads fields off the front of b, recording the first error and

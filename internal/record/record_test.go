@@ -545,6 +545,57 @@ func TestDecodePayload_ReusesEvents(t *testing.T) {
 	assert.Same(t, &events[0], &f.Events[0], "the given slice's backing array is reused")
 }
 
+// TestFrame_DecodeVerifiedInPlace decodes frames of every version one
+// after another into one Frame, as a long read does: each must leave it
+// exactly as the function DecodeVerified returns it, with nothing left over
+// from the frame before (its end mark, its keystream, its extra events),
+// and the events' array reused.
+func TestFrame_DecodeVerifiedInPlace(t *testing.T) {
+	frames := [][]byte{
+		goldenWeylFrame(),
+		testFrame{position: 10, stream: "a", events: []testEvent{
+			{id: idOf(1), typ: "A", data: []byte("x")}, {id: idOf(2), typ: "B"}, {id: idOf(3), typ: "C"},
+		}}.encode(), // version 1, three events
+		goldenMarkedFrame(),
+		goldenFrame(),
+	}
+	var in record.Frame
+	for i, frame := range frames {
+		h, err := record.DecodeHeader(frame)
+		require.NoError(t, err)
+		payload := bytes.Clone(frame[record.HeaderSize:])
+		require.NoError(t, record.VerifyPayload(h, payload))
+		want, err := record.DecodeVerified(h, payload, nil)
+		require.NoError(t, err)
+		before := in.Events
+		require.NoError(t, in.DecodeVerified(h, payload), "frame %d", i)
+		assert.Equal(t, want, in, "frame %d", i)
+		if cap(before) >= len(want.Events) {
+			assert.Same(t, &before[:1][0], &in.Events[0], "frame %d: the events' array is reused", i)
+		}
+	}
+	// A frame that does not decode leaves an error, and the next one
+	// decodes as if it had not been there.
+	bad := goldenFrame()
+	h, err := record.DecodeHeader(bad)
+	require.NoError(t, err)
+	payload := bytes.Clone(bad[record.HeaderSize:])
+	require.NoError(t, record.VerifyPayload(h, payload))
+	payload = append(payload, 1) // a byte past the events
+	h.Length++
+	err = in.DecodeVerified(h, payload)
+	require.ErrorIs(t, err, record.ErrMalformed)
+	assert.ErrorContains(t, err, "trailing")
+	h, err = record.DecodeHeader(frames[0])
+	require.NoError(t, err)
+	payload = bytes.Clone(frames[0][record.HeaderSize:])
+	require.NoError(t, record.VerifyPayload(h, payload))
+	want, err := record.DecodeVerified(h, payload, nil)
+	require.NoError(t, err)
+	require.NoError(t, in.DecodeVerified(h, payload))
+	assert.Equal(t, want, in)
+}
+
 func TestSizes_MatchEncoding(t *testing.T) {
 	cases := []struct {
 		stream   string
