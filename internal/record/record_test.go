@@ -281,6 +281,13 @@ func TestAppendMarkedFrame_Golden(t *testing.T) {
 	require.NoError(t, err)
 	f, err := record.DecodePayload(h, got[record.HeaderSize:], nil)
 	require.NoError(t, err)
+	assertGoldenEvents(t, f)
+}
+
+// assertGoldenEvents checks that a decoded frame holds the golden frame's
+// fields and its one event, whose data ends before any end mark.
+func assertGoldenEvents(t *testing.T, f record.Frame) {
+	t.Helper()
 	require.Len(t, f.Events, 1)
 	assert.Equal(t, goldenID, f.Events[0].ID)
 	assert.Equal(t, []byte(goldenType), f.Events[0].Type)
@@ -1062,16 +1069,7 @@ func TestMask_RunsOfZerosNeverSurvive(t *testing.T) {
 	for _, pos := range []uint64{0, 1, 7, 1 << 40, math.MaxUint64} {
 		b := make([]byte, 4096)
 		record.Mask(b, pos)
-		run, longest := 0, 0
-		for _, c := range b {
-			if c == 0 {
-				run++
-				longest = max(longest, run)
-			} else {
-				run = 0
-			}
-		}
-		assert.Less(t, longest, 4, "position %d", pos)
+		assert.Less(t, longestZeroRun(b), 4, "position %d", pos)
 		record.Mask(b, pos)
 		assert.Equal(t, make([]byte, 4096), b, "position %d", pos)
 	}
@@ -1094,15 +1092,27 @@ func TestMask_IsSplitmix64(t *testing.T) {
 			b[i] ^= byte(z >> (8 * (i % 8)))
 		}
 	}
+	requireMaskMatches(t, record.Mask, reference)
+}
+
+// requireMaskMatches requires mask to give the bytes reference gives, for
+// every length below 100 at several positions, and applying it twice to
+// give the input back.
+func requireMaskMatches(t *testing.T, mask, reference func(b []byte, position uint64)) {
+	t.Helper()
 	for n := range 100 {
 		for _, pos := range []uint64{0, 3, 1 << 33, math.MaxUint64} {
 			got, want := make([]byte, n), make([]byte, n)
 			for i := range got {
 				got[i], want[i] = byte(i*31), byte(i*31)
 			}
-			record.Mask(got, pos)
+			mask(got, pos)
 			reference(want, pos)
 			require.Equal(t, want, got, "length %d, position %d", n, pos)
+			mask(got, pos)
+			for i := range got {
+				require.Equal(t, byte(i*31), got[i], "masking twice gives the bytes back")
+			}
 		}
 	}
 }
@@ -1124,21 +1134,7 @@ func TestMaskWeyl_IsAWeylSequence(t *testing.T) {
 			b[i] ^= byte(state >> (8 * (i % 8)))
 		}
 	}
-	for n := range 100 {
-		for _, pos := range []uint64{0, 3, 1 << 33, math.MaxUint64} {
-			got, want := make([]byte, n), make([]byte, n)
-			for i := range got {
-				got[i], want[i] = byte(i*31), byte(i*31)
-			}
-			record.MaskWeyl(got, pos)
-			reference(want, pos)
-			require.Equal(t, want, got, "length %d, position %d", n, pos)
-			record.MaskWeyl(got, pos)
-			for i := range got {
-				require.Equal(t, byte(i*31), got[i], "masking twice gives the bytes back")
-			}
-		}
-	}
+	requireMaskMatches(t, record.MaskWeyl, reference)
 }
 
 // longestZeroRun is the length of the longest run of zero bytes in b.
@@ -1209,14 +1205,7 @@ func TestAppendFrameOf_Golden(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, f.Marked)
 	assert.True(t, f.Weyl)
-	require.Len(t, f.Events, 1)
-	assert.Equal(t, goldenID, f.Events[0].ID)
-	assert.Equal(t, []byte(goldenType), f.Events[0].Type)
-	assert.Equal(t, []byte(goldenMetadata), f.Events[0].Metadata)
-	assert.Equal(t, []byte(goldenData), f.Events[0].Data, "the end mark is no part of the data")
-	assert.Equal(t, []byte(goldenStream), f.Stream)
-	assert.Equal(t, goldenFirstVersion, f.FirstVersion)
-	assert.Equal(t, goldenTimestamp, f.Timestamp)
+	assertGoldenEvents(t, f)
 
 	// Versions 1 and 2 are the frames AppendFrame and AppendMarkedFrame
 	// write, and any later version is version 3's.
