@@ -63,6 +63,14 @@ var (
 	// never learns, so a retry of those can only append them again.
 	ErrOutcomeUnknown = errors.New("eventstore: append outcome unknown")
 
+	// ErrNewerFormat is returned by Open, and by a read-only store that
+	// follows a writing one, for a segment whose header names a format
+	// version later than this release reads: a later release wrote it.
+	// Nothing is changed. Upgrade every process that opens the store,
+	// read-only ones first; a store that holds such a segment cannot go
+	// back to an earlier release.
+	ErrNewerFormat = errors.New("eventstore: segment written by a newer release")
+
 	// ErrReadOnly is returned by Append on a Store opened with
 	// Options.ReadOnly.
 	ErrReadOnly = errors.New("eventstore: store is open read-only")

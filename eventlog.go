@@ -72,10 +72,10 @@ package eventstore
 // A store opened on segments of an earlier version appends frames of that
 // version to its last segment, and starts new segments in version 3.
 //
-// The active segment, if of version 2, has its space allocated up to the
-// size at which the log rolls over (vfs.File.Allocate) when it is created
-// or opened, so that appends write into space the file already has and an
-// fdatasync after them records no new size. Past its frames it reads as
+// The active segment, if of version 2 or later, has its space allocated
+// up to the size at which the log rolls over (vfs.File.Allocate) when it
+// is created or opened, so that appends write into space the file already
+// has and an fdatasync after them records no new size. Past its frames it reads as
 // zeros. Rolling over and Close cut the file to its frames; after a crash
 // the zeros are still there, and Open takes them for where the frames end.
 //
@@ -143,7 +143,8 @@ package eventstore
 //     fails its checksum), in 16 or more zero bytes, or holds fewer than 16
 //     of the frame's bytes and they are all zero (a sector written in part
 //     or not at all: no header holds such a run, and masked payloads hold
-//     none but by a 2^-128 chance). A header that fails its checksum is
+//     none but by a 2^-128 chance, 2^-64 at worst in version 3 (see
+//     record.MaskWeyl)). A header that fails its checksum is
 //     never trusted for the frame's length. Bytes past the frame are never
 //     looked at: they are another frame's, or zeros allocated ahead, which
 //     read the same whether or not the frame reached the disk.
@@ -233,6 +234,12 @@ type segment struct {
 	// bytes (for the active segment, more than it holds yet), or nil.
 	// Readers touch only bytes below end, which the file holds.
 	mapped []byte
+}
+
+// newerFormatError is the error for a segment whose header err, from
+// record.DecodeSegmentHeader, says a later release wrote it.
+func newerFormatError(path string, err error) error {
+	return fmt.Errorf("%w: %s: %w; this release reads versions 1 to %d", ErrNewerFormat, path, err, record.Version)
 }
 
 // marked reports that the segment's frames end in record.EndMark: it is of
@@ -564,6 +571,10 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last, keepOwners bo
 			return false, &CorruptionError{Path: seg.path, Reason: fmt.Sprintf("header base %d does not match file name", h.Base)}
 		}
 		seg.version = h.Version
+	}
+	if errors.Is(herr, record.ErrNewerVersion) {
+		// Sound, but not this release's to read, nor to remove.
+		return false, newerFormatError(seg.path, herr)
 	}
 	if herr != nil {
 		// A header is written and fsynced before any frame, so a last
@@ -903,7 +914,7 @@ func (l *eventLog) close() error {
 type frameReader struct {
 	file   vfs.File
 	limit  int64 // bytes past limit are never read
-	marked bool  // the segment's frames end in record.EndMark (version 2)
+	marked bool  // the segment's frames end in record.EndMark (version 2 or later)
 	// written is where what was written to a marked segment ends: no byte
 	// from it to the end of the file is non-zero (see writtenEnd). Until
 	// known is set, it is limit.
@@ -920,7 +931,7 @@ func (r *frameReader) reset(f vfs.File, limit int64) {
 }
 
 // readSegment readies r to read the frames of a segment file of size
-// bytes from offset from on, marked if it is of version 2. The last
+// bytes from offset from on, marked if it is of version 2 or later. The last
 // segment of a version-2 log may end in space allocated ahead and never
 // written, which reads as zeros: its frames are read up to tornZeroRun bytes
 // past the file's last non-zero byte, the most zeros a written frame can end
@@ -1104,7 +1115,8 @@ func (r *frameReader) tornTail(off int64, next uint64) (torn bool, later int64) 
 // tornZeroRun of the frame's bytes (the rest of the sector lay past the
 // frame). Without the mark that frame could not be told from one whose
 // last bytes decayed; with it, the lost mark is the sign, and no bit flip
-// makes a mark read zero. So only version-2 segments are allocated ahead.
+// makes a mark read zero. So only segments of version 2 or later are
+// allocated ahead.
 func (r *frameReader) tornFrame(off int64) bool {
 	if off+record.HeaderSize > r.written {
 		return true
@@ -1388,7 +1400,10 @@ func (v *verifier) segment(ctx context.Context, seg *segment, size int64, last b
 		}
 		f, err := r.frame(off, events)
 		if err == nil && !frameFits(&f, version) {
-			err = errors.New("frame flags do not match the segment's format version")
+			// Corrupt, as Open finds it: a frame that decodes whole was
+			// written whole, so the torn-write rules do not apply to it.
+			v.problem(seg.path, off, "frame flags do not match the segment's format version")
+			break
 		}
 		if err != nil {
 			if unwritten, uerr := r.unwrittenFrom(off); uerr != nil {

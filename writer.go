@@ -973,9 +973,13 @@ func (f *follower) nextSegment() (*segment, error) {
 		return nil, nil // being created
 	}
 	h, err := record.DecodeSegmentHeader(hb[:])
+	if errors.Is(err, record.ErrNewerVersion) {
+		file.Close()
+		return nil, newerFormatError(path, err)
+	}
 	if err != nil || h.Base != base {
 		file.Close()
-		return nil, nil
+		return nil, nil // being created
 	}
 	return &segment{base: base, path: path, file: file, size: record.SegmentHeaderSize, version: h.Version}, nil
 }

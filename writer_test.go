@@ -4432,14 +4432,92 @@ func TestEventLog_Allocated_SealedSegmentIsCutAgain(t *testing.T) {
 // A frame whose flags do not match its segment's version (a version-2
 // segment holds only frames ending in the end mark) is corruption.
 func TestEventLog_FrameFlagsMustMatchTheSegmentVersion(t *testing.T) {
+	// Every pairing of a segment's version with a frame of another: each
+	// half of frameFits (the end mark, and from version 3 the keystream)
+	// must hold on its own. The frame decodes whole, so it is corrupt,
+	// not torn, to Open and to Verify alike, whatever its last byte.
+	for seg := uint8(1); seg <= record.Version; seg++ {
+		for frame := uint8(1); frame <= record.Version; frame++ {
+			if seg == frame {
+				continue
+			}
+			for _, last := range []byte{'z', 0} {
+				t.Run(fmt.Sprintf("segment %d, frame %d, last byte %#x", seg, frame, last), func(t *testing.T) {
+					dir := t.TempDir()
+					data := append(bytes.Repeat([]byte{'d'}, 19), last)
+					body := record.AppendBodyHead(nil, "s", 1)
+					body = record.AppendEvent(body, idFor(0, 0), "t", nil, data)
+					b := record.AppendFrameOf(frame, segmentHeaderOf(seg, 0), 0, 0, 1700000000000000000, 0, body)
+					require.NoError(t, os.WriteFile(filepath.Join(dir, segmentName(0)), b, 0o644))
+					before := snapshot(t, dir)
+					_, err := Open(dir, nil)
+					require.ErrorIs(t, err, ErrCorrupt)
+					assert.ErrorContains(t, err, "format version")
+					assert.Equal(t, before, snapshot(t, dir), "nothing changed")
+					rep, err := Verify(context.Background(), dir, nil)
+					require.NoError(t, err)
+					require.Len(t, rep.Problems, 1)
+					assert.Contains(t, rep.Problems[0].Reason, "format version")
+					assert.Zero(t, rep.TornBytes)
+				})
+			}
+		}
+	}
+}
+
+// A segment whose header names a later format version is a later
+// release's: Open refuses the store with ErrNewerFormat and removes
+// nothing, not even a last segment that holds only its header (which it
+// would take for one being created, had its header failed to decode).
+func TestEventLog_NewerFormatIsRefusedNotRemoved(t *testing.T) {
+	for name, tail := range map[string][]byte{"header only": nil, "with frames": bytes.Repeat([]byte{7}, 100)} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := Open(dir, &Options{SegmentSize: 4096})
+			require.NoError(t, err)
+			for i := range 30 {
+				_, err := s.Append(context.Background(), "s", Any, EventData{Type: "t", Data: bytes.Repeat([]byte{byte(i)}, 200)})
+				require.NoError(t, err)
+			}
+			n := s.Stats().Events
+			require.NoError(t, s.Close())
+			newer := append(segmentHeaderOf(record.Version+1, n), tail...)
+			require.NoError(t, os.WriteFile(filepath.Join(dir, segmentName(n)), newer, 0o644))
+			before := snapshot(t, dir)
+			for _, readOnly := range []bool{false, true} {
+				_, err = Open(dir, &Options{ReadOnly: readOnly})
+				require.ErrorIs(t, err, ErrNewerFormat, "read-only %v", readOnly)
+				assert.ErrorContains(t, err, segmentName(n))
+				assert.Equal(t, before, snapshot(t, dir), "nothing changed")
+			}
+		})
+	}
+}
+
+// A read-only store following a writing one stops with ErrNewerFormat when
+// the log rolls over to a segment a later release wrote, rather than wait
+// for it as for one being created.
+func TestFollower_NewerFormatStopsIt(t *testing.T) {
 	dir := t.TempDir()
-	b := record.AppendSegmentHeader(nil, 0)
-	b = version1Frame(b, 0, 0, 20, 'z')
-	require.NoError(t, os.WriteFile(filepath.Join(dir, segmentName(0)), b, 0o644))
-	_, err := Open(dir, nil)
-	require.ErrorIs(t, err, ErrCorrupt)
-	rep, err := Verify(context.Background(), dir, nil)
+	w, err := Open(dir, &Options{SegmentSize: 4096})
 	require.NoError(t, err)
-	require.Len(t, rep.Problems, 1)
-	assert.Contains(t, rep.Problems[0].Reason, "format version")
+	for range 5 {
+		_, err := w.Append(context.Background(), "s", Any, EventData{Type: "t", Data: []byte("x")})
+		require.NoError(t, err)
+	}
+	r, err := Open(dir, &Options{ReadOnly: true})
+	require.NoError(t, err)
+	defer r.Close()
+	require.NoError(t, w.Close())
+	n := r.Stats().Events
+	require.NoError(t, os.WriteFile(filepath.Join(dir, segmentName(n)), segmentHeaderOf(record.Version+1, n), 0o644))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var got error
+	for _, err := range r.Subscribe(ctx, n) {
+		got = err
+		break
+	}
+	require.ErrorIs(t, got, ErrNewerFormat)
+	assert.ErrorContains(t, got, segmentName(n))
 }

@@ -98,6 +98,10 @@ var (
 	// ErrMalformed means the bytes passed their checksum but do not decode:
 	// a bug in the writer, or a format this version does not understand.
 	ErrMalformed = errors.New("record: malformed")
+	// ErrNewerVersion means a segment header passed its checksum and names
+	// a format version later than Version: a later release wrote it. It
+	// wraps ErrMalformed.
+	ErrNewerVersion = fmt.Errorf("%w: format version newer than this release reads", ErrMalformed)
 )
 
 // SegmentHeader is the decoded header of a segment file.
@@ -133,7 +137,10 @@ func DecodeSegmentHeader(b []byte) (SegmentHeader, error) {
 	if [4]byte(b[0:4]) != segmentMagic {
 		return SegmentHeader{}, fmt.Errorf("%w: bad segment magic %q", ErrMalformed, b[0:4])
 	}
-	if b[4] < 1 || b[4] > Version {
+	if b[4] > Version {
+		return SegmentHeader{}, fmt.Errorf("%w: %d", ErrNewerVersion, b[4])
+	}
+	if b[4] < 1 {
 		return SegmentHeader{}, fmt.Errorf("%w: unsupported format version %d", ErrMalformed, b[4])
 	}
 	if [3]byte(b[5:8]) != [3]byte{} || [4]byte(b[16:20]) != [4]byte{} {
@@ -222,7 +229,7 @@ type Frame struct {
 	// Events holds the events in order; their slices alias the buffer.
 	Events []Event
 	// Marked reports that the frame ends in EndMark, as every frame of a
-	// version-2 segment does.
+	// segment of version 2 or later does.
 	Marked bool
 }
 
@@ -285,17 +292,19 @@ func AppendMarkedFrame(dst []byte, position uint64, syncDelta uint32, timestamp 
 
 // AppendFrameOf appends a frame as a segment of the given version holds
 // them: AppendFrame's for version 1, AppendMarkedFrame's for version 2,
-// and for version 3 (or any later) AppendMarkedFrame's but for its
-// keystream: the payload is masked with MaskWeyl, its flags say so too,
+// and for version 3 AppendMarkedFrame's but for its keystream: the payload is masked with MaskWeyl, its flags say so too,
 // and so does the top bit of its header's length field. A version-3 frame
 // is as large as a version-2 one.
 func AppendFrameOf(version uint8, dst []byte, position uint64, syncDelta uint32, timestamp int64, firstVersion uint64, body []byte) []byte {
-	flags := byte(flagEndMark | flagWeyl)
+	var flags byte
 	switch version {
 	case 1:
-		flags = 0
 	case 2:
 		flags = flagEndMark
+	case 3:
+		flags = flagEndMark | flagWeyl
+	default: // a segment's version comes from a header DecodeSegmentHeader passed
+		panic(fmt.Sprintf("record: AppendFrameOf of format version %d", version))
 	}
 	return appendFrame(dst, position, syncDelta, timestamp, firstVersion, body, flags)
 }
@@ -395,8 +404,9 @@ func (f *Frame) DecodeVerified(h Header, payload []byte) error {
 		return ErrShort
 	}
 	events := f.Events[:0]
-	// Every other field is set below, whatever the bytes hold; setting
-	// them one by one spares clearing the whole Frame first.
+	// A decode that succeeds sets every other field below; setting them
+	// one by one spares clearing the whole Frame first. One that fails
+	// leaves them as they were, which the doc comment allows.
 	f.Header, f.Marked = h, false
 	d := decoder{b: payload}
 	switch flags := d.byte(); flags {

@@ -897,6 +897,9 @@ func TestDecodeSegmentHeader_BadVersion(t *testing.T) {
 		binary.LittleEndian.PutUint32(b[20:24], record.Checksum(b[:20]))
 		_, err := record.DecodeSegmentHeader(b)
 		require.ErrorIs(t, err, record.ErrMalformed, "version %d", version)
+		// A later version is told apart, so that a store can say a later
+		// release wrote the segment rather than call it damaged.
+		assert.Equal(t, version > record.Version, errors.Is(err, record.ErrNewerVersion), "version %d", version)
 	}
 }
 
@@ -1208,11 +1211,14 @@ func TestAppendFrameOf_Golden(t *testing.T) {
 	assertGoldenEvents(t, f)
 
 	// Versions 1 and 2 are the frames AppendFrame and AppendMarkedFrame
-	// write, and any later version is version 3's.
+	// write; there is no other version to write.
 	body := goldenBody()
 	assert.Equal(t, goldenFrame(), record.AppendFrameOf(1, nil, goldenPosition, goldenDelta, goldenTimestamp, goldenFirstVersion, body))
 	assert.Equal(t, marked, record.AppendFrameOf(2, nil, goldenPosition, goldenDelta, goldenTimestamp, goldenFirstVersion, body))
 	assert.Equal(t, got, record.AppendFrameOf(record.Version, nil, goldenPosition, goldenDelta, goldenTimestamp, goldenFirstVersion, body))
+	for _, version := range []uint8{0, record.Version + 1} {
+		assert.Panics(t, func() { record.AppendFrameOf(version, nil, 0, 0, 0, 0, body) }, "version %d", version)
+	}
 }
 
 func TestAppendFrameOf_RoundTripsEveryVersion(t *testing.T) {
