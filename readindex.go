@@ -362,11 +362,16 @@ func (ix *readIndex) walk(ctx context.Context, lo, hi uint64, fn func(f *record.
 		}
 		parts = append(parts, p)
 	}
+	var jobs []walkPart
+	pipeline := hi-lo >= pipelineEvents && runtime.GOMAXPROCS(0) > 1
+	if pipeline {
+		jobs = chunkParts(parts)
+	}
 	ix.mu.RUnlock()
 
 	w := walker{ix: ix, ctx: ctx, lo: lo, hi: hi, next: lo, fn: fn}
-	if hi-lo >= pipelineEvents && runtime.GOMAXPROCS(0) > 1 {
-		return w.pipelined(parts)
+	if pipeline {
+		return w.pipelined(parts, jobs)
 	}
 	// A walk that does not verify ahead reads the files with pread, not
 	// through the mappings: it may be a live subscription's catch-up, which
@@ -433,16 +438,21 @@ func (w *walker) short(parts []walkPart) error {
 	return w.ix.readError(last.seg, last.end, fmt.Errorf("%w: the frames end at position %d; the index has %d", record.ErrMalformed, w.next, w.hi))
 }
 
-// pipelineEvents is the shortest walk that verifies ahead: a second
-// goroutine copies, checksums and unmasks the next chunks of frames while
-// the caller's goroutine decodes them, looks up their stream names and
-// delivers them. On a machine
-// with more than one core that nearly halves the time of a long read.
+// pipelineEvents is the shortest walk that verifies ahead: two more
+// goroutines copy, checksum and unmask the next chunks of frames, taking
+// every other chunk each, while the caller's goroutine decodes them, looks
+// up their stream names and delivers them. On a machine with more than
+// one core that keeps them all busy; one verifying goroutine alone took
+// about as long as a whole replay.
 var pipelineEvents uint64 = 1 << 14
 
+// verifiers is how many goroutines verify a pipelined walk's chunks.
+const verifiers = 2
+
 // pipelineBuffers is how many chunks a pipelined walk holds: one being
-// delivered, the rest being verified or waiting.
-const pipelineBuffers = 3
+// delivered, one being verified by each verifier, and one verified and
+// waiting.
+const pipelineBuffers = verifiers + 2
 
 // verifiedChunk is whole frames of a segment, from offset off, checked and
 // unmasked; err, when set, is why the frame at errOff, after them, is not.
@@ -454,31 +464,70 @@ type verifiedChunk struct {
 	errOff int64
 }
 
-// pipelined is walk with a verifier goroutine ahead of it. The goroutine
-// ends before pipelined returns, whatever stops the walk.
-func (w *walker) pipelined(parts []walkPart) error {
+// chunkParts cuts parts into chunks of at most readChunk bytes (or one
+// frame, when a frame is larger), at offsets where the index has a frame
+// start, so that verifiers can each take a chunk without reading the one
+// before it. The caller holds ix.mu.
+func chunkParts(parts []walkPart) []walkPart {
+	var jobs []walkPart
+	for _, p := range parts {
+		frames := p.seg.frames
+		after := func(off int64) int { // the first frame starting after off
+			return sort.Search(len(frames), func(k int) bool { return int64(frames[k].off) > off })
+		}
+		for start := p.off; start < p.end; {
+			end := p.end
+			if end-start > readChunk {
+				// The last frame start within readChunk of start; if there
+				// is none, the frame at start is larger than a chunk, and a
+				// chunk alone.
+				i, j := after(start), after(start+readChunk)
+				switch {
+				case j > i:
+					end = int64(frames[j-1].off)
+				case i < len(frames):
+					end = int64(frames[i].off)
+				}
+				end = min(end, p.end)
+			}
+			jobs = append(jobs, walkPart{seg: p.seg, off: start, end: end})
+			start = end
+		}
+	}
+	return jobs
+}
+
+// pipelined is walk with verifier goroutines ahead of it, chunk k verified
+// by verifier k%verifiers and delivered in order. They end before
+// pipelined returns, whatever stops the walk.
+func (w *walker) pipelined(parts, jobs []walkPart) error {
 	free := make(chan verifiedChunk, pipelineBuffers)
 	for range pipelineBuffers {
 		free <- verifiedChunk{buf: getChunkBuffer()}
 	}
-	chunks := make(chan verifiedChunk)
-	quit, done := make(chan struct{}), make(chan struct{})
+	var outs [verifiers]chan verifiedChunk
+	quit := make(chan struct{})
+	var done sync.WaitGroup
 	w.ix.mu.RLock()
 	if w.ix.closed {
 		w.ix.mu.RUnlock()
 		return ErrClosed
 	}
-	w.ix.helpers.Add(1)
+	w.ix.helpers.Add(verifiers)
 	w.ix.mu.RUnlock()
-	go func() {
-		defer w.ix.helpers.Done()
-		defer close(done)
-		w.ix.verifyAhead(parts, free, chunks, quit)
-	}()
+	for v := range verifiers {
+		outs[v] = make(chan verifiedChunk)
+		done.Add(1)
+		go func() {
+			defer w.ix.helpers.Done()
+			defer done.Done()
+			w.ix.verifyAhead(jobs, v, free, outs[v], quit)
+		}()
+	}
 	var held []byte // the chunk being delivered
 	defer func() {
 		close(quit)
-		<-done
+		done.Wait()
 		close(free)
 		for c := range free {
 			putChunkBuffer(c.buf)
@@ -487,7 +536,11 @@ func (w *walker) pipelined(parts []walkPart) error {
 	}()
 
 	names := nameCache{conv: w.ix.newConverter(subscriptionCache), seed: maphash.MakeSeed()}
-	for c := range chunks {
+	for k := range jobs {
+		c, ok := <-outs[k%verifiers]
+		if !ok {
+			break // the store is closing
+		}
 		held = c.buf
 		for used := 0; used < len(c.buf); {
 			off := c.off + int64(used)
@@ -522,45 +575,57 @@ func putChunkBuffer(b []byte) {
 	}
 }
 
-// verifyAhead reads parts in chunks of whole frames, checks and unmasks each
-// frame, and sends the chunks on out in order, taking buffers from free. It
-// stops at the first bad frame, after sending the chunk that says so, when
-// quit closes, or when the store closes (the caller then finds the store
-// closed); it closes out when it stops.
-func (ix *readIndex) verifyAhead(parts []walkPart, free chan verifiedChunk, out chan<- verifiedChunk, quit <-chan struct{}) {
+// verifyAhead reads the chunks jobs[first], jobs[first+verifiers], ...,
+// checks and unmasks each frame, and sends the chunks on out in order,
+// taking buffers from free. It stops at the first bad frame, after sending
+// the chunk that says so, when quit closes, or when the store closes (the
+// caller then finds the store closed); it closes out when it stops.
+func (ix *readIndex) verifyAhead(jobs []walkPart, first int, free chan verifiedChunk, out chan<- verifiedChunk, quit <-chan struct{}) {
 	defer close(out)
-	for _, p := range parts {
-		for off := p.off; off < p.end; {
-			var c verifiedChunk
-			select {
-			case c = <-free:
-			case <-quit:
-				return
-			case <-ix.notify.quit: // the store is closing: end now, whatever the loop body is doing
-				return
-			}
-			if cap(c.buf) > maxPooledBuffer { // grown for a large frame
-				c.buf = getChunkBuffer()
-			}
-			buf := c.buf[:cap(c.buf)]
-			used, err := verifyChunk(p, off, &buf)
-			c.seg, c.off, c.buf, c.err = p.seg, off, buf[:used], err
-			if err != nil {
-				c.errOff = off + int64(used)
-			}
-			select {
-			case out <- c:
-			case <-quit:
-				free <- c // for the caller to put back
-				return
-			case <-ix.notify.quit:
-				free <- c
-				return
-			}
-			if c.err != nil {
-				return
-			}
-			off += int64(used)
+	for k := first; k < len(jobs); k += verifiers {
+		p := jobs[k]
+		var c verifiedChunk
+		select {
+		case c = <-free:
+		case <-quit:
+			return
+		case <-ix.notify.quit: // the store is closing: end now, whatever the loop body is doing
+			return
+		}
+		if cap(c.buf) > maxPooledBuffer { // grown for a large frame
+			c.buf = getChunkBuffer()
+		}
+		// Have the system read this verifier's first chunk, and its next
+		// while this one is checked, into the page cache.
+		if k == first {
+			p.seg.willNeed(p.off, p.end)
+		}
+		if k+verifiers < len(jobs) {
+			next := jobs[k+verifiers]
+			next.seg.willNeed(next.off, next.end)
+		}
+		buf := c.buf[:cap(c.buf)]
+		used, err := verifyChunk(p, p.off, &buf) // grows buf for a frame larger than it
+		if err == nil && p.off+int64(used) < p.end {
+			// A chunk larger than a buffer is one frame, which verifyChunk
+			// reads whole; short of that the index and the file disagree.
+			err = fmt.Errorf("%w: no frame ends where the index has one start, at offset %d", record.ErrMalformed, p.end)
+		}
+		c.seg, c.off, c.buf, c.err = p.seg, p.off, buf[:used], err
+		if err != nil {
+			c.errOff = p.off + int64(used)
+		}
+		select {
+		case out <- c:
+		case <-quit:
+			free <- c // for the caller to put back
+			return
+		case <-ix.notify.quit:
+			free <- c
+			return
+		}
+		if c.err != nil {
+			return
 		}
 	}
 }
@@ -599,9 +664,6 @@ func (c *nameCache) lookup(b []byte) string {
 // returns how many bytes they take; err is why the frame after them is bad.
 func verifyChunk(p walkPart, off int64, buf *[]byte) (used int, err error) {
 	b := (*buf)[:min(int64(cap(*buf)), p.end-off)]
-	if off == p.off {
-		p.seg.willNeed(off, off+int64(len(b)))
-	}
 	// A short read (the file cut shorter than the index says) still
 	// delivers the whole frames it got; the first frame it cut is the
 	// error, as for a walk that does not verify ahead.
@@ -613,11 +675,8 @@ func verifyChunk(p walkPart, off int64, buf *[]byte) (used int, err error) {
 		}
 		return rerr
 	}
-	// Have the next chunk read ahead while this one is checked; release
-	// this one's pages once copied, so a walk leaves no more of the log
-	// resident than a chunk.
-	next := off + int64(n)
-	p.seg.willNeed(next, min(next+readChunk, p.end))
+	// Release this chunk's pages once copied, so a walk leaves no more of
+	// the log resident than its chunks.
 	defer func() { p.seg.release(off, off+int64(len(b))) }() // b may grow for a large frame
 	for off+int64(used) < p.end {
 		rest := b[used:]

@@ -3695,6 +3695,78 @@ func TestNameCache_ReturnsTheIndexsNames(t *testing.T) {
 	}
 }
 
+// TestChunkParts_CutsAtFrameStarts: the chunks a pipelined walk's
+// verifiers share cover each part exactly, in order, start and end where
+// the index has a frame start (or at the part's ends), and hold at most
+// readChunk bytes unless they are one frame larger than that.
+func TestChunkParts_CutsAtFrameStarts(t *testing.T) {
+	s, _ := pipelineLog(t)
+	ix := s.index
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	for _, from := range []int{0, 1, len(ix.segments[0].frames) / 2} {
+		var parts []walkPart
+		for i, seg := range ix.segments {
+			p := walkPart{seg: seg, off: record.SegmentHeaderSize, end: seg.end}
+			if i == 0 {
+				p.off = int64(seg.frames[from].off)
+			}
+			parts = append(parts, p)
+		}
+		jobs := chunkParts(parts)
+		k := 0
+		for _, p := range parts {
+			starts := map[int64]bool{p.end: true}
+			for _, f := range p.seg.frames {
+				starts[int64(f.off)] = true
+			}
+			for at := p.off; at < p.end; k++ {
+				require.Less(t, k, len(jobs))
+				job := jobs[k]
+				require.Equal(t, p.seg, job.seg)
+				require.Equal(t, at, job.off, "chunk %d starts where the one before ended", k)
+				require.True(t, starts[job.end], "chunk %d ends at %d, where no frame starts", k, job.end)
+				if size := job.end - job.off; size > readChunk {
+					require.False(t, slices.ContainsFunc(p.seg.frames, func(f frameRef) bool {
+						return int64(f.off) > job.off && int64(f.off) < job.end
+					}), "chunk %d of %d bytes holds more than one frame", k, size)
+				}
+				at = job.end
+			}
+		}
+		require.Len(t, jobs, k, "no chunk past the parts")
+		require.Greater(t, k, 2*verifiers, "the log gives each verifier several chunks")
+	}
+}
+
+// TestWalk_PipelinedDamageInEveryChunk damages one frame at a time, in
+// turn in every chunk of the log, so that each verifier meets damage in
+// its own chunks while the other verifies on ahead: the pipelined walk
+// must deliver the same events and then the same error as a walk that
+// does not verify ahead.
+func TestWalk_PipelinedDamageInEveryChunk(t *testing.T) {
+	requirePipelining(t)
+	s, _ := pipelineLog(t)
+	s.index.mu.RLock()
+	var parts []walkPart
+	for _, seg := range s.index.segments {
+		parts = append(parts, walkPart{seg: seg, off: record.SegmentHeaderSize, end: seg.end})
+	}
+	jobs := chunkParts(parts)
+	s.index.mu.RUnlock()
+	for k, job := range jobs {
+		at := job.off + (job.end-job.off)/2
+		flipBits(t, job.seg.path, at, 0x04)
+		wantN, wantErr, gotN, gotErr := walkBothWays(t, s, BorrowData())
+		flipBits(t, job.seg.path, at, 0x04) // mend it for the next
+		var ce *CorruptionError
+		require.ErrorAs(t, wantErr, &ce, "chunk %d", k)
+		require.ErrorAs(t, gotErr, &ce, "chunk %d", k)
+		require.Equal(t, wantErr.Error(), gotErr.Error(), "chunk %d", k)
+		require.Equal(t, wantN, gotN, "chunk %d", k)
+	}
+}
+
 // TestWalk_PipelinedStops ends pipelined walks every way one can end, and
 // relies on goleak (TestMain) to find a verifier goroutine left behind:
 // a loop that breaks, a context that ends, a bit flip
