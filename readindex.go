@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -356,22 +357,18 @@ func (ix *readIndex) walk(ctx context.Context, lo, hi uint64, fn func(f *record.
 		if seg.base >= hi || seg.base < start.seg.base {
 			continue
 		}
-		p := walkPart{seg: seg, off: record.SegmentHeaderSize, end: seg.end}
+		p := walkPart{seg: seg, off: record.SegmentHeaderSize, end: seg.end, frames: seg.frames}
 		if seg == start.seg {
 			p.off = start.off
 		}
 		parts = append(parts, p)
 	}
-	var jobs []walkPart
-	pipeline := hi-lo >= pipelineEvents && runtime.GOMAXPROCS(0) > 1
-	if pipeline {
-		jobs = chunkParts(parts)
-	}
 	ix.mu.RUnlock()
 
 	w := walker{ix: ix, ctx: ctx, lo: lo, hi: hi, next: lo, fn: fn}
-	if pipeline {
-		return w.pipelined(parts, jobs)
+	if hi-lo >= pipelineEvents && runtime.GOMAXPROCS(0) > 1 {
+		pipelinedWalks.Add(1)
+		return w.pipelined(parts, chunkParts(parts))
 	}
 	// A walk that does not verify ahead reads the files with pread, not
 	// through the mappings: it may be a live subscription's catch-up, which
@@ -399,6 +396,9 @@ func (ix *readIndex) walk(ctx context.Context, lo, hi uint64, fn func(f *record.
 type walkPart struct {
 	seg      *segment
 	off, end int64
+	// frames is seg.frames as the walk found it, for cutting the part into
+	// chunks without the lock: entries already published never change.
+	frames []frameRef
 }
 
 // walker is the state of one walk: it checks that each frame runs on from
@@ -446,13 +446,17 @@ func (w *walker) short(parts []walkPart) error {
 // about as long as a whole replay.
 var pipelineEvents uint64 = 1 << 14
 
+// pipelinedWalks counts the walks that have verified ahead, so that tests
+// can tell that theirs did.
+var pipelinedWalks atomic.Int64
+
 // verifiers is how many goroutines verify a pipelined walk's chunks.
 const verifiers = 2
 
 // pipelineBuffers is how many chunks a pipelined walk holds: one being
-// delivered, one being verified by each verifier, and one verified and
-// waiting.
-const pipelineBuffers = verifiers + 2
+// delivered, and one with each verifier, being verified or, verified,
+// waiting for the loop to take it.
+const pipelineBuffers = verifiers + 1
 
 // verifiedChunk is whole frames of a segment, from offset off, checked and
 // unmasked; err, when set, is why the frame at errOff, after them, is not.
@@ -467,11 +471,11 @@ type verifiedChunk struct {
 // chunkParts cuts parts into chunks of at most readChunk bytes (or one
 // frame, when a frame is larger), at offsets where the index has a frame
 // start, so that verifiers can each take a chunk without reading the one
-// before it. The caller holds ix.mu.
+// before it. It reads the parts' frames, not their segments'.
 func chunkParts(parts []walkPart) []walkPart {
 	var jobs []walkPart
 	for _, p := range parts {
-		frames := p.seg.frames
+		frames := p.frames
 		after := func(off int64) int { // the first frame starting after off
 			return sort.Search(len(frames), func(k int) bool { return int64(frames[k].off) > off })
 		}
@@ -557,6 +561,11 @@ func (w *walker) pipelined(parts, jobs []walkPart) error {
 		if c.err != nil {
 			return w.ix.readError(c.seg, c.errOff, c.err)
 		}
+		// The page this chunk shares with the one before, which neither
+		// verifier released, is done with now.
+		if start := c.off &^ (pageSize - 1); start != c.off {
+			c.seg.release(start, start+pageSize)
+		}
 		held = nil
 		free <- c // delivered: no event aliases it any more
 	}
@@ -598,18 +607,24 @@ func (ix *readIndex) verifyAhead(jobs []walkPart, first int, free chan verifiedC
 		// Have the system read this verifier's first chunk, and its next
 		// while this one is checked, into the page cache.
 		if k == first {
-			p.seg.willNeed(p.off, p.end)
+			p.seg.willNeed(p.off, min(p.end, p.off+readChunk))
 		}
 		if k+verifiers < len(jobs) {
 			next := jobs[k+verifiers]
-			next.seg.willNeed(next.off, next.end)
+			next.seg.willNeed(next.off, min(next.end, next.off+readChunk))
+		}
+		select { // do not start a chunk, which may be one large frame, for nothing
+		case <-quit:
+			free <- c
+			return
+		default:
 		}
 		buf := c.buf[:cap(c.buf)]
 		used, err := verifyChunk(p, p.off, &buf) // grows buf for a frame larger than it
 		if err == nil && p.off+int64(used) < p.end {
 			// A chunk larger than a buffer is one frame, which verifyChunk
 			// reads whole; short of that the index and the file disagree.
-			err = fmt.Errorf("%w: no frame ends where the index has one start, at offset %d", record.ErrMalformed, p.end)
+			err = fmt.Errorf("%w: the frame here runs past offset %d, where the index has the next frame start", record.ErrMalformed, p.end)
 		}
 		c.seg, c.off, c.buf, c.err = p.seg, p.off, buf[:used], err
 		if err != nil {
