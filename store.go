@@ -684,11 +684,11 @@ func (s *Store) ReadAllBackward(ctx context.Context, from uint64, limit int) ([]
 // slows the writer, is never dropped, and holds one read buffer (up to
 // 1 MiB, or one Append's frame when that is larger), however far behind it
 // falls. A read of the log (not of one stream) of 16,384 events or more,
-// with more than one CPU, has one helper goroutine check the next chunks of
-// frames while the loop's goroutine delivers the current one; it holds
-// three 1 MiB buffers (each grown to a larger frame's size while it holds
-// one) and ends with the read, or at Close, which waits for it but not for
-// the loop body.
+// with more than one CPU, has two helper goroutines check the next chunks
+// of frames, every other chunk each, while the loop's goroutine delivers
+// the current one; it holds three 1 MiB buffers (each grown to a larger
+// frame's size while it holds one), and the helpers end with the read, or
+// at Close, which waits for them but not for the loop body.
 //
 // The sequence ends only when the loop breaks, or after yielding an error
 // once: ctx.Err() when ctx ends, ErrClosed when the store closes, a

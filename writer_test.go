@@ -3600,8 +3600,8 @@ func walkBothWays(t *testing.T, s *Store, opts ...SubscribeOption) (wantN int, w
 	return wantN, wantErr, gotN, gotErr
 }
 
-// withPipelineFrom has walks of at least n events verify ahead on a second
-// goroutine, for the rest of the test, skipping it if they cannot.
+// withPipelineFrom has walks of at least n events verify ahead on verifier
+// goroutines, for the rest of the test, skipping it if they cannot.
 func withPipelineFrom(t *testing.T, n uint64) {
 	if n != math.MaxUint64 {
 		requirePipelining(t)
