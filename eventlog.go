@@ -248,10 +248,14 @@ func (s *segment) marked() bool { return s.version >= 2 }
 
 // frameFits reports that a frame is of the kind a segment of the given
 // version holds: ending in the end mark from version 2 on, masked with
-// record.MaskWeyl from version 3 on. A frame that does not is corrupt.
+// record.MaskWeyl from version 3 on. A frame that does not is corrupt, for
+// the reason frameMisfit.
 func frameFits(f *record.Frame, version uint8) bool {
 	return f.Marked == (version >= 2) && f.Weyl == (version >= 3)
 }
+
+// frameMisfit is why a frame frameFits refuses is corrupt.
+const frameMisfit = "frame flags do not match the segment's format version"
 
 // pageSize is the unit the system maps files in, and advice applies to.
 const pageSize = 4096
@@ -611,7 +615,7 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last, keepOwners bo
 			return false, &CorruptionError{Path: seg.path, Offset: off, Reason: fmt.Sprintf("frame position %d, want %d", f.Position, rec.next)}
 		}
 		if ferr == nil && !frameFits(&f, seg.version) {
-			return false, &CorruptionError{Path: seg.path, Offset: off, Reason: "frame flags do not match the segment's format version"}
+			return false, &CorruptionError{Path: seg.path, Offset: off, Reason: frameMisfit}
 		}
 		if ferr != nil {
 			if unwritten, err := r.unwrittenFrom(off); err != nil {
@@ -1402,7 +1406,7 @@ func (v *verifier) segment(ctx context.Context, seg *segment, size int64, last b
 		if err == nil && !frameFits(&f, version) {
 			// Corrupt, as Open finds it: a frame that decodes whole was
 			// written whole, so the torn-write rules do not apply to it.
-			v.problem(seg.path, off, "frame flags do not match the segment's format version")
+			v.problem(seg.path, off, frameMisfit)
 			break
 		}
 		if err != nil {

@@ -620,7 +620,7 @@ func (ix *readIndex) verifyAhead(jobs []walkPart, first int, free chan verifiedC
 		default:
 		}
 		buf := c.buf[:cap(c.buf)]
-		used, err := verifyChunk(p, p.off, &buf) // grows buf for a frame larger than it
+		used, err := verifyChunk(p, &buf) // grows buf for a frame larger than it
 		if err == nil && p.off+int64(used) < p.end {
 			// A chunk larger than a buffer is one frame, which verifyChunk
 			// reads whole; short of that the index and the file disagree.
@@ -674,10 +674,11 @@ func (c *nameCache) lookup(b []byte) string {
 	return set[0]
 }
 
-// verifyChunk reads into *buf as many whole frames of p from off as fit
+// verifyChunk reads into *buf as many whole frames of p, from its start, as fit
 // (growing it for a frame larger than it), checks and unmasks each, and
 // returns how many bytes they take; err is why the frame after them is bad.
-func verifyChunk(p walkPart, off int64, buf *[]byte) (used int, err error) {
+func verifyChunk(p walkPart, buf *[]byte) (used int, err error) {
+	off := p.off
 	b := (*buf)[:min(int64(cap(*buf)), p.end-off)]
 	// A short read (the file cut shorter than the index says) still
 	// delivers the whole frames it got; the first frame it cut is the

@@ -928,7 +928,7 @@ func (f *follower) scan(seg *segment) error {
 			return &CorruptionError{Path: seg.path, Offset: off, Reason: fmt.Sprintf("frame position %d, want %d", fr.Position, next)}
 		}
 		if !frameFits(&fr, seg.version) {
-			return &CorruptionError{Path: seg.path, Offset: off, Reason: "frame flags do not match the segment's format version"}
+			return &CorruptionError{Path: seg.path, Offset: off, Reason: frameMisfit}
 		}
 		ff := followedFrame{seg: seg, off: off, size: fr.FrameSize(), position: fr.Position, firstVersion: fr.FirstVersion,
 			stream: f.index.streamName(fr.Stream)}

@@ -324,11 +324,9 @@ func appendFrame(dst []byte, position uint64, syncDelta uint32, timestamp int64,
 	payload := dst[start+HeaderSize:]
 	length := uint32(len(payload))
 	if flags&flagWeyl != 0 {
-		MaskWeyl(payload, position)
 		length |= lengthWeyl
-	} else {
-		Mask(payload, position)
 	}
+	mask(payload, position, flags&flagWeyl != 0)
 	if flags&flagEndMark != 0 {
 		payload[len(payload)-1] = EndMark // stored unmasked
 	}
@@ -373,11 +371,7 @@ func VerifyPayload(h Header, payload []byte) error {
 		return ErrPayloadChecksum
 	}
 	last := payload[len(payload)-1]
-	if h.Weyl {
-		MaskWeyl(payload, h.Position)
-	} else {
-		Mask(payload, h.Position)
-	}
+	mask(payload, h.Position, h.Weyl)
 	if payload[0]&flagEndMark != 0 && last != EndMark {
 		return fmt.Errorf("%w: frame ends in %#x, not its end mark", ErrMalformed, last)
 	}
@@ -531,6 +525,15 @@ func MaskWeyl(b []byte, position uint64) {
 		for i := range b {
 			b[i] ^= byte(state >> (8 * i))
 		}
+	}
+}
+
+// mask applies MaskWeyl to b if weyl is set, else Mask.
+func mask(b []byte, position uint64, weyl bool) {
+	if weyl {
+		MaskWeyl(b, position)
+	} else {
+		Mask(b, position)
 	}
 }
 
