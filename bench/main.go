@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,12 +37,29 @@ func main() {
 	md := flag.String("md", "", "also write the report, in Markdown, to this file")
 	svg := flag.String("svg", "", "also draw appends/s against writers to this SVG file")
 	maxTime := flag.Duration("max-time", 20*time.Second, "stop a run's appends after this long, and measure the rest on what was appended")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of each backend and writer count's run to this path, with -<backend>-<W>.pprof appended")
 	child := flag.String("child", "", "internal: run one backend in this process")
 	flag.Parse()
 
 	if *child != "" {
 		w, _ := strconv.Atoi(*writerList)
+		var prof *os.File
+		if *cpuProfile != "" {
+			var err error
+			if prof, err = os.Create(*cpuProfile); err != nil {
+				log.Fatal(err)
+			}
+			if err := pprof.StartCPUProfile(prof); err != nil {
+				log.Fatal(err)
+			}
+		}
 		res, err := run(*child, w, *events, *maxTime, *base)
+		if prof != nil {
+			pprof.StopCPUProfile()
+			if err := prof.Close(); err != nil {
+				log.Fatal(err)
+			}
+		}
 		if err != nil {
 			log.Fatalf("%s, %d writers: %v", *child, w, err)
 		}
@@ -90,7 +108,7 @@ func main() {
 			}
 		}
 		for _, w := range writers {
-			res, err := runChild(name, w, *events, *maxTime, *base)
+			res, err := runChild(name, w, *events, *maxTime, *base, *cpuProfile)
 			if err != nil {
 				log.Fatalf("%s, %d writers: %v", name, w, err)
 			}
@@ -117,14 +135,18 @@ func main() {
 
 // runChild runs one backend and writer count in a child process, in a fresh
 // directory it removes after, and adds the child's peak RSS to the result.
-func runChild(name string, writers, events int, maxTime time.Duration, base string) (result, error) {
+func runChild(name string, writers, events int, maxTime time.Duration, base, cpuProfile string) (result, error) {
 	dir, err := os.MkdirTemp(base, name+"-")
 	if err != nil {
 		return result{}, err
 	}
 	defer os.RemoveAll(dir)
-	cmd := exec.Command(os.Args[0], "-child", name, "-writers", strconv.Itoa(writers),
-		"-events", strconv.Itoa(events), "-max-time", maxTime.String(), "-dir", dir)
+	args := []string{"-child", name, "-writers", strconv.Itoa(writers),
+		"-events", strconv.Itoa(events), "-max-time", maxTime.String(), "-dir", dir}
+	if cpuProfile != "" {
+		args = append(args, "-cpuprofile", fmt.Sprintf("%s-%s-%d.pprof", cpuProfile, name, writers))
+	}
+	cmd := exec.Command(os.Args[0], args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, os.Stderr
 	if err := cmd.Run(); err != nil {
