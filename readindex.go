@@ -798,7 +798,7 @@ func (ix *readIndex) scanStream(ctx context.Context, stream string, bounds func(
 		ix.mu.RUnlock()
 		return nil
 	}
-	var locs []frameLoc
+	locs := make([]frameLoc, 0, hi-lo) // at most a frame an event
 	for _, p := range positions[lo:hi] {
 		loc := ix.locateLocked(p)
 		if n := len(locs); n == 0 || locs[n-1] != loc {
@@ -811,16 +811,16 @@ func (ix *readIndex) scanStream(ctx context.Context, stream string, bounds func(
 	defer putReader(r)
 	buf := r.buf
 	defer func() { r.buf = buf }()
-	var events []record.Event
+	// f is decoded in place, frame after frame: fn's pointer to it escapes,
+	// and one Frame for the read costs one allocation, not one a frame.
+	var f record.Frame
 	want := lo // the next version to yield
 	// deliver decodes a frame fetchGroups has verified, checks it against
 	// the index and passes fn the events wanted.
 	deliver := func(loc frameLoc, fb []byte) error {
-		f, err := record.DecodeVerified(record.HeaderOf(fb), fb[record.HeaderSize:], events)
-		if err != nil {
+		if err := f.DecodeVerified(record.HeaderOf(fb), fb[record.HeaderSize:]); err != nil {
 			return ix.readError(loc.seg, loc.off, err)
 		}
-		events = f.Events
 		// The index sent the read here: the frame must agree with it.
 		if string(f.Stream) != stream {
 			return ix.readError(loc.seg, loc.off, fmt.Errorf("%w: frame of stream %q where the index has %q", record.ErrMalformed, f.Stream, stream))
