@@ -38,8 +38,30 @@ func main() {
 	svg := flag.String("svg", "", "also draw appends/s against writers to this SVG file")
 	maxTime := flag.Duration("max-time", 20*time.Second, "stop a run's appends after this long, and measure the rest on what was appended")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of each backend and writer count's run to this path, with -<backend>-<W>.pprof appended")
+	crash := flag.Bool("crash", false, "also time a reopen after a crash: the appends run again in a process killed with SIGKILL once they are acknowledged, and a new process opens the store and checks that it holds them all")
 	child := flag.String("child", "", "internal: run one backend in this process")
+	crashStep := flag.String("crash-step", "", "internal, with -child: append then die, or reopen")
 	flag.Parse()
+
+	if *child != "" && *crashStep != "" {
+		w, _ := strconv.Atoi(*writerList)
+		var err error
+		switch *crashStep {
+		case "append":
+			err = crashAppend(*child, w, *events, *maxTime, *base, os.Stdout)
+		case "reopen":
+			var res result
+			if res, err = crashReopen(*child, w, *events, *base); err == nil {
+				err = json.NewEncoder(os.Stdout).Encode(res)
+			}
+		default:
+			err = fmt.Errorf("unknown crash step %q", *crashStep)
+		}
+		if err != nil {
+			log.Fatalf("%s, %d writers, crash %s: %v", *child, w, *crashStep, err)
+		}
+		return
+	}
 
 	if *child != "" {
 		w, _ := strconv.Atoi(*writerList)
@@ -112,6 +134,11 @@ func main() {
 			if err != nil {
 				log.Fatalf("%s, %d writers: %v", name, w, err)
 			}
+			if *crash {
+				if res.CrashReopen, err = crashChild(name, w, *events, *maxTime, *base); err != nil {
+					log.Fatalf("%s, %d writers, crash: %v", name, w, err)
+				}
+			}
 			log.Printf("%-24s W=%-3d %10.0f appends/s  p99 %v", name, w, res.AppendsPerSec, time.Duration(res.P99))
 			results = append(results, res)
 		}
@@ -131,6 +158,42 @@ func main() {
 			log.Fatal(err)
 		}
 	}
+}
+
+// crashChild measures a reopen after a crash in two child processes, in a
+// fresh directory it removes after: one runs the appends and kills itself
+// once they are acknowledged; the next times the open and checks that the
+// store holds every acknowledged event.
+func crashChild(name string, writers, events int, maxTime time.Duration, base string) (int64, error) {
+	dir, err := os.MkdirTemp(base, name+"-crash-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	step := func(step string, events int) (result, *os.ProcessState, error) {
+		cmd := exec.Command(os.Args[0], "-child", name, "-crash-step", step, "-writers", strconv.Itoa(writers),
+			"-events", strconv.Itoa(events), "-max-time", maxTime.String(), "-dir", dir)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, os.Stderr
+		err := cmd.Run()
+		var res result
+		if jerr := json.Unmarshal(out.Bytes(), &res); jerr != nil && err == nil {
+			err = fmt.Errorf("child output %q: %w", out.String(), jerr)
+		}
+		return res, cmd.ProcessState, err
+	}
+	appended, ps, err := step("append", events)
+	if ps == nil || ps.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		return 0, fmt.Errorf("the appending process was not killed: %v", err)
+	}
+	if appended.Events == 0 {
+		return 0, fmt.Errorf("the appending process acknowledged no append")
+	}
+	reopened, _, err := step("reopen", appended.Events)
+	if err != nil {
+		return 0, err
+	}
+	return reopened.CrashReopen, nil
 }
 
 // runChild runs one backend and writer count in a child process, in a fresh

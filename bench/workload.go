@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -9,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -42,6 +45,7 @@ type result struct {
 	ReadStream        int64   `json:"read_stream_ns"` // median over streams
 	StreamEvents      int     `json:"stream_events"`
 	Reopen            int64   `json:"reopen_ns"`
+	CrashReopen       int64   `json:"crash_reopen_ns,omitempty"` // measured with -crash only
 	PeakRSS           int64   `json:"peak_rss_bytes"`
 	DiskBytesPerEvent float64 `json:"disk_bytes_per_event"`
 	Skipped           string  `json:"skipped,omitempty"`
@@ -74,51 +78,10 @@ func run(name string, writers, events int, maxTime time.Duration, dir string) (r
 	if err := b.open(dir); err != nil {
 		return res, fmt.Errorf("open: %w", err)
 	}
-
-	lat := make([][]time.Duration, writers)
-	errs := make(chan error, writers)
-	var wg sync.WaitGroup
-	start := time.Now()
-	var stop atomic.Bool
-	timer := time.AfterFunc(maxTime, func() { stop.Store(true) })
-	defer timer.Stop()
-	for w := range writers {
-		n := events / writers
-		if w < events%writers {
-			n++
-		}
-		var mine []int
-		for k := w; k < numStreams; k += writers {
-			mine = append(mine, k)
-		}
-		lat[w] = make([]time.Duration, 0, n)
-		wg.Go(func() {
-			versions := make([]int64, len(mine))
-			for i := range versions {
-				versions[i] = -1
-			}
-			for i := range n {
-				if stop.Load() {
-					return
-				}
-				j := i % len(mine)
-				t := time.Now()
-				if err := b.append(streamName(mine[j]), versions[j], payload(i*writers+w)); err != nil {
-					errs <- err
-					return
-				}
-				lat[w] = append(lat[w], time.Since(t))
-				versions[j]++
-			}
-		})
+	all, elapsed, err := appendAll(b, writers, events, maxTime)
+	if err != nil {
+		return res, err
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	close(errs)
-	if err := <-errs; err != nil {
-		return res, fmt.Errorf("append: %w", err)
-	}
-	all := slices.Concat(lat...)
 	events = len(all)
 	res.Events = events
 	res.AppendsPerSec = float64(events) / elapsed.Seconds()
@@ -190,6 +153,99 @@ func run(name string, writers, events int, maxTime time.Duration, dir string) (r
 	}
 	if res.ReadAllCold, err = readAll(); err != nil {
 		return res, err
+	}
+	return res, b.close()
+}
+
+// appendAll runs the workload's appends on b: events appends from writers
+// goroutines, which stop early, all at once, when maxTime has passed. It
+// returns the latency of each acknowledged append, and how long they took.
+func appendAll(b backend, writers, events int, maxTime time.Duration) ([]time.Duration, time.Duration, error) {
+	lat := make([][]time.Duration, writers)
+	errs := make(chan error, writers)
+	var wg sync.WaitGroup
+	start := time.Now()
+	var stop atomic.Bool
+	timer := time.AfterFunc(maxTime, func() { stop.Store(true) })
+	defer timer.Stop()
+	for w := range writers {
+		n := events / writers
+		if w < events%writers {
+			n++
+		}
+		var mine []int
+		for k := w; k < numStreams; k += writers {
+			mine = append(mine, k)
+		}
+		lat[w] = make([]time.Duration, 0, n)
+		wg.Go(func() {
+			versions := make([]int64, len(mine))
+			for i := range versions {
+				versions[i] = -1
+			}
+			for i := range n {
+				if stop.Load() {
+					return
+				}
+				j := i % len(mine)
+				t := time.Now()
+				if err := b.append(streamName(mine[j]), versions[j], payload(i*writers+w)); err != nil {
+					errs <- err
+					return
+				}
+				lat[w] = append(lat[w], time.Since(t))
+				versions[j]++
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, 0, fmt.Errorf("append: %w", err)
+	}
+	return slices.Concat(lat...), elapsed, nil
+}
+
+// crashAppend is the first half of the crash measurement, run in a child
+// process of its own: it runs the appends on a fresh store in dir, writes
+// how many were acknowledged to w, and, with none in flight, kills its own
+// process with SIGKILL, so that the store is never closed.
+func crashAppend(name string, writers, events int, maxTime time.Duration, dir string, w io.Writer) error {
+	b := specs[name].new()
+	if err := b.open(dir); err != nil {
+		return fmt.Errorf("open: %w", err)
+	}
+	all, _, err := appendAll(b, writers, events, maxTime)
+	if err != nil {
+		return err
+	}
+	if err := json.NewEncoder(w).Encode(result{Backend: name, Writers: writers, Events: len(all)}); err != nil {
+		return err
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGKILL); err != nil {
+		return err
+	}
+	select {} // the signal ends the process
+}
+
+// crashReopen is the second half, in another child process: it times
+// opening the store the killed process left in dir, and checks that it
+// holds every one of the events appends acknowledged.
+func crashReopen(name string, writers, events int, dir string) (result, error) {
+	res := result{Backend: name, Writers: writers, Events: events}
+	b := specs[name].new()
+	t := time.Now()
+	if err := b.open(dir); err != nil {
+		return res, fmt.Errorf("reopen after the crash: %w", err)
+	}
+	res.CrashReopen = int64(time.Since(t))
+	n, err := b.readAll()
+	if err != nil {
+		return res, fmt.Errorf("read all after the crash: %w", err)
+	}
+	if n != events {
+		return res, fmt.Errorf("after the crash the store holds %d events; %d appends were acknowledged", n, events)
 	}
 	return res, b.close()
 }
