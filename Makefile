@@ -82,13 +82,13 @@ PG = $${EVENTSTORE_BENCH_PG:-$$(bash .ci/postgres || true)}
 compare:
 	pg=$(PG); cd bench && EVENTSTORE_BENCH_PG=$$pg $(GO) run . -events 100000 -md results.md -svg chart.svg $(COMPARE_FLAGS)
 
-## compare-full: the harness at 100,000, 1,000,000 and 10,000,000 events (hours)
+## compare-full: the harness at 100,000, 1,000,000 and 10,000,000 events, the two larger also timing a reopen after a crash (hours)
 .PHONY: compare-full
 compare-full:
 	pg=$(PG); cd bench && \
 	EVENTSTORE_BENCH_PG=$$pg $(GO) run . -events 100000 -md results-100k.md -svg chart-100k.svg $(COMPARE_FLAGS) && \
-	EVENTSTORE_BENCH_PG=$$pg $(GO) run . -events 1000000 -md results-1m.md -svg chart-1m.svg $(COMPARE_FLAGS) && \
-	EVENTSTORE_BENCH_PG=$$pg $(GO) run . -events 10000000 -writers 64,256 -md results-10m.md -svg chart-10m.svg $(COMPARE_FLAGS)
+	EVENTSTORE_BENCH_PG=$$pg $(GO) run . -events 1000000 -crash -md results-1m.md -svg chart-1m.svg $(COMPARE_FLAGS) && \
+	EVENTSTORE_BENCH_PG=$$pg $(GO) run . -events 10000000 -writers 64,256 -crash -md results-10m.md -svg chart-10m.svg $(COMPARE_FLAGS)
 
 ## cover: coverage profile and HTML report (cover.out, cover.html)
 .PHONY: cover
