@@ -26,7 +26,7 @@ func init() {
 		settings: "server defaults `fsync = on` and `synchronous_commit = on` (checked with SHOW on open; the run is refused if either is off): " +
 			"each append is one autocommitted INSERT, acknowledged once its commit record is flushed to the WAL on disk, " +
 			"concurrent commits sharing WAL flushes; pgxpool with at most 64 connections (fewer if the server's max_connections is low), so past 64 writers appends wait for a connection. " +
-			"The server is outside the run's process and directory: peak RSS and bytes on disk do not count it, and the cold read does not evict its cache",
+			"The server is outside the run's process and directory: peak RSS and bytes on disk do not count it, the cold read does not evict its cache, and -crash kills only the client, so its reopen after a crash is a reconnect",
 		durable: true,
 		new:     func() backend { return &postgresBackend{} },
 		skip:    postgresSkip,

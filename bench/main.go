@@ -135,7 +135,7 @@ func main() {
 				log.Fatalf("%s, %d writers: %v", name, w, err)
 			}
 			if *crash {
-				if res.CrashReopen, err = crashChild(name, w, *events, *maxTime, *base); err != nil {
+				if res.CrashReopen, res.CrashEvents, err = crashChild(name, w, *events, *maxTime, *base); err != nil {
 					log.Fatalf("%s, %d writers, crash: %v", name, w, err)
 				}
 			}
@@ -163,37 +163,47 @@ func main() {
 // crashChild measures a reopen after a crash in two child processes, in a
 // fresh directory it removes after: one runs the appends and kills itself
 // once they are acknowledged; the next times the open and checks that the
-// store holds every acknowledged event.
-func crashChild(name string, writers, events int, maxTime time.Duration, base string) (int64, error) {
+// store holds every acknowledged event. It returns the reopen's time and
+// how many events the store held.
+func crashChild(name string, writers, events int, maxTime time.Duration, base string) (reopen int64, held int, err error) {
 	dir, err := os.MkdirTemp(base, name+"-crash-")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer os.RemoveAll(dir)
-	step := func(step string, events int) (result, *os.ProcessState, error) {
+	// step runs one child; its result is the last line it wrote to stdout.
+	step := func(step string, events int) (result, *os.ProcessState, error, error) {
 		cmd := exec.Command(os.Args[0], "-child", name, "-crash-step", step, "-writers", strconv.Itoa(writers),
 			"-events", strconv.Itoa(events), "-max-time", maxTime.String(), "-dir", dir)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, os.Stderr
 		err := cmd.Run()
+		lines := bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n"))
 		var res result
-		if jerr := json.Unmarshal(out.Bytes(), &res); jerr != nil && err == nil {
-			err = fmt.Errorf("child output %q: %w", out.String(), jerr)
+		var jerr error
+		if err := json.Unmarshal(lines[len(lines)-1], &res); err != nil {
+			jerr = fmt.Errorf("child output %q: %w", out.String(), err)
 		}
-		return res, cmd.ProcessState, err
+		return res, cmd.ProcessState, err, jerr
 	}
-	appended, ps, err := step("append", events)
+	appended, ps, err, jerr := step("append", events)
 	if ps == nil || ps.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-		return 0, fmt.Errorf("the appending process was not killed: %v", err)
+		return 0, 0, fmt.Errorf("the appending process was not killed: %v", err)
+	}
+	if jerr != nil {
+		return 0, 0, jerr
 	}
 	if appended.Events == 0 {
-		return 0, fmt.Errorf("the appending process acknowledged no append")
+		return 0, 0, fmt.Errorf("the appending process acknowledged no append")
 	}
-	reopened, _, err := step("reopen", appended.Events)
+	reopened, _, err, jerr := step("reopen", appended.Events)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return reopened.CrashReopen, nil
+	if jerr != nil {
+		return 0, 0, jerr
+	}
+	return reopened.CrashReopen, reopened.Events, nil
 }
 
 // runChild runs one backend and writer count in a child process, in a fresh

@@ -42,7 +42,7 @@ func markdown(header string, results []result) string {
 		}
 		crashReopen := "–"
 		if r.CrashReopen > 0 {
-			crashReopen = dur(r.CrashReopen)
+			crashReopen = fmt.Sprintf("%s (%s events)", dur(r.CrashReopen), count(float64(r.CrashEvents)))
 		}
 		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s (%d events) | %s | %s | %.0f MiB | %.0f |\n",
 			r.Backend, r.Writers, count(float64(r.Events)), count(r.AppendsPerSec), ratio(r.AppendsPerSec, limit, r.Writers),

@@ -46,6 +46,7 @@ type result struct {
 	StreamEvents      int     `json:"stream_events"`
 	Reopen            int64   `json:"reopen_ns"`
 	CrashReopen       int64   `json:"crash_reopen_ns,omitempty"` // measured with -crash only
+	CrashEvents       int     `json:"crash_events,omitempty"`    // what the crashed store held: its own run of the appends
 	PeakRSS           int64   `json:"peak_rss_bytes"`
 	DiskBytesPerEvent float64 `json:"disk_bytes_per_event"`
 	Skipped           string  `json:"skipped,omitempty"`
