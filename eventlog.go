@@ -392,8 +392,9 @@ type recovery struct {
 
 // recoverer is what openLog rebuilds the index through, in log order.
 type recoverer interface {
-	// frame adds one valid frame read from the log. It may keep nothing
-	// that aliases f's slices.
+	// frame adds one valid frame read from the log. It may keep neither f,
+	// which the next frame is decoded into, nor anything that aliases its
+	// slices.
 	frame(seg *segment, offset int64, f *record.Frame) error
 	// index adds the frames a segment's index file lists, the segment's
 	// first x.End bytes, which are not read. It checks x against what it
@@ -607,10 +608,15 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last, keepOwners bo
 	if err := r.readSegment(seg.file, size, off, seg.marked(), last); err != nil {
 		return false, fmt.Errorf("eventstore: open %s: %w", seg.path, err)
 	}
+	// f is one Frame for the whole scan, decoded into frame after frame:
+	// rc.frame's pointer to it escapes, and a Frame a frame would cost an
+	// allocation each.
+	var f record.Frame
 	var events []record.Event
 	rec.scanned += max(0, r.limit-off)
 	for off < r.limit {
-		f, ferr := r.frame(off, events)
+		var ferr error
+		f, ferr = r.frame(off, events)
 		if ferr == nil && f.Position != rec.next {
 			return false, &CorruptionError{Path: seg.path, Offset: off, Reason: fmt.Sprintf("frame position %d, want %d", f.Position, rec.next)}
 		}
