@@ -175,6 +175,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -369,6 +370,10 @@ type eventLog struct {
 	// Touched only by the writer goroutine (a read-only Store's follower),
 	// and by Open and Close when it is not running.
 	segments []*segment // ascending by base; the last is active
+
+	// ahead reads index files ahead of Open's scan; set by openLog while
+	// it scans, nil after.
+	ahead *indexAhead
 }
 
 // openFlag is how segment files are opened.
@@ -457,6 +462,13 @@ func openLog(dir string, fsys vfs.FS, logger *slog.Logger, segmentSize int64, re
 	if n := len(l.segments); n > 0 {
 		size, err := l.segments[n-1].file.Size()
 		lastMayGo = err == nil && size <= record.SegmentHeaderSize
+	}
+	if len(l.segments) > 1 && runtime.GOMAXPROCS(0) > 1 {
+		l.ahead = l.readIndexesAhead(l.segments)
+		defer func() {
+			l.ahead.stop()
+			l.ahead = nil
+		}()
 	}
 	scanner := &frameReader{}
 	for i := 0; i < len(l.segments); i++ {
@@ -737,13 +749,13 @@ func (l *eventLog) createSegment(base uint64) (*segment, error) {
 // file only ever saves reading what the segment itself holds.
 func (l *eventLog) readIndexFile(seg *segment, size int64) *record.SegmentIndex {
 	path := indexPath(seg.path)
-	b, err := readFile(l.fs, path)
+	d, ok := l.ahead.take(seg)
+	if !ok {
+		d.x, d.err = decodeIndexFile(l.fs, path)
+	}
+	x, err := d.x, d.err
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
-	}
-	var x *record.SegmentIndex
-	if err == nil {
-		x, err = record.DecodeSegmentIndex(b)
 	}
 	switch {
 	case err != nil:
@@ -768,6 +780,95 @@ func (l *eventLog) readIndexFile(seg *segment, size int64) *record.SegmentIndex 
 		return nil
 	}
 	return x
+}
+
+// decodeIndexFile reads and decodes the index file at path; its error
+// wraps fs.ErrNotExist when there is none.
+func decodeIndexFile(fsys vfs.FS, path string) (*record.SegmentIndex, error) {
+	b, err := readFile(fsys, path)
+	if err != nil {
+		return nil, err
+	}
+	return record.DecodeSegmentIndex(b)
+}
+
+// indexAhead reads and decodes the index files of the segments Open found,
+// in order, on a goroutine of its own, up to indexLookahead segments ahead
+// of the scan, so that decoding one index file overlaps with adding the
+// one before to the index: the two took about 60 % and 35 % of a clean
+// Open. The scan takes each segment's result in turn; it checks the index
+// against the segment itself, as for one it reads in place.
+type indexAhead struct {
+	segs    []*segment
+	results []chan decodedIndex // by segment; each filled once
+	slots   chan struct{}       // a token per result filled and not taken
+	quit    chan struct{}       // closed by stop
+	done    chan struct{}       // closed when the goroutine returns
+	taken   int                 // results taken or passed over; the scan's only
+}
+
+// decodedIndex is what decodeIndexFile returned for one segment.
+type decodedIndex struct {
+	x   *record.SegmentIndex
+	err error
+}
+
+// indexLookahead bounds what indexAhead holds: the decoded index of a full
+// segment takes a few megabytes.
+const indexLookahead = 2
+
+// readIndexesAhead starts reading segs' index files ahead of the scan.
+func (l *eventLog) readIndexesAhead(segs []*segment) *indexAhead {
+	segs = slices.Clone(segs) // the scan may insert into its slice
+	a := &indexAhead{
+		segs:    segs,
+		results: make([]chan decodedIndex, len(segs)),
+		slots:   make(chan struct{}, indexLookahead),
+		quit:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	for i := range a.results {
+		a.results[i] = make(chan decodedIndex, 1)
+	}
+	go func() {
+		defer close(a.done)
+		for i, seg := range segs {
+			select {
+			case a.slots <- struct{}{}:
+			case <-a.quit:
+				return
+			}
+			x, err := decodeIndexFile(l.fs, indexPath(seg.path))
+			a.results[i] <- decodedIndex{x, err}
+		}
+	}()
+	return a
+}
+
+// take returns seg's index file as the goroutine read it; ok is false if
+// a is nil or seg is not one of its segments (the scan then reads the file
+// itself). Segments before seg whose results were not taken are passed
+// over, so the goroutine never waits for them.
+func (a *indexAhead) take(seg *segment) (d decodedIndex, ok bool) {
+	if a == nil {
+		return d, false
+	}
+	k := slices.Index(a.segs[a.taken:], seg)
+	if k < 0 {
+		return d, false
+	}
+	for range k + 1 {
+		d = <-a.results[a.taken]
+		<-a.slots
+		a.taken++
+	}
+	return d, true
+}
+
+// stop ends the goroutine and waits for it.
+func (a *indexAhead) stop() {
+	close(a.quit)
+	<-a.done
 }
 
 // writeIndexFile replaces seg's index file with b, durably. A crash while it

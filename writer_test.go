@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"io/fs"
 	"iter"
 	"log/slog"
 	"maps"
@@ -2941,6 +2942,52 @@ func TestWriter_Index_CleanReopenReadsOnlyIndexFiles(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, old.version, res.StreamVersion, "the retry returns the original result")
 	checkStore(t, s, model)
+}
+
+// TestWriter_Index_ReadAheadTakesInOrderAndPassesOver checks the goroutine
+// that reads index files ahead of Open's scan: each segment's result is its
+// own file, decoded, or the error of one that is missing; a segment taken
+// after others passes over them, and one passed over or not known is left
+// to the caller to read; stop ends the goroutine while it waits to read
+// further ahead (goleak checks that it ended).
+func TestWriter_Index_ReadAheadTakesInOrderAndPassesOver(t *testing.T) {
+	dir, _ := indexedLog(t, 22)
+	paths := segFiles(t, dir)
+	require.Greater(t, len(paths), indexLookahead+4)
+	var segs []*segment
+	for _, p := range paths {
+		segs = append(segs, &segment{path: p})
+	}
+	require.NoError(t, os.Remove(indexPath(segs[4].path)))
+	l := &eventLog{fs: vfs.OS()}
+	own := func(seg *segment) *record.SegmentIndex {
+		x, err := decodeIndexFile(l.fs, indexPath(seg.path))
+		require.NoError(t, err)
+		return x
+	}
+
+	a := l.readIndexesAhead(segs)
+	d, ok := a.take(segs[0])
+	require.True(t, ok)
+	require.NoError(t, d.err)
+	assert.Equal(t, own(segs[0]), d.x)
+	d, ok = a.take(segs[3]) // passes over 1 and 2
+	require.True(t, ok)
+	require.NoError(t, d.err)
+	assert.Equal(t, own(segs[3]), d.x)
+	_, ok = a.take(segs[1])
+	assert.False(t, ok, "a segment passed over is the caller's to read")
+	_, ok = a.take(&segment{path: filepath.Join(dir, segmentName(1<<40))})
+	assert.False(t, ok, "a segment the goroutine was not given is the caller's to read")
+	d, ok = a.take(segs[4])
+	require.True(t, ok)
+	assert.ErrorIs(t, d.err, fs.ErrNotExist, "a segment without an index file")
+	assert.Nil(t, d.x)
+	a.stop() // the goroutine has read ahead as far as it may, and waits
+
+	var none *indexAhead
+	_, ok = none.take(segs[0])
+	assert.False(t, ok, "no read-ahead")
 }
 
 // TestWriter_Index_CrashReopenReadsOnlyTheUnindexedTail copies a store's
