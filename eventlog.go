@@ -371,8 +371,8 @@ type eventLog struct {
 	// and by Open and Close when it is not running.
 	segments []*segment // ascending by base; the last is active
 
-	// ahead reads index files ahead of Open's scan; set by openLog while
-	// it scans, nil after.
+	// ahead reads index files ahead of Open's scan; set by openLog, nil
+	// once it returns.
 	ahead *indexAhead
 }
 
@@ -620,7 +620,7 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last, keepOwners bo
 	if err := r.readSegment(seg.file, size, off, seg.marked(), last); err != nil {
 		return false, fmt.Errorf("eventstore: open %s: %w", seg.path, err)
 	}
-	// f is one Frame for the whole scan, decoded into frame after frame:
+	// f is one Frame for this segment's scan, decoded into frame after frame:
 	// rc.frame's pointer to it escapes, and a Frame a frame would cost an
 	// allocation each.
 	var f record.Frame
@@ -798,10 +798,14 @@ func decodeIndexFile(fsys vfs.FS, path string) (*record.SegmentIndex, error) {
 // one before to the index: the two took about 60 % and 35 % of a clean
 // Open. The scan takes each segment's result in turn; it checks the index
 // against the segment itself, as for one it reads in place.
+//
+// Reading ahead, the goroutine may open index files the scan never needs,
+// past a segment that fails it: the operations a FaultFS counts during such
+// an Open can differ from run to run.
 type indexAhead struct {
 	segs    []*segment
 	results []chan decodedIndex // by segment; each filled once
-	slots   chan struct{}       // a token per result filled and not taken
+	slots   chan struct{}       // a token per result being read, or filled and not taken
 	quit    chan struct{}       // closed by stop
 	done    chan struct{}       // closed when the goroutine returns
 	taken   int                 // results taken or passed over; the scan's only
@@ -846,9 +850,10 @@ func (l *eventLog) readIndexesAhead(segs []*segment) *indexAhead {
 }
 
 // take returns seg's index file as the goroutine read it; ok is false if
-// a is nil or seg is not one of its segments (the scan then reads the file
-// itself). Segments before seg whose results were not taken are passed
-// over, so the goroutine never waits for them.
+// a is nil, or seg is not one of its segments or was taken or passed over
+// already (the scan then reads the file itself). Segments before seg whose
+// results were not taken are passed over, so the goroutine never waits for
+// them.
 func (a *indexAhead) take(seg *segment) (d decodedIndex, ok bool) {
 	if a == nil {
 		return d, false

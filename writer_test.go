@@ -2953,7 +2953,7 @@ func TestWriter_Index_CleanReopenReadsOnlyIndexFiles(t *testing.T) {
 func TestWriter_Index_ReadAheadTakesInOrderAndPassesOver(t *testing.T) {
 	dir, _ := indexedLog(t, 22)
 	paths := segFiles(t, dir)
-	require.Greater(t, len(paths), indexLookahead+4)
+	require.Greater(t, len(paths), indexLookahead+5) // so that the goroutine waits to read further when stopped
 	var segs []*segment
 	for _, p := range paths {
 		segs = append(segs, &segment{path: p})
@@ -2967,6 +2967,12 @@ func TestWriter_Index_ReadAheadTakesInOrderAndPassesOver(t *testing.T) {
 	}
 
 	a := l.readIndexesAhead(segs)
+	stopped := false
+	defer func() {
+		if !stopped {
+			a.stop()
+		}
+	}()
 	d, ok := a.take(segs[0])
 	require.True(t, ok)
 	require.NoError(t, d.err)
@@ -2984,6 +2990,7 @@ func TestWriter_Index_ReadAheadTakesInOrderAndPassesOver(t *testing.T) {
 	assert.ErrorIs(t, d.err, fs.ErrNotExist, "a segment without an index file")
 	assert.Nil(t, d.x)
 	a.stop() // the goroutine has read ahead as far as it may, and waits
+	stopped = true
 
 	var none *indexAhead
 	_, ok = none.take(segs[0])
