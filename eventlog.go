@@ -624,11 +624,10 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last, keepOwners bo
 	// rc.frame's pointer to it escapes, and a Frame a frame would cost an
 	// allocation each.
 	var f record.Frame
-	var events []record.Event
 	rec.scanned += max(0, r.limit-off)
 	for off < r.limit {
 		var ferr error
-		f, ferr = r.frame(off, events)
+		f, ferr = r.frame(off, f.Events) // its events slice too is reused
 		if ferr == nil && f.Position != rec.next {
 			return false, &CorruptionError{Path: seg.path, Offset: off, Reason: fmt.Sprintf("frame position %d, want %d", f.Position, rec.next)}
 		}
@@ -654,7 +653,6 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last, keepOwners bo
 			}
 			return false, l.repairTail(r, seg, off, ferr, rec)
 		}
-		events = f.Events
 		if err := rc.frame(seg, off, &f); err != nil {
 			return false, &CorruptionError{Path: seg.path, Offset: off, Reason: err.Error()}
 		}

@@ -171,20 +171,9 @@ func crashChild(name string, writers, events int, maxTime time.Duration, base st
 		return 0, 0, err
 	}
 	defer os.RemoveAll(dir)
-	// step runs one child; its result is the last line it wrote to stdout.
 	step := func(step string, events int) (result, *os.ProcessState, error, error) {
-		cmd := exec.Command(os.Args[0], "-child", name, "-crash-step", step, "-writers", strconv.Itoa(writers),
+		return runProcess("-child", name, "-crash-step", step, "-writers", strconv.Itoa(writers),
 			"-events", strconv.Itoa(events), "-max-time", maxTime.String(), "-dir", dir)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, os.Stderr
-		err := cmd.Run()
-		lines := bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n"))
-		var res result
-		var jerr error
-		if err := json.Unmarshal(lines[len(lines)-1], &res); err != nil {
-			jerr = fmt.Errorf("child output %q: %w", out.String(), err)
-		}
-		return res, cmd.ProcessState, err, jerr
 	}
 	appended, ps, err, jerr := step("append", events)
 	if ps == nil || ps.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
@@ -219,20 +208,32 @@ func runChild(name string, writers, events int, maxTime time.Duration, base, cpu
 	if cpuProfile != "" {
 		args = append(args, "-cpuprofile", fmt.Sprintf("%s-%s-%d.pprof", cpuProfile, name, writers))
 	}
-	cmd := exec.Command(os.Args[0], args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, os.Stderr
-	if err := cmd.Run(); err != nil {
+	res, ps, err, jerr := runProcess(args...)
+	if err != nil {
 		return result{}, err
 	}
-	var res result
-	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		return result{}, fmt.Errorf("child output %q: %w", out.String(), err)
+	if jerr != nil {
+		return result{}, jerr
 	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
 		res.PeakRSS = ru.Maxrss * 1024 // KiB on Linux
 	}
 	return res, nil
+}
+
+// runProcess runs this command again with args, as a child, and decodes
+// the result it writes last to stdout. runErr is how the child ended;
+// outErr, why its output held no result.
+func runProcess(args ...string) (res result, ps *os.ProcessState, runErr, outErr error) {
+	cmd := exec.Command(os.Args[0], args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, os.Stderr
+	runErr = cmd.Run()
+	lines := bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n"))
+	if err := json.Unmarshal(lines[len(lines)-1], &res); err != nil {
+		outErr = fmt.Errorf("child output %q: %w", out.String(), err)
+	}
+	return res, cmd.ProcessState, runErr, outErr
 }
 
 // cpuModel names the processor, for the report.
