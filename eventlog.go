@@ -7,15 +7,19 @@ package eventstore
 // 00000000000000000000.seg, 00000000000000001734.seg, ... Each segment starts
 // with a header, written and fsynced (with the directory) before any frame:
 //
-//	0       4     5       8                16      20      24
-//	+-------+-----+-------+----------------+-------+-------+
-//	| magic | ver | rsvd  | base (u64)     | rsvd  | crc   |
-//	+-------+-----+-------+----------------+-------+-------+
+//	0       4     5        8                16       20      24
+//	+-------+-----+--------+----------------+--------+-------+
+//	| magic | ver | key hi | base (u64)     | key lo | crc   |
+//	+-------+-----+--------+----------------+--------+-------+
 //
 //	magic  "ESLG"
-//	ver    format version: 3; segments of version 1 (frames without the
-//	       end mark) and version 2 (payloads masked with splitmix64) are
-//	       still read, and appended to
+//	ver    format version: 4; segments of version 1 (frames without the
+//	       end mark), version 2 (payloads masked with splitmix64) and
+//	       version 3 (events untagged) are still read
+//	key    the store's ID key, 56 bits: bits 32-55 in bytes 5-7 and bits
+//	       0-31 in bytes 16-19, little-endian. Drawn at random when the
+//	       store's first version-4 segment is created, and written into
+//	       every segment after it. Zero before version 4
 //	base   global position of the segment's first event (equals the name)
 //	crc    CRC-32C of bytes 0-19
 //
@@ -29,15 +33,19 @@ package eventstore
 //	| payload (length bytes, masked):                                  |
 //	|   flags u8 | timestamp i64 | first version uv | stream len uv    |
 //	|   stream | count uv | count × event                               |
-//	| event:                                                            |
+//	| event (version 4):                                                |
+//	|   tag uv | id [16], if tag bit 0 is set | type (tag >> 1 bytes)   |
+//	|   meta len uv | meta | data len uv | data                         |
+//	| event (versions 1 to 3):                                          |
 //	|   id [16] | type len uv | type | meta len uv | meta | data len uv |
 //	|   data                                                            |
-//	| end mark 0xff (versions 2 and 3), stored unmasked                 |
+//	| end mark 0xff (versions 2 to 4), stored unmasked                  |
 //	+-------------------------------------------------------------------+
 //
 //	length    bits 0-30: payload size, at most record.MaxPayload
 //	          (256 MiB); bit 31: the payload is masked with the Weyl
-//	          keystream (set in every version-3 frame, in no other)
+//	          keystream (set in every frame of version 3 or 4, in no
+//	          other)
 //	pcrc      CRC-32C of the payload
 //	position  global position of the frame's first event
 //	delta     events written since the last completed fsync before this
@@ -47,15 +55,23 @@ package eventstore
 //	masked    the payload is stored XORed with a keystream drawn from
 //	          position, so that no frame holds a long run of zero bytes
 //	          whatever its events hold; pcrc covers the stored bytes.
-//	          Version 3: a Weyl sequence (record.MaskWeyl), whose start is
+//	          Versions 3 and 4: a Weyl sequence (record.MaskWeyl), whose start is
 //	          splitmix64 of the position and which adds an odd constant
 //	          a word, an addition where splitmix64 costs two
 //	          multiplications; versions 1 and 2: splitmix64 (record.Mask)
-//	flags     3 in a version-3 segment: the payload ends in the end mark
+//	flags     7 in a version-4 segment: the payload ends in the end mark,
+//	          is masked with the Weyl keystream, and its events are
+//	          tagged; 3 in a version-3 segment: it ends in the end mark
 //	          and is masked with the Weyl keystream; 1 in a version-2
 //	          segment: it ends in the end mark; 0 in a version-1 segment,
 //	          which has none; other values, and values that do not match
 //	          length's bit 31, are rejected
+//	tag       the event type's length shifted left once, with bit 0 set
+//	          if the event's ID follows. Without it the store assigned
+//	          the ID, which is not stored but derived when the event is
+//	          read: record.AssignedID of the segment's key, the event's
+//	          position and the frame's timestamp, a UUID of version 7. A
+//	          stored ID is never zero
 //	end mark  record.EndMark, so that no frame ends in a zero byte: the
 //	          space after the frames may read as zeros (below), and a
 //	          frame whose last byte reads zero was cut short
@@ -65,12 +81,15 @@ package eventstore
 // All fixed-width integers are little-endian. Positions run on across
 // segments without a gap; a stream's versions run on across frames.
 //
-// Versions 2 and 3 differ only in the keystream, so what this file says of
-// a version-2 segment holds for a version-3 one too: both end every frame
-// in the end mark, and the torn-write rules below rest on no more than any
-// masked payload's lack of long runs of zeros, which both keystreams give.
-// A store opened on segments of an earlier version appends frames of that
-// version to its last segment, and starts new segments in version 3.
+// Versions 2 and 3 differ only in the keystream, and versions 3 and 4 only
+// in the key and the events' layout, so what this file says of a version-2
+// segment holds for one of version 3 or 4 too: all end every frame in the
+// end mark, and the torn-write rules below rest on no more than any masked
+// payload's lack of long runs of zeros, which both keystreams give. A
+// writable store opened on a last segment of an earlier version seals it
+// at its first append and appends to a new segment of version 4 (Open
+// rewrites the header of such a segment that holds no frame as version
+// 4's), so that it writes frames of version 4 only.
 //
 // The active segment, if of version 2 or later, has its space allocated
 // up to the size at which the log rolls over (vfs.File.Allocate) when it
@@ -143,7 +162,7 @@ package eventstore
 //     fails its checksum), in 16 or more zero bytes, or holds fewer than 16
 //     of the frame's bytes and they are all zero (a sector written in part
 //     or not at all: no header holds such a run, and masked payloads hold
-//     none but by a 2^-128 chance, 2^-64 at worst in version 3 (see
+//     none but by a 2^-128 chance, 2^-64 at worst in versions 3 and 4 (see
 //     record.MaskWeyl)). A header that fails its checksum is
 //     never trusted for the frame's length. Bytes past the frame are never
 //     looked at: they are another frame's, or zeros allocated ahead, which
@@ -167,6 +186,7 @@ package eventstore
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -208,13 +228,19 @@ type segment struct {
 	path string
 	file vfs.File
 	size int64 // bytes written; touched only by the writer goroutine (and Open)
-	// version is the segment's format version, from its header: 1, 2 or
-	// 3, and record.Version for every segment this build creates. From
+	// version is the segment's format version, from its header: 1 to 4,
+	// and record.Version for every segment this build creates. From
 	// version 2 its frames all end in record.EndMark, and only such a
 	// segment has space allocated ahead (see eventLog.allocate); from
-	// version 3 they are masked with record.MaskWeyl. Set when the
-	// segment is created or opened.
+	// version 3 they are masked with record.MaskWeyl; from version 4 an
+	// ID the store assigned is not stored, but derived from key. Set when
+	// the segment is created or opened.
 	version uint8
+	// key is the store's ID key, from a version-4 header (zero before
+	// version 4), which record.AssignedID derives assigned IDs from; every
+	// reader of the segment's frames sets record.Frame.Key to it. Set
+	// with version.
+	key uint64
 
 	// indexed is how many bytes of the segment its index file covers, 0
 	// without one. Set by Open, then touched only by the indexer goroutine,
@@ -249,10 +275,11 @@ func (s *segment) marked() bool { return s.version >= 2 }
 
 // frameFits reports that a frame is of the kind a segment of the given
 // version holds: ending in the end mark from version 2 on, masked with
-// record.MaskWeyl from version 3 on. A frame that does not is corrupt, for
+// record.MaskWeyl from version 3 on, its events tagged from version 4 on. A
+// frame that does not is corrupt, for
 // the reason frameMisfit.
 func frameFits(f *record.Frame, version uint8) bool {
-	return f.Marked == (version >= 2) && f.Weyl == (version >= 3)
+	return f.Marked == (version >= 2) && f.Weyl == (version >= 3) && f.Tagged == (version >= 4)
 }
 
 // frameMisfit is why a frame frameFits refuses is corrupt.
@@ -374,6 +401,11 @@ type eventLog struct {
 	// ahead reads index files ahead of Open's scan; set by openLog, nil
 	// once it returns.
 	ahead *indexAhead
+
+	// key is the store's ID key, which every segment this build creates
+	// holds: that of the last version-4 segment Open found, or, in a store
+	// that has none, one drawn at random by Open. Set by Open.
+	key uint64
 }
 
 // openFlag is how segment files are opened.
@@ -431,7 +463,7 @@ func openLog(dir string, fsys vfs.FS, logger *slog.Logger, segmentSize int64, re
 			return nil, rec, fmt.Errorf("eventstore: open %s: %w", dir, err)
 		}
 	}
-	l := &eventLog{dir: dir, fs: fsys, logger: logger, lock: lock, segmentSize: segmentSize, readOnly: readOnly}
+	l := &eventLog{dir: dir, fs: fsys, logger: logger, lock: lock, segmentSize: segmentSize, readOnly: readOnly, key: newKey()}
 	defer func() {
 		if err != nil {
 			l.close()
@@ -514,6 +546,11 @@ func openLog(dir string, fsys vfs.FS, logger *slog.Logger, segmentSize int64, re
 		// before anything relies on them, an index file or the next frame's
 		// delta.
 		seg := l.segments[n-1]
+		if seg.version < record.Version && seg.size == record.SegmentHeaderSize {
+			if err := l.upgradeEmpty(seg); err != nil {
+				return nil, rec, fmt.Errorf("eventstore: open %s: %w", dir, err)
+			}
+		}
 		l.allocate(seg)
 		if err := seg.file.Sync(); err != nil {
 			return nil, rec, fmt.Errorf("eventstore: open %s: %w", dir, &StorageError{Op: "fdatasync", Path: seg.path, Err: err})
@@ -587,7 +624,10 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last, keepOwners bo
 		if herr == nil && h.Base != seg.base {
 			return false, &CorruptionError{Path: seg.path, Reason: fmt.Sprintf("header base %d does not match file name", h.Base)}
 		}
-		seg.version = h.Version
+		seg.version, seg.key = h.Version, h.Key
+		if h.Version >= 4 {
+			l.key = h.Key
+		}
 	}
 	if errors.Is(herr, record.ErrNewerVersion) {
 		// Sound, but not this release's to read, nor to remove.
@@ -634,6 +674,7 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last, keepOwners bo
 		if ferr == nil && !frameFits(&f, seg.version) {
 			return false, &CorruptionError{Path: seg.path, Offset: off, Reason: frameMisfit}
 		}
+		f.Key = seg.key
 		if ferr != nil {
 			if unwritten, err := r.unwrittenFrom(off); err != nil {
 				return false, fmt.Errorf("eventstore: open %s: %w", seg.path, err)
@@ -718,12 +759,12 @@ func (l *eventLog) createSegment(base uint64) (*segment, error) {
 	if err != nil {
 		return nil, &StorageError{Op: "create", Path: path, Err: err}
 	}
-	seg := &segment{base: base, path: path, file: f, version: record.Version}
+	seg := &segment{base: base, path: path, file: f, version: record.Version, key: l.key}
 	fail := func(op string, err error) (*segment, error) {
 		f.Close()
 		return nil, &StorageError{Op: op, Path: path, Err: err}
 	}
-	hdr := record.AppendSegmentHeader(nil, base)
+	hdr := record.AppendSegmentHeader(nil, base, l.key)
 	if _, err := f.WriteAt(hdr, 0); err != nil {
 		return fail("write", err)
 	}
@@ -738,6 +779,32 @@ func (l *eventLog) createSegment(base uint64) (*segment, error) {
 	seg.mapFile(l.segmentSize, l.logger)
 	l.segments = append(l.segments, seg)
 	return seg, nil
+}
+
+// upgradeEmpty rewrites the header of seg, a last segment of an earlier
+// version that holds no frame, as a header of the current version: the
+// writer appends frames of the current version only, and rolls over from a
+// last segment of an earlier version that holds frames (see
+// writer.ensureRoom). The header is synced before the segment is allocated
+// ahead, as createSegment's is: a crash in between leaves a header of
+// either version, or a torn one in a file no longer than a header, which
+// Open removes.
+func (l *eventLog) upgradeEmpty(seg *segment) error {
+	if _, err := seg.file.WriteAt(record.AppendSegmentHeader(nil, seg.base, l.key), 0); err != nil {
+		return &StorageError{Op: "write", Path: seg.path, Err: err}
+	}
+	if err := seg.file.Sync(); err != nil {
+		return &StorageError{Op: "fdatasync", Path: seg.path, Err: err}
+	}
+	seg.version, seg.key = record.Version, l.key
+	return nil
+}
+
+// newKey draws a store ID key at random: record.KeyBits bits.
+func newKey() uint64 {
+	var b [8]byte
+	rand.Read(b[:]) // never fails: see crypto/rand.Read
+	return binary.LittleEndian.Uint64(b[:]) & (1<<record.KeyBits - 1)
 }
 
 // readIndexFile returns seg's index file, decoded, if it has one that can be
@@ -1476,13 +1543,14 @@ func (v *verifier) segment(ctx context.Context, seg *segment, size int64, last b
 	var hb [record.SegmentHeaderSize]byte
 	herr := error(io.ErrUnexpectedEOF)
 	var version uint8
+	var key uint64
 	if size >= record.SegmentHeaderSize {
 		if _, err := seg.file.ReadAt(hb[:], 0); err != nil {
 			return fmt.Errorf("eventstore: verify: %w", err)
 		}
 		var h record.SegmentHeader
 		h, herr = record.DecodeSegmentHeader(hb[:])
-		version = h.Version
+		version, key = h.Version, h.Key
 	}
 	if err := r.readSegment(seg.file, size, record.SegmentHeaderSize, version >= 2, last); err != nil {
 		return fmt.Errorf("eventstore: verify: %w", err)
@@ -1544,8 +1612,9 @@ func (v *verifier) segment(ctx context.Context, seg *segment, size int64, last b
 			off: off, size: f.FrameSize(), rel: uint32(f.Position - seg.base), count: uint32(len(f.Events)),
 			stream: string(f.Stream), firstVersion: f.FirstVersion,
 		}
+		f.Key = key
 		for i := range f.Events {
-			sc.fingerprints = append(sc.fingerprints, fingerprint(EventID(f.Events[i].ID)))
+			sc.fingerprints = append(sc.fingerprints, fingerprint(EventID(f.ID(i))))
 		}
 		// Only now: reading the header again may move the reader's window,
 		// which f's slices alias.

@@ -157,7 +157,7 @@ type indexBuilder struct {
 func (r *indexBuilder) frame(seg *segment, off int64, f *record.Frame) error {
 	r.ids = r.ids[:0]
 	for i := range f.Events {
-		r.ids = append(r.ids, EventID(f.Events[i].ID))
+		r.ids = append(r.ids, EventID(f.ID(i))) // scanSegment set f.Key
 	}
 	return r.ix.addFrameLocked(seg, off, f.Position, f.FirstVersion, r.ix.streamName(f.Stream), r.ids)
 }
@@ -422,6 +422,7 @@ func (w *walker) frame(seg *segment, off int64, stream string) (done bool, err e
 		return true, err
 	}
 	f := &w.f
+	f.Key = seg.key
 	if end := f.Position + uint64(len(f.Events)); f.Position != w.next && (w.next != w.lo || f.Position > w.lo || end <= w.lo) {
 		return true, w.ix.readError(seg, off, fmt.Errorf("%w: frame holds positions %d to %d, want %d", record.ErrMalformed, f.Position, end-1, w.next))
 	}
@@ -771,7 +772,7 @@ func (ix *readIndex) streamIDs(stream string, lo, hi uint64, dst []EventID) ([]E
 	err := ix.scanStream(context.Background(), stream,
 		func(count uint64) (uint64, uint64) { return min(lo, count), min(hi, count) },
 		func(f *record.Frame, i int) error {
-			dst = append(dst, EventID(f.Events[i].ID))
+			dst = append(dst, EventID(f.ID(i)))
 			return nil
 		})
 	return dst, err
@@ -821,6 +822,7 @@ func (ix *readIndex) scanStream(ctx context.Context, stream string, bounds func(
 		if err := f.DecodeVerified(record.HeaderOf(fb), fb[record.HeaderSize:]); err != nil {
 			return ix.readError(loc.seg, loc.off, err)
 		}
+		f.Key = loc.seg.key
 		// The index sent the read here: the frame must agree with it.
 		if string(f.Stream) != stream {
 			return ix.readError(loc.seg, loc.off, fmt.Errorf("%w: frame of stream %q where the index has %q", record.ErrMalformed, f.Stream, stream))
@@ -1088,7 +1090,7 @@ func (c *converter) event(f *record.Frame, i int, stream string) RecordedEvent {
 	}
 	e := &f.Events[i]
 	ev := RecordedEvent{
-		ID:            EventID(e.ID),
+		ID:            EventID(f.ID(i)),
 		Stream:        stream,
 		StreamVersion: f.FirstVersion + uint64(i),
 		Position:      f.Position + uint64(i),

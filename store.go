@@ -224,6 +224,15 @@ func (o *Options) withDefaults() (Options, error) {
 }
 
 // EventID identifies an event: a UUID, in its 16 bytes.
+//
+// An ID the store assigns (to an event appended with the zero ID) is a
+// time-ordered UUID of version 7, as NewEventID's are: the commit time's
+// milliseconds, then 74 bits derived from the event's position and the
+// store's ID key, drawn at random when the store was created. No two
+// events of a store share one, and two stores share one only as two
+// random IDs would. It is derived, not stored, so that it costs no bytes
+// on disk; being derived, it is no secret to whoever knows the store's
+// key and the event's position.
 type EventID [16]byte
 
 // NewEventID returns a fresh random, time-ordered UUID (version 7).
@@ -314,8 +323,8 @@ func (e ExpectedVersion) String() string {
 
 // EventData is an event to append.
 type EventData struct {
-	// ID identifies the event. The zero ID asks the store to assign a fresh
-	// one; give your own to make a retried Append idempotent.
+	// ID identifies the event. The zero ID asks the store to assign one
+	// (see EventID); give your own to make a retried Append idempotent.
 	ID EventID
 	// Type names the kind of event; it must not be empty.
 	Type string
@@ -584,9 +593,10 @@ func (s *Store) newRequest(stream string, expected ExpectedVersion, events []Eve
 		if size > s.opts.MaxAppendSize {
 			return nil, fmt.Errorf("%w: over %d bytes, limit %d", ErrAppendTooLarge, size, s.opts.MaxAppendSize)
 		}
+		// A zero ID stays zero until the writer assigns the event its
+		// position, from which record.AssignedID derives its ID.
 		r.ids[i] = e.ID
 		if e.ID.IsZero() {
-			r.ids[i] = NewEventID()
 			r.explicitIDs = false
 		}
 	}
@@ -597,7 +607,7 @@ func (s *Store) newRequest(stream string, expected ExpectedVersion, events []Eve
 	body = record.AppendBodyHead(body, stream, len(events))
 	for i := range events {
 		e := &events[i]
-		body = record.AppendEvent(body, r.ids[i], e.Type, e.Metadata, e.Data)
+		body = record.AppendEventOf(record.Version, body, r.ids[i], e.Type, e.Metadata, e.Data)
 	}
 	r.body = body
 	return r, nil
@@ -622,12 +632,13 @@ func checkName(name string, max int) error {
 	return nil
 }
 
-// checkDistinct refuses two events of one Append sharing an ID.
+// checkDistinct refuses two events of one Append sharing an ID; zero IDs,
+// which the store will assign, are all distinct.
 func checkDistinct(ids []EventID) error {
 	if len(ids) <= 16 {
 		for i := range ids {
 			for j := range i {
-				if ids[i] == ids[j] {
+				if ids[i] == ids[j] && !ids[i].IsZero() {
 					return fmt.Errorf("%w: events %d and %d share ID %v", ErrInvalidEvent, j, i, ids[i])
 				}
 			}
@@ -636,6 +647,9 @@ func checkDistinct(ids []EventID) error {
 	}
 	seen := make(map[EventID]int, len(ids))
 	for i, id := range ids {
+		if id.IsZero() {
+			continue
+		}
 		if j, ok := seen[id]; ok {
 			return fmt.Errorf("%w: events %d and %d share ID %v", ErrInvalidEvent, j, i, id)
 		}

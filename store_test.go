@@ -304,6 +304,119 @@ func TestStore_Reopen_KeepsEveryFieldAndContinues(t *testing.T) {
 	assert.Equal(t, 2, st.Streams)
 }
 
+// An event appended with the zero ID gets an ID the store assigns: a UUID
+// of version 7 holding the commit time's milliseconds, distinct from every
+// other event's, and read back the same by every read, after a reopen with
+// index files or without, and in segments created after the reopen.
+// Appending an event again with the ID it was assigned is a retry.
+func TestStore_Append_AssignedIDs(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	opts := &eventstore.Options{SegmentSize: 4096}
+	s, err := eventstore.Open(dir, opts)
+	require.NoError(t, err)
+	start := time.Now().UnixMilli()
+	given := eventstore.NewEventID()
+	for i := range 60 {
+		_, err := s.Append(ctx, fmt.Sprint("s", i%3), eventstore.Any, event("t", strings.Repeat("x", 5*i)))
+		require.NoError(t, err)
+	}
+	_, err = s.Append(ctx, "mixed", eventstore.NoStream, event("t", "a"),
+		eventstore.EventData{ID: given, Type: "t", Data: []byte("b")}, event("t", "c"))
+	require.NoError(t, err)
+	end := time.Now().UnixMilli()
+	require.Greater(t, s.Stats().Segments, 2)
+
+	all, err := s.ReadAll(ctx, 0, 0)
+	require.NoError(t, err)
+	require.Len(t, all, 63)
+	seen := make(map[eventstore.EventID]uint64)
+	for _, e := range all {
+		if e.Position == 61 {
+			assert.Equal(t, given, e.ID, "a given ID is kept")
+			continue
+		}
+		id := e.ID
+		assert.Equal(t, byte(0x70), id[6]&0xf0, "version 7 at %d", e.Position)
+		assert.Equal(t, byte(0x80), id[8]&0xc0, "variant at %d", e.Position)
+		ms := int64(binary.BigEndian.Uint64(id[0:8]) >> 16)
+		assert.Equal(t, e.Timestamp.UnixMilli(), ms, "the commit time at %d", e.Position)
+		assert.True(t, ms >= start && ms <= end, "at %d", e.Position)
+		prev, dup := seen[id]
+		require.False(t, dup, "positions %d and %d share ID %v", prev, e.Position, id)
+		seen[id] = e.Position
+	}
+	byPosition := func(t *testing.T, evs []eventstore.RecordedEvent) {
+		t.Helper()
+		for _, e := range evs {
+			require.Equal(t, all[e.Position].ID, e.ID, "position %d", e.Position)
+		}
+	}
+	for _, stream := range []string{"s0", "s1", "s2", "mixed"} {
+		evs, err := s.ReadStream(ctx, stream, 0, 0)
+		require.NoError(t, err)
+		byPosition(t, evs)
+	}
+	var walked []eventstore.RecordedEvent
+	for e, err := range s.All(ctx, 0, eventstore.BorrowData()) {
+		require.NoError(t, err)
+		walked = append(walked, e)
+	}
+	require.Len(t, walked, len(all))
+	byPosition(t, walked)
+	sctx, cancel := context.WithCancel(ctx)
+	var subscribed []eventstore.RecordedEvent
+	for e, err := range s.Subscribe(sctx, 0) {
+		if len(subscribed) == len(all) {
+			require.ErrorIs(t, err, context.Canceled)
+			break
+		}
+		require.NoError(t, err)
+		if subscribed = append(subscribed, e); len(subscribed) == len(all) {
+			cancel()
+		}
+	}
+	cancel()
+	byPosition(t, subscribed)
+	require.NoError(t, s.Close())
+
+	for _, indexed := range []bool{true, false} {
+		if !indexed {
+			removeIndexFiles(t, dir)
+		}
+		s := reopen(t, dir, opts)
+		again, err := s.ReadAll(ctx, 0, 0)
+		require.NoError(t, err)
+		assert.Equal(t, all, again, "indexed %v", indexed)
+		// The ID a retry gives is found through the index's fingerprints,
+		// which a reopen without index files rebuilds from the frames.
+		e := all[40]
+		res, err := s.Append(ctx, e.Stream, eventstore.Any, eventstore.EventData{ID: e.ID, Type: e.Type, Data: e.Data})
+		require.NoError(t, err)
+		assert.Equal(t, e.Position, res.Position, "a retry, indexed %v", indexed)
+		assert.Equal(t, uint64(63), s.Stats().Events)
+		require.NoError(t, s.Close())
+	}
+
+	// Segments created after a reopen hold the same key: the IDs they
+	// assign carry the same ten bits of it.
+	s = reopen(t, dir, opts)
+	defer s.Close()
+	segments := s.Stats().Segments
+	for i := 0; s.Stats().Segments < segments+2; i++ {
+		_, err := s.Append(ctx, "later", eventstore.Any, event("t", strings.Repeat("y", 200)))
+		require.NoError(t, err)
+	}
+	later, err := s.ReadStream(ctx, "later", 0, 0)
+	require.NoError(t, err)
+	keyBits := func(id eventstore.EventID) uint16 { return binary.BigEndian.Uint16(id[8:10]) >> 4 & 0x3ff }
+	for _, e := range later {
+		require.Equal(t, keyBits(all[0].ID), keyBits(e.ID), "position %d", e.Position)
+		_, dup := seen[e.ID]
+		require.False(t, dup, "position %d", e.Position)
+	}
+}
+
 func TestStore_Append_IdempotentRetry(t *testing.T) {
 	ctx := context.Background()
 	withIDs := func(n int) []eventstore.EventData {
@@ -673,7 +786,9 @@ func TestStore_Open_CorruptionIsReportedNotRepaired(t *testing.T) {
 		offsets = append(offsets, off)
 		evs, err := s.ReadAll(context.Background(), uint64(i), 1)
 		require.NoError(t, err)
-		off += int64(24 + 1 + 8 + 1 + 2 + 1 + 16 + 2 + 1 + 1 + len(evs[0].Data) + 1) // ... data, end mark
+		// header, flags, timestamp, first version, stream, count, tag and
+		// type (no ID: the store assigned it), metadata, data, end mark
+		off += int64(24 + 1 + 8 + 1 + 2 + 1 + 2 + 1 + 1 + len(evs[0].Data) + 1)
 	}
 	require.Equal(t, last, off, "frame layout as documented")
 	offsets = append(offsets, last)

@@ -322,10 +322,7 @@ func (w *writer) commit() {
 			w.outcomes = append(w.outcomes, result{err: w.failed})
 			continue
 		}
-		seg := w.log.active()
-		if !seg.marked() { // a version-1 segment a store opened
-			size -= record.EndMarkSize
-		}
+		seg := w.log.active() // of the current version: see ensureRoom
 		w.frames = append(w.frames, pendingFrame{
 			req: r, seg: seg, off: seg.size + int64(len(w.buf)),
 			position: w.next, firstVersion: firstVersion, size: size,
@@ -335,6 +332,14 @@ func (w *writer) commit() {
 		// Every roll-over syncs, so it stays below the events a segment can
 		// hold (under 2^32).
 		w.buf = record.AppendFrameOf(seg.version, w.buf, w.next, uint32(w.next-w.synced), now, firstVersion, r.body)
+		// The IDs left to the store are what a reader of the frame
+		// derives: the index's fingerprints, and later checks for a retry,
+		// need them.
+		for i := range r.ids {
+			if r.ids[i].IsZero() {
+				r.ids[i] = EventID(record.AssignedID(seg.key, w.next+uint64(i), now))
+			}
+		}
 		ps := w.pending[r.stream]
 		if ps == nil {
 			if n := len(w.spare); n > 0 {
@@ -386,13 +391,19 @@ func (w *writer) commit() {
 // writer took it; it is never sent to anyone.
 var errAbandoned = errors.New("eventstore: request abandoned")
 
-// ensureRoom makes sure a frame of size bytes goes to a segment with room for
-// it, writing out the frames so far and rolling to a new segment if not. A
-// frame larger than a whole segment gets an empty segment of its own.
+// ensureRoom makes sure a frame of size bytes goes to a segment of the
+// current version with room for it, writing out the frames so far and
+// rolling to a new segment if not. A frame larger than a whole segment gets
+// an empty segment of its own.
 func (w *writer) ensureRoom(size int64) error {
 	seg := w.log.active()
 	used := seg.size + int64(len(w.buf))
-	if used+size <= w.log.segmentSize || used == record.SegmentHeaderSize {
+	// A store opened on a last segment of an earlier version rolls over
+	// from it before its first frame: request bodies hold events of the
+	// current version only. (Open made one that holds no frame a segment
+	// of the current version: see eventLog.upgradeEmpty.)
+	older := seg.version < record.Version
+	if !older && (used+size <= w.log.segmentSize || used == record.SegmentHeaderSize) {
 		return nil
 	}
 	if len(w.buf) > 0 {
@@ -932,8 +943,9 @@ func (f *follower) scan(seg *segment) error {
 		}
 		ff := followedFrame{seg: seg, off: off, size: fr.FrameSize(), position: fr.Position, firstVersion: fr.FirstVersion,
 			stream: f.index.streamName(fr.Stream)}
+		fr.Key = seg.key
 		for i := range fr.Events {
-			ff.ids = append(ff.ids, EventID(fr.Events[i].ID))
+			ff.ids = append(ff.ids, EventID(fr.ID(i)))
 		}
 		f.frames = append(f.frames, ff)
 		next += uint64(len(fr.Events))
@@ -981,7 +993,7 @@ func (f *follower) nextSegment() (*segment, error) {
 		file.Close()
 		return nil, nil // being created
 	}
-	return &segment{base: base, path: path, file: file, size: record.SegmentHeaderSize, version: h.Version}, nil
+	return &segment{base: base, path: path, file: file, size: record.SegmentHeaderSize, version: h.Version, key: h.Key}, nil
 }
 
 // publish adds the frames found to the index and wakes subscriptions.

@@ -1162,7 +1162,7 @@ func TestEventLog_Recover_FaultsDuringRepair(t *testing.T) {
 	for k, v := range snap {
 		tornHdr[k] = v
 	}
-	tornHdr[segmentName(uint64(len(model)))] = record.AppendSegmentHeader(nil, uint64(len(model)))[:10]
+	tornHdr[segmentName(uint64(len(model)))] = record.AppendSegmentHeader(nil, uint64(len(model)), 0)[:10]
 	cases := []struct {
 		name string
 		snap map[string][]byte
@@ -1730,7 +1730,7 @@ func TestEventLog_Recover_TornTailWithFrameInsideData(t *testing.T) {
 	_, err = s.Append(context.Background(), "s", Any, ev("first"))
 	require.NoError(t, err)
 	body := record.AppendBodyHead(nil, "other", 1)
-	body = record.AppendEvent(body, [16]byte{1}, "t", nil, []byte("payload"))
+	body = record.AppendEventOf(1, body, [16]byte{1}, "t", nil, []byte("payload"))
 	inner := record.AppendFrame(nil, 1<<40, 0, 1, 0, body)
 	data := append(bytes.Repeat([]byte{'a'}, 100), inner...)
 	data = append(data, bytes.Repeat([]byte{'b'}, 2000)...)
@@ -2611,7 +2611,7 @@ func TestStore_Open_TruncatedAtEveryByte(t *testing.T) {
 	t.Logf("%d cuts of the last three records", tried)
 
 	// A new segment whose header is cut at every byte.
-	hdr := record.AppendSegmentHeader(nil, 9)
+	hdr := record.AppendSegmentHeader(nil, 9, 0)
 	for cut := 0; cut <= len(hdr); cut++ {
 		img := vfs.NewCrashFS()
 		require.NoError(t, img.MkdirAll("/t", 0o755))
@@ -3514,7 +3514,7 @@ func TestWriter_Recovery_SyncsTheSegmentEntryACrashLeftUnsynced(t *testing.T) {
 	// and the directory's fsync.
 	f, err := fs.OpenFile(filepath.Join("/store", segmentName(1)), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	require.NoError(t, err)
-	_, err = f.WriteAt(record.AppendSegmentHeader(nil, 1), 0)
+	_, err = f.WriteAt(record.AppendSegmentHeader(nil, 1, 0), 0)
 	require.NoError(t, err)
 	require.NoError(t, f.Sync())
 	kill(s1)
@@ -4156,24 +4156,40 @@ func TestWalk_PipelinedCutShortAsSequential(t *testing.T) {
 // still see the file end where it does, as one that does not.
 func TestWalk_PipelinedCutInLastPageAsSequential(t *testing.T) {
 	requirePipelining(t)
-	// A version-1 segment's last frame may end in a zero byte; a version-2
-	// segment's ends in its end mark, and has space allocated after it.
+	// A version-1 segment's last frame may end in a zero byte; a segment of
+	// the current version's ends in its end mark, and has space allocated
+	// after it. A store appends to a segment of the current version only,
+	// so the version-1 segments are written here, frame by frame.
 	for _, c := range []struct {
 		name     string
 		version1 bool
 		zero     bool
-	}{{"version 1, zero byte false", true, false}, {"version 1, zero byte true", true, true}, {"version 2", false, false}} {
+	}{{"version 1, zero byte false", true, false}, {"version 1, zero byte true", true, true}, {"current version", false, false}} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			seg := filepath.Join(dir, segmentName(0))
+			var end int
 			if c.version1 {
-				require.NoError(t, os.WriteFile(seg, version1SegmentHeader(0), 0o644))
+				b := version1SegmentHeader(0)
+				versions := make(map[string]uint64)
+				for i := 0; ; i++ {
+					require.Less(t, i, 100_000, "no frame ending as wanted")
+					stream := fmt.Sprint("s-", i%7)
+					body := record.AppendBodyHead(nil, stream, 1)
+					body = record.AppendEventOf(1, body, idFor(0, i), "t", nil, []byte(fmt.Sprint("data-", i)))
+					b = record.AppendFrame(b, uint64(i), 0, 1700000000000000000, versions[stream], body)
+					versions[stream]++
+					if last := len(b) - 1; i > 100 && last%4096 != 0 && (b[last] == 0) == c.zero {
+						break
+					}
+				}
+				require.NoError(t, os.WriteFile(seg, b, 0o644))
+				end = len(b)
 			}
 			s, err := Open(dir, &Options{Sync: SyncNone})
 			require.NoError(t, err)
 			defer s.Close()
-			var end int
-			for i := 0; ; i++ {
+			for i := 0; !c.version1; i++ {
 				require.Less(t, i, 100_000, "no frame ending as wanted")
 				_, err := s.Append(context.Background(), fmt.Sprint("s-", i%7), Any, EventData{Type: "t", Data: []byte(fmt.Sprint("data-", i))})
 				require.NoError(t, err)
@@ -4208,7 +4224,11 @@ func version1SegmentHeader(base uint64) []byte { return segmentHeaderOf(1, base)
 // segmentHeaderOf is the header of a segment of the given format version at
 // base, as the release that wrote that version wrote it.
 func segmentHeaderOf(version uint8, base uint64) []byte {
-	hdr := record.AppendSegmentHeader(nil, base)
+	key := uint64(0)
+	if version >= 4 {
+		key = 0x5eed // any key will do
+	}
+	hdr := record.AppendSegmentHeader(nil, base, key)
 	hdr[4] = version
 	binary.LittleEndian.PutUint32(hdr[20:24], record.Checksum(hdr[:20]))
 	return hdr
@@ -4376,19 +4396,21 @@ func TestEventLog_Allocated_SealedSegmentWithZerosAfterItsFrames(t *testing.T) {
 	require.ErrorIs(t, err, ErrCorrupt, "the next segment starts past the frames left")
 }
 
-// A store written in an earlier format version opens, keeps appending
-// frames of that version to its last segment (a version-1 segment not
-// allocated ahead, and unmarked; a version-2 one marked and masked with
-// splitmix64), and starts a segment of the current version, allocated
-// ahead, when it rolls over.
+// A store written in an earlier format version opens and reads as before.
+// Its first append rolls over from the last segment, which keeps the
+// frames of its version (a version-1 segment not allocated ahead, and
+// unmarked; a version-2 one marked and masked with splitmix64; a version-3
+// one masked with the Weyl keystream, its events untagged), to a segment of
+// the current version, allocated ahead, whose events leave their IDs to the
+// store.
 func TestEventLog_OlderSegmentsStayReadableAndWritable(t *testing.T) {
-	for _, version := range []uint8{1, 2} {
+	for version := uint8(1); version < record.Version; version++ {
 		t.Run(fmt.Sprint("version ", version), func(t *testing.T) {
 			dir := t.TempDir()
 			seg := segmentHeaderOf(version, 0)
 			for i := range 3 {
 				body := record.AppendBodyHead(nil, "old", 1)
-				body = record.AppendEvent(body, idFor(0, i), "t", nil, []byte(fmt.Sprint("old-", i)))
+				body = record.AppendEventOf(version, body, idFor(0, i), "t", nil, []byte(fmt.Sprint("old-", i)))
 				seg = record.AppendFrameOf(version, seg, uint64(i), 0, 1700000000000000000, uint64(i), body)
 			}
 			require.NoError(t, os.WriteFile(filepath.Join(dir, segmentName(0)), seg, 0o644))
@@ -4398,26 +4420,11 @@ func TestEventLog_OlderSegmentsStayReadableAndWritable(t *testing.T) {
 			require.NoError(t, err)
 			_, err = s.Append(context.Background(), "old", Exact(2), EventData{Type: "t", Data: []byte("old-3")})
 			require.NoError(t, err)
+			require.Len(t, segFiles(t, dir), 2, "the first append rolled over")
 			b, err := os.ReadFile(filepath.Join(dir, segmentName(0)))
 			require.NoError(t, err)
-			offs, _ := frameOffsets(t, b[:lastNonZero(b)+1])
-			require.Len(t, offs, 4)
-			if version == 1 {
-				assert.Len(t, b, lastNonZero(b)+1, "the version-1 segment is not allocated ahead: its size is its frames")
-			} else {
-				assert.Len(t, b, segmentSize, "the version-2 segment is allocated ahead")
-			}
-			h, err := record.DecodeHeader(b[offs[3]:])
-			require.NoError(t, err)
-			f, err := record.DecodePayload(h, b[offs[3]+record.HeaderSize:offs[3]+h.FrameSize()], nil)
-			require.NoError(t, err)
-			assert.Equal(t, version >= 2, f.Marked, "the segment gets frames of its own version")
-			assert.False(t, f.Weyl, "the segment gets frames of its own version")
+			assert.Equal(t, seg, b, "the older segment is sealed as it was")
 
-			for i := 4; len(segFiles(t, dir)) < 2; i++ {
-				_, err = s.Append(context.Background(), "old", Exact(uint64(i-1)), EventData{Type: "t", Data: []byte(fmt.Sprint("old-", i))})
-				require.NoError(t, err)
-			}
 			b, err = os.ReadFile(segFiles(t, dir)[1])
 			require.NoError(t, err)
 			assert.Len(t, b, segmentSize, "the new segment is allocated ahead")
@@ -4425,9 +4432,18 @@ func TestEventLog_OlderSegmentsStayReadableAndWritable(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, uint8(record.Version), sh.Version)
 			assert.Equal(t, byte(record.EndMark), b[lastNonZero(b)])
-			h, err = record.DecodeHeader(b[record.SegmentHeaderSize:])
+			h, err := record.DecodeHeader(b[record.SegmentHeaderSize:])
 			require.NoError(t, err)
-			assert.True(t, h.Weyl, "the new segment's frames are of the current version")
+			f, err := record.DecodePayload(h, b[record.SegmentHeaderSize+record.HeaderSize:record.SegmentHeaderSize+h.FrameSize()], nil)
+			require.NoError(t, err)
+			assert.True(t, f.Tagged, "the new segment's frames are of the current version")
+			assert.True(t, f.Events[0].Assigned, "and leave the ID to the store")
+			for i := 4; i < 10; i++ {
+				_, err = s.Append(context.Background(), "old", Exact(uint64(i-1)), EventData{Type: "t", Data: []byte(fmt.Sprint("old-", i))})
+				require.NoError(t, err)
+			}
+			before, err := s.ReadAll(context.Background(), 0, 0)
+			require.NoError(t, err)
 			n := s.Stats().Events
 			require.NoError(t, s.Close())
 
@@ -4436,16 +4452,60 @@ func TestEventLog_OlderSegmentsStayReadableAndWritable(t *testing.T) {
 			assert.Empty(t, rep.Problems)
 			assert.Equal(t, n, rep.Events)
 
-			s, err = Open(dir, &Options{SegmentSize: segmentSize})
+			for _, indexed := range []bool{true, false} {
+				if !indexed {
+					removeIndexFiles(t, dir)
+				}
+				s, err = Open(dir, &Options{SegmentSize: segmentSize})
+				require.NoError(t, err)
+				all, err := s.ReadAll(context.Background(), 0, 0)
+				require.NoError(t, err)
+				require.Len(t, all, int(n))
+				assert.Equal(t, before, all, "as read before the close")
+				for i, e := range all {
+					assert.Equal(t, fmt.Sprint("old-", i), string(e.Data))
+					assert.Equal(t, uint64(i), e.StreamVersion)
+					if i < 3 {
+						assert.Equal(t, idFor(0, i), e.ID, "the older segment's stored IDs")
+					}
+				}
+				// A retry of an event in the older segment, by its ID, is
+				// still found.
+				res, err := s.Append(context.Background(), "old", Any, EventData{ID: idFor(0, 1), Type: "t", Data: []byte("old-1")})
+				require.NoError(t, err)
+				assert.Equal(t, uint64(1), res.Position, "indexed %v", indexed)
+				require.NoError(t, s.Close())
+			}
+		})
+	}
+}
+
+// A store whose last segment is of an earlier version and holds no frame
+// (a crash came right after an older release rolled over) opens with that
+// segment made one of the current version: the writer appends to it.
+func TestEventLog_EmptyOlderLastSegmentIsUpgraded(t *testing.T) {
+	for version := uint8(1); version < record.Version; version++ {
+		t.Run(fmt.Sprint("version ", version), func(t *testing.T) {
+			dir := t.TempDir()
+			require.NoError(t, os.WriteFile(filepath.Join(dir, segmentName(0)), segmentHeaderOf(version, 0), 0o644))
+			s, err := Open(dir, &Options{SegmentSize: 1024})
+			require.NoError(t, err)
+			_, err = s.Append(context.Background(), "s", NoStream, EventData{Type: "t", Data: []byte("new")})
+			require.NoError(t, err)
+			require.NoError(t, s.Close())
+			require.Len(t, segFiles(t, dir), 1, "appended to the upgraded segment")
+			b, err := os.ReadFile(segFiles(t, dir)[0])
+			require.NoError(t, err)
+			sh, err := record.DecodeSegmentHeader(b)
+			require.NoError(t, err)
+			assert.Equal(t, uint8(record.Version), sh.Version)
+			s, err = Open(dir, &Options{ReadOnly: true})
 			require.NoError(t, err)
 			defer s.Close()
 			all, err := s.ReadAll(context.Background(), 0, 0)
 			require.NoError(t, err)
-			require.Len(t, all, int(n))
-			for i, e := range all {
-				assert.Equal(t, fmt.Sprint("old-", i), string(e.Data))
-				assert.Equal(t, uint64(i), e.StreamVersion)
-			}
+			require.Len(t, all, 1)
+			assert.Equal(t, "new", string(all[0].Data))
 		})
 	}
 }
@@ -4479,7 +4539,7 @@ func version1Frame(dst []byte, pos uint64, delta uint32, n int, last byte) []byt
 	}
 	data[n-1] = last
 	body := record.AppendBodyHead(nil, "s", 1)
-	body = record.AppendEvent(body, idFor(0, int(pos)), "t", nil, data)
+	body = record.AppendEventOf(1, body, idFor(0, int(pos)), "t", nil, data)
 	return record.AppendFrame(dst, pos, delta, 1700000000000000000, pos, body)
 }
 
@@ -4583,7 +4643,7 @@ func TestEventLog_FrameFlagsMustMatchTheSegmentVersion(t *testing.T) {
 					dir := t.TempDir()
 					data := append(bytes.Repeat([]byte{'d'}, 19), last)
 					body := record.AppendBodyHead(nil, "s", 1)
-					body = record.AppendEvent(body, idFor(0, 0), "t", nil, data)
+					body = record.AppendEventOf(frame, body, idFor(0, 0), "t", nil, data)
 					b := record.AppendFrameOf(frame, segmentHeaderOf(seg, 0), 0, 0, 1700000000000000000, 0, body)
 					require.NoError(t, os.WriteFile(filepath.Join(dir, segmentName(0)), b, 0o644))
 					before := snapshot(t, dir)

@@ -200,14 +200,14 @@ func TestExportImport_RoundTrip(t *testing.T) {
 
 // info reports the format versions the segments' headers hold: a store
 // written in version 1 says 1, and once it has rolled over to a new
-// segment, 1 and the current version, 3.
+// segment, 1 and the current version, 4.
 func TestInfoFormatVersionOfAnUpgradedStore(t *testing.T) {
 	dir := t.TempDir()
-	seg := record.AppendSegmentHeader(nil, 0)
+	seg := record.AppendSegmentHeader(nil, 0, 0)
 	seg[4] = 1 // version 1, with the header checksum redone
 	binary.LittleEndian.PutUint32(seg[20:24], record.Checksum(seg[:20]))
 	body := record.AppendBodyHead(nil, "old", 1)
-	body = record.AppendEvent(body, [record.IDSize]byte{1}, "t", nil, []byte("written in version 1"))
+	body = record.AppendEventOf(1, body, [record.IDSize]byte{1}, "t", nil, []byte("written in version 1"))
 	seg = record.AppendFrame(seg, 0, 0, time.Now().UnixNano(), 0, body)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "00000000000000000000.seg"), seg, 0o644))
 
@@ -222,7 +222,7 @@ func TestInfoFormatVersionOfAnUpgradedStore(t *testing.T) {
 	require.Greater(t, s.Stats().Segments, 1, "the store rolled over")
 	require.NoError(t, s.Close())
 	info := mustRun(t, nil, "info", dir)
-	assert.Regexp(t, `(?m)^format version\s+1, 3$`, info)
+	assert.Regexp(t, `(?m)^format version\s+1, 4$`, info)
 	assert.Regexp(t, `(?m)^events\s+41$`, info)
 
 	// A last segment still being created, with no header yet, has no
@@ -231,7 +231,7 @@ func TestInfoFormatVersionOfAnUpgradedStore(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("%020d.seg", 41)), nil, 0o644))
 	info = mustRun(t, nil, "info", dir)
-	assert.Regexp(t, `(?m)^format version\s+1, 3$`, info)
+	assert.Regexp(t, `(?m)^format version\s+1, 4$`, info)
 	assert.Regexp(t, fmt.Sprintf(`(?m)^segments\s+%d\s`, len(segs)+1), info)
 }
 
@@ -240,7 +240,7 @@ func TestInfoStreamsRead(t *testing.T) {
 	info := mustRun(t, nil, "info", src)
 	assert.Regexp(t, `(?m)^events\s+240$`, info)
 	assert.Regexp(t, `(?m)^streams\s+9$`, info)
-	assert.Regexp(t, `(?m)^format version\s+3$`, info)
+	assert.Regexp(t, `(?m)^format version\s+4$`, info)
 	assert.Regexp(t, `(?m)^segments\s+\d+\s+\d`, info)
 
 	s, err := eventstore.Open(src, &eventstore.Options{ReadOnly: true})

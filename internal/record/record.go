@@ -20,8 +20,11 @@ const (
 	// header. Version 2 differs from 1 only in that every frame ends in
 	// EndMark (see AppendMarkedFrame); version 3 differs from 2 only in
 	// the keystream its payloads are masked with (see AppendFrameOf and
-	// MaskWeyl). DecodeSegmentHeader accepts all three.
-	Version = 3
+	// MaskWeyl); version 4 differs from 3 only in that its segment
+	// headers hold the store's ID key and its events open with a tag,
+	// so that an ID the store assigned is not stored (see AppendEventOf
+	// and AssignedID). DecodeSegmentHeader accepts all four.
+	Version = 4
 
 	// EndMark is the byte that ends every frame of a version-2 or
 	// version-3 segment, stored as is. It has more than one bit set, so
@@ -40,6 +43,20 @@ const (
 	// in no other: it lets the decoder check, after unmasking, that the
 	// keystream the header named was the one the writer used.
 	flagWeyl = 2
+
+	// flagTagged, in a payload's flags, says that each event opens with a
+	// tag (see AppendEventOf). It is set in every version-4 frame, with
+	// flagEndMark and flagWeyl, and in no other.
+	flagTagged = 4
+
+	// tagStoredID, in an event's tag, says that the event's ID follows
+	// the tag. Without it the store assigned the ID, and AssignedID
+	// gives it. The rest of the tag is the length of the event's type.
+	tagStoredID = 1
+
+	// KeyBits is the size of a store's ID key, which a version-4 segment
+	// header holds (see AssignedID).
+	KeyBits = 56
 
 	// lengthWeyl is the bit of a frame header's length field that says the
 	// payload is masked with MaskWeyl (version 3). The rest of the field is
@@ -62,18 +79,26 @@ const (
 	// IDSize is the size of an event ID.
 	IDSize = 16
 
-	// MinEventSize is the smallest an encoded event can be: the ID, a type
-	// of at least one byte with its length, and two empty lengths.
-	MinEventSize = IDSize + 2 + 1 + 1
+	// MinEventSize is the smallest an encoded event of any version can
+	// be: a version-4 event with no stored ID, its tag, a type of one
+	// byte, and two empty lengths.
+	MinEventSize = 1 + 1 + 1 + 1
+
+	// minUntaggedEventSize is the smallest an encoded event of versions 1
+	// to 3 can be: the ID, a type of at least one byte with its length,
+	// and two empty lengths.
+	minUntaggedEventSize = IDSize + 2 + 1 + 1
 
 	// payloadPrefixSize is the fixed part of the payload before the
 	// variable-length fields: flags and timestamp.
 	payloadPrefixSize = 1 + 8
 
 	// minPayload is the smallest valid payload: the prefix, a one-byte
-	// first version, a one-byte stream name with its length, a count and
-	// one smallest event.
-	minPayload = payloadPrefixSize + 1 + 2 + 1 + MinEventSize
+	// first version, a one-byte stream name with its length, a count, one
+	// smallest event and the end mark, which every frame of a version
+	// with tagged events has (an untagged event is larger than that by
+	// far more than the end mark).
+	minPayload = payloadPrefixSize + 1 + 2 + 1 + MinEventSize + EndMarkSize
 )
 
 // segmentMagic opens every segment file.
@@ -108,19 +133,30 @@ var (
 type SegmentHeader struct {
 	// Base is the global position of the first event the segment holds.
 	Base uint64
-	// Version is the segment's format version, 1, 2 or 3. The frames of
-	// a version-2 or version-3 segment all end in EndMark; those of a
-	// version-3 segment are masked with MaskWeyl.
+	// Version is the segment's format version, 1 to 4. The frames of a
+	// segment of version 2 or later all end in EndMark; from version 3
+	// they are masked with MaskWeyl; from version 4 their events open
+	// with a tag.
 	Version uint8
+	// Key is the store's ID key, KeyBits bits, from which AssignedID
+	// derives the IDs the store assigned to the segment's events. Zero
+	// in a segment of a version before 4, whose events all store their
+	// IDs.
+	Key uint64
 }
 
-// AppendSegmentHeader appends the encoded header of a segment whose first
-// event has position base.
-func AppendSegmentHeader(dst []byte, base uint64) []byte {
+// AppendSegmentHeader appends the encoded header of a segment of the
+// current version whose first event has position base, holding the
+// store's ID key (its low KeyBits bits).
+func AppendSegmentHeader(dst []byte, base, key uint64) []byte {
 	var b [SegmentHeaderSize]byte
 	copy(b[0:4], segmentMagic[:])
 	b[4] = Version
+	// The key's high 24 bits fill bytes 5-7, its low 32 bits 16-19:
+	// what versions 1 to 3 kept as reserved zeros.
+	b[5], b[6], b[7] = byte(key>>32), byte(key>>40), byte(key>>48)
 	binary.LittleEndian.PutUint64(b[8:16], base)
+	binary.LittleEndian.PutUint32(b[16:20], uint32(key))
 	binary.LittleEndian.PutUint32(b[20:24], Checksum(b[:20]))
 	return append(dst, b[:]...)
 }
@@ -143,10 +179,13 @@ func DecodeSegmentHeader(b []byte) (SegmentHeader, error) {
 	if b[4] < 1 {
 		return SegmentHeader{}, fmt.Errorf("%w: unsupported format version %d", ErrMalformed, b[4])
 	}
-	if [3]byte(b[5:8]) != [3]byte{} || [4]byte(b[16:20]) != [4]byte{} {
+	h := SegmentHeader{Base: binary.LittleEndian.Uint64(b[8:16]), Version: b[4]}
+	if h.Version >= 4 {
+		h.Key = uint64(binary.LittleEndian.Uint32(b[16:20])) | uint64(b[5])<<32 | uint64(b[6])<<40 | uint64(b[7])<<48
+	} else if [3]byte(b[5:8]) != [3]byte{} || [4]byte(b[16:20]) != [4]byte{} {
 		return SegmentHeader{}, fmt.Errorf("%w: reserved segment header bytes are not zero", ErrMalformed)
 	}
-	return SegmentHeader{Base: binary.LittleEndian.Uint64(b[8:16]), Version: b[4]}, nil
+	return h, nil
 }
 
 // Header is a decoded frame header.
@@ -211,7 +250,11 @@ func HeaderOf(b []byte) Header {
 // Event is one event inside a frame. Its slices alias the buffer it was
 // decoded from.
 type Event struct {
-	ID       [IDSize]byte
+	// ID is the event's ID as stored, zero if Assigned.
+	ID [IDSize]byte
+	// Assigned reports that the store assigned the event's ID and did not
+	// store it (version 4): Frame.ID derives it.
+	Assigned bool
 	Type     []byte
 	Metadata []byte
 	Data     []byte
@@ -231,11 +274,44 @@ type Frame struct {
 	// Marked reports that the frame ends in EndMark, as every frame of a
 	// segment of version 2 or later does.
 	Marked bool
+	// Tagged reports that the frame's events open with a tag, as every
+	// frame of a segment of version 4 or later does.
+	Tagged bool
+	// Key is the ID key of the segment the frame was read from (see
+	// SegmentHeader), for ID. The decoder leaves it as it was: the reader
+	// sets it, as only the reader knows the segment.
+	Key uint64
 }
 
-// EventSize returns the encoded size of one event in a frame body.
+// ID returns the ID of the frame's i-th event: as stored, or, for one the
+// store assigned, AssignedID's for f.Key.
+func (f *Frame) ID(i int) [IDSize]byte {
+	if e := &f.Events[i]; !e.Assigned {
+		return e.ID
+	}
+	return AssignedID(f.Key, f.Position+uint64(i), f.Timestamp)
+}
+
+// AssignedID returns the ID of an event the store assigned it to, at the
+// given position and with its frame's timestamp, in a store whose ID key
+// is key. It is a UUID of version 7, as random ones are: the timestamp's
+// milliseconds in its first 48 bits, and in the 74 bits UUIDs of version
+// 7 keep for randomness, 64 bits of a bijection of the position keyed by
+// the store's key, and 10 bits of the key. Within one store no two
+// positions share an ID, whatever their timestamps; across stores, two
+// IDs are equal only where two keys drawn at random are.
+func AssignedID(key, position uint64, timestamp int64) (id [IDSize]byte) {
+	ms := uint64(max(timestamp, 0)/1e6) & (1<<48 - 1)
+	r := mix(position ^ mix(key)) // a bijection of position: mix is one
+	binary.BigEndian.PutUint64(id[0:8], ms<<16|0x7<<12|r>>52)
+	binary.BigEndian.PutUint64(id[8:16], 0b10<<62|(key&(1<<10-1))<<52|r&(1<<52-1))
+	return id
+}
+
+// EventSize returns the largest encoded size of one event in a frame
+// body: its size with its ID stored.
 func EventSize(typ string, metadata, data []byte) int {
-	return IDSize + uvarintLen(uint64(len(typ))) + len(typ) +
+	return IDSize + uvarintLen(uint64(len(typ))<<1|tagStoredID) + len(typ) +
 		uvarintLen(uint64(len(metadata))) + len(metadata) +
 		uvarintLen(uint64(len(data))) + len(data)
 }
@@ -247,17 +323,28 @@ func BodyHeadSize(stream string, count int) int {
 }
 
 // AppendBodyHead appends the stream name and event count that open a frame
-// body. The events follow, each appended with AppendEvent.
+// body. The events follow, each appended with AppendEventOf.
 func AppendBodyHead(dst []byte, stream string, count int) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(stream)))
 	dst = append(dst, stream...)
 	return binary.AppendUvarint(dst, uint64(count))
 }
 
-// AppendEvent appends one encoded event to a frame body.
-func AppendEvent(dst []byte, id [IDSize]byte, typ string, metadata, data []byte) []byte {
-	dst = append(dst, id[:]...)
-	dst = binary.AppendUvarint(dst, uint64(len(typ)))
+// AppendEventOf appends one encoded event to a body of a frame of the
+// given version. Up to version 3 an event opens with its ID. From version
+// 4 it opens with a tag, the uvarint of its type's length shifted left
+// once, with tagStoredID set if the ID follows; a zero id stands for an ID
+// the store assigned, which is not stored (see AssignedID).
+func AppendEventOf(version uint8, dst []byte, id [IDSize]byte, typ string, metadata, data []byte) []byte {
+	if version < 4 {
+		dst = append(dst, id[:]...)
+		dst = binary.AppendUvarint(dst, uint64(len(typ)))
+	} else if id == [IDSize]byte{} {
+		dst = binary.AppendUvarint(dst, uint64(len(typ))<<1)
+	} else {
+		dst = binary.AppendUvarint(dst, uint64(len(typ))<<1|tagStoredID)
+		dst = append(dst, id[:]...)
+	}
 	dst = append(dst, typ...)
 	dst = binary.AppendUvarint(dst, uint64(len(metadata)))
 	dst = append(dst, metadata...)
@@ -272,7 +359,7 @@ func FrameSize(firstVersion uint64, body []byte) int {
 
 // AppendFrame appends a complete frame, as a version-1 segment holds them,
 // to dst: header, then payload made of the writer's fields and body (built
-// with AppendBodyHead and AppendEvent), masked (see Mask). It fills in both
+// with AppendBodyHead and AppendEventOf), masked (see Mask). It fills in both
 // checksums, over the bytes as written. The caller keeps len(payload) <=
 // MaxPayload.
 func AppendFrame(dst []byte, position uint64, syncDelta uint32, timestamp int64, firstVersion uint64, body []byte) []byte {
@@ -292,9 +379,12 @@ func AppendMarkedFrame(dst []byte, position uint64, syncDelta uint32, timestamp 
 
 // AppendFrameOf appends a frame as a segment of the given version holds
 // them: AppendFrame's for version 1, AppendMarkedFrame's for version 2,
-// and for version 3 AppendMarkedFrame's but for its keystream: the payload is masked with MaskWeyl, its flags say so too,
-// and so does the top bit of its header's length field. A version-3 frame
-// is as large as a version-2 one.
+// for version 3 AppendMarkedFrame's but for its keystream: the payload is
+// masked with MaskWeyl, its flags say so too, and so does the top bit of
+// its header's length field; and for version 4 version 3's, with flags
+// saying that its events open with tags. A frame of version 3 or 4 is as
+// large as a version-2 one with the same body. The body's events must be
+// of the same version (see AppendEventOf).
 func AppendFrameOf(version uint8, dst []byte, position uint64, syncDelta uint32, timestamp int64, firstVersion uint64, body []byte) []byte {
 	var flags byte
 	switch version {
@@ -303,6 +393,8 @@ func AppendFrameOf(version uint8, dst []byte, position uint64, syncDelta uint32,
 		flags = flagEndMark
 	case 3:
 		flags = flagEndMark | flagWeyl
+	case 4:
+		flags = flagEndMark | flagWeyl | flagTagged
 	default: // a segment's version comes from a header DecodeSegmentHeader passed
 		panic(fmt.Sprintf("record: AppendFrameOf of format version %d", version))
 	}
@@ -401,10 +493,10 @@ func (f *Frame) DecodeVerified(h Header, payload []byte) error {
 	// A decode that succeeds sets every other field below; setting them
 	// one by one spares clearing the whole Frame first. One that fails
 	// leaves them as they were, which the doc comment allows.
-	f.Header, f.Marked = h, false
+	f.Header, f.Marked, f.Tagged = h, false, false
 	d := decoder{b: payload}
 	switch flags := d.byte(); flags {
-	case 0, flagEndMark, flagEndMark | flagWeyl:
+	case 0, flagEndMark, flagEndMark | flagWeyl, flagEndMark | flagWeyl | flagTagged:
 		if h.Weyl != (flags&flagWeyl != 0) {
 			return fmt.Errorf("%w: flags %#x in a frame whose header says the keystream is %s", ErrMalformed, flags, keystreamName(h.Weyl))
 		}
@@ -414,6 +506,7 @@ func (f *Frame) DecodeVerified(h Header, payload []byte) error {
 			}
 			f.Marked = true
 		}
+		f.Tagged = flags&flagTagged != 0
 	default:
 		return fmt.Errorf("%w: unknown flags %#x", ErrMalformed, flags)
 	}
@@ -424,7 +517,11 @@ func (f *Frame) DecodeVerified(h Header, payload []byte) error {
 	if d.err != nil {
 		return d.err
 	}
-	if count == 0 || count > uint64(len(d.b))/MinEventSize {
+	minEvent := uint64(minUntaggedEventSize)
+	if f.Tagged {
+		minEvent = MinEventSize
+	}
+	if count == 0 || count > uint64(len(d.b))/minEvent {
 		return fmt.Errorf("%w: event count %d does not fit %d bytes", ErrMalformed, count, len(d.b))
 	}
 	if len(f.Stream) == 0 || !validUTF8(f.Stream) {
@@ -436,7 +533,11 @@ func (f *Frame) DecodeVerified(h Header, payload []byte) error {
 	for range count {
 		events = append(events, Event{})
 		e := &events[len(events)-1]
-		d.event(e)
+		if f.Tagged {
+			d.taggedEvent(e)
+		} else {
+			d.event(e)
+		}
 		if d.err != nil {
 			f.Events = events
 			return d.err
@@ -674,6 +775,55 @@ func (d *decoder) event(e *Event) {
 	}
 	copy(e.ID[:], d.fixed(IDSize))
 	e.Type = d.bytes()
+	e.Metadata = d.bytes()
+	e.Data = d.bytes()
+}
+
+// taggedEvent reads one event of version 4 or later into e, as event does
+// one of an earlier version. Its fast path takes a one-byte tag and lengths
+// of one or two bytes.
+func (d *decoder) taggedEvent(e *Event) {
+	if b := d.b; d.err == nil && len(b) > 1 && b[0] < 0x80 {
+		tag, n := b[0], int(b[0]>>1)
+		b = b[1:]
+		ok := tag&tagStoredID == 0
+		if !ok && len(b) >= IDSize {
+			e.ID = [IDSize]byte(b)
+			b = b[IDSize:]
+			ok = e.ID != [IDSize]byte{} // a stored zero ID: the general path fails it
+		}
+		if ok && n > 0 && n <= len(b) {
+			e.Assigned = tag&tagStoredID == 0
+			e.Type = b[:n:n]
+			if e.Metadata, b, ok = shortBytes(b[n:]); ok {
+				if e.Data, b, ok = shortBytes(b); ok {
+					d.b = b
+					return
+				}
+			}
+		}
+	}
+	*e = Event{}
+	tag := d.uvarint()
+	if tag&tagStoredID == 0 {
+		e.Assigned = true
+	} else {
+		copy(e.ID[:], d.fixed(IDSize))
+		if d.err == nil && e.ID == [IDSize]byte{} {
+			// The zero ID stands for one the store assigned; stored, it
+			// would give the event a second encoding.
+			d.err = fmt.Errorf("%w: stored event ID is zero", ErrMalformed)
+		}
+	}
+	n := tag >> 1
+	if d.err != nil || n > uint64(len(d.b)) {
+		d.fail("type length %d past the end", n)
+		return
+	}
+	if n > 0 {
+		e.Type = d.b[:n:n]
+		d.b = d.b[n:]
+	}
 	e.Metadata = d.bytes()
 	e.Data = d.bytes()
 }

@@ -105,6 +105,40 @@ const goldenSegmentHeaderHex = "45534c4701000000c60600000000000000000000a4003134
 
 const goldenSegmentBase = uint64(1734)
 
+// goldenKey is the golden store ID key: 56 bits, each byte distinct.
+const goldenKey = uint64(0xa1b2c3d4e5f607)
+
+// goldenSegmentHeaderV4Hex is AppendSegmentHeader(nil, 1734, goldenKey):
+//
+//	45534c47          magic "ESLG"
+//	04                version
+//	c3b2a1            key, bits 32-55
+//	c606000000000000  base 1734
+//	07f6e5d4          key, bits 0-31
+//	c3e3d9d8          crc 0xd8d9e3c3
+const goldenSegmentHeaderV4Hex = "45534c4704c3b2a1c60600000000000007f6e5d4c3e3d9d8"
+
+// goldenV4FrameHex is a version-4 frame of two events in the golden
+// stream: the golden event, and an event of type "Shipped" with data
+// "{}" whose ID the store assigned. Checked against a separate
+// implementation of the Weyl keystream and of CRC-32C: length 84 with its
+// top bit set (54000080), flags 07; the golden event's tag 17 (type length
+// 11, ID stored), the second's 0e (type length 7, no ID); then the end
+// mark, ff, stored unmasked.
+const goldenV4FrameHex = "540000809f01cfa7080706050403020103000000c8649eac" +
+	"1a4219d6d1b4e7d5257f1cdacab6d685353c44666d3cfd7e4de980954dde5695e8ed459c" +
+	"0fdfa6f4f4a72da2dbc7f13afe5b94346750eacd87c6d1b5dcea90e1a45b0a7481214a3a" +
+	"89db1bbd01f70ad2ed54c0ff"
+
+// goldenAssignedIDHex is AssignedID(goldenKey, goldenPosition+1,
+// goldenTimestamp): the golden V4 frame's second event's ID.
+//
+//	018bcfe5687b      milliseconds 1700000000123
+//	7460              version 7, then 12 bits of the scrambled position
+//	a07ad174a8b66085  variant 10, the key's low 10 bits (0x207), 52 bits
+//	                  of the scrambled position
+const goldenAssignedIDHex = "018bcfe5687b7460a07ad174a8b66085"
+
 func goldenFrame() []byte {
 	return record.AppendFrame(nil, goldenPosition, goldenDelta, goldenTimestamp, goldenFirstVersion, goldenBody())
 }
@@ -119,7 +153,7 @@ func goldenWeylFrame() []byte {
 
 func goldenBody() []byte {
 	body := record.AppendBodyHead(nil, goldenStream, 1)
-	return record.AppendEvent(body, goldenID, goldenType, []byte(goldenMetadata), []byte(goldenData))
+	return record.AppendEventOf(1, body, goldenID, goldenType, []byte(goldenMetadata), []byte(goldenData))
 }
 
 func mustHex(t testing.TB, s string) []byte {
@@ -150,7 +184,7 @@ type testFrame struct {
 func (tf testFrame) body() []byte {
 	body := record.AppendBodyHead(nil, tf.stream, len(tf.events))
 	for _, e := range tf.events {
-		body = record.AppendEvent(body, e.id, e.typ, e.metadata, e.data)
+		body = record.AppendEventOf(1, body, e.id, e.typ, e.metadata, e.data)
 	}
 	return body
 }
@@ -261,7 +295,7 @@ func TestAppendFrame_Golden(t *testing.T) {
 func TestAppendFrame_AppendsToDst(t *testing.T) {
 	prefix := []byte("prefix")
 	got := record.AppendFrame(bytes.Clone(prefix), goldenPosition, goldenDelta, goldenTimestamp, goldenFirstVersion,
-		record.AppendEvent(record.AppendBodyHead(nil, goldenStream, 1), goldenID, goldenType, []byte(goldenMetadata), []byte(goldenData)))
+		record.AppendEventOf(1, record.AppendBodyHead(nil, goldenStream, 1), goldenID, goldenType, []byte(goldenMetadata), []byte(goldenData)))
 	require.Equal(t, prefix, got[:len(prefix)])
 	assert.Equal(t, mustHex(t, goldenFrameHex), got[len(prefix):])
 }
@@ -305,7 +339,7 @@ func TestAppendMarkedFrame_NeverEndsInZero(t *testing.T) {
 		for _, fill := range []byte{0, 0xff, 0x5a} {
 			data := bytes.Repeat([]byte{fill}, n)
 			body := record.AppendBodyHead(nil, "s", 1)
-			body = record.AppendEvent(body, [record.IDSize]byte{}, "t", nil, data)
+			body = record.AppendEventOf(1, body, [record.IDSize]byte{}, "t", nil, data)
 			frame := record.AppendMarkedFrame(nil, uint64(n), 0, 0, 0, body)
 			require.Equal(t, byte(record.EndMark), frame[len(frame)-1])
 			f, err := decodeFrame(t, frame)
@@ -341,21 +375,21 @@ func TestDecodePayload_UnknownFlags(t *testing.T) {
 }
 
 func TestAppendSegmentHeader_Golden(t *testing.T) {
-	got := record.AppendSegmentHeader(nil, goldenSegmentBase)
-	require.Equal(t, goldenSegmentHeaderV3Hex, hex.EncodeToString(got), "segment header encoding changed")
+	got := record.AppendSegmentHeader(nil, goldenSegmentBase, goldenKey)
+	require.Equal(t, goldenSegmentHeaderV4Hex, hex.EncodeToString(got), "segment header encoding changed")
 
 	require.Len(t, got, record.SegmentHeaderSize)
 	assert.Equal(t, 24, record.SegmentHeaderSize)
 	assert.Equal(t, []byte("ESLG"), got[0:4], "magic at 0")
-	assert.Equal(t, byte(3), got[4], "version at 4")
+	assert.Equal(t, byte(4), got[4], "version at 4")
 	assert.Equal(t, byte(record.Version), got[4])
-	assert.Equal(t, []byte{0, 0, 0}, got[5:8], "reserved 5-7")
+	assert.Equal(t, []byte{0xc3, 0xb2, 0xa1}, got[5:8], "key bits 32-55 at 5")
 	assert.Equal(t, goldenSegmentBase, binary.LittleEndian.Uint64(got[8:16]), "base at 8")
-	assert.Equal(t, []byte{0, 0, 0, 0}, got[16:20], "reserved 16-19")
-	assert.Equal(t, uint32(0xd5c56da9), binary.LittleEndian.Uint32(got[20:24]), "crc at 20")
+	assert.Equal(t, uint32(0xd4e5f607), binary.LittleEndian.Uint32(got[16:20]), "key bits 0-31 at 16")
+	assert.Equal(t, uint32(0xd8d9e3c3), binary.LittleEndian.Uint32(got[20:24]), "crc at 20")
 	assert.Equal(t, record.Checksum(got[:20]), binary.LittleEndian.Uint32(got[20:24]), "crc covers bytes 0-19")
 
-	withPrefix := record.AppendSegmentHeader([]byte{0xee}, goldenSegmentBase)
+	withPrefix := record.AppendSegmentHeader([]byte{0xee}, goldenSegmentBase, goldenKey)
 	assert.Equal(t, append([]byte{0xee}, got...), withPrefix)
 }
 
@@ -394,15 +428,19 @@ func TestDecodeSegmentHeader_Golden(t *testing.T) {
 	assert.Equal(t, record.SegmentHeader{Base: goldenSegmentBase, Version: 2}, sh, "version 2 stays readable")
 	sh, err = record.DecodeSegmentHeader(mustHex(t, goldenSegmentHeaderV3Hex))
 	require.NoError(t, err)
-	assert.Equal(t, record.SegmentHeader{Base: goldenSegmentBase, Version: 3}, sh)
+	assert.Equal(t, record.SegmentHeader{Base: goldenSegmentBase, Version: 3}, sh, "version 3 stays readable")
+	sh, err = record.DecodeSegmentHeader(mustHex(t, goldenSegmentHeaderV4Hex))
+	require.NoError(t, err)
+	assert.Equal(t, record.SegmentHeader{Base: goldenSegmentBase, Version: 4, Key: goldenKey}, sh)
 }
 
 func TestDecodeSegmentHeader_RoundTrip(t *testing.T) {
 	for _, base := range []uint64{0, 1, 1734, 1 << 32, math.MaxUint64} {
-		b := record.AppendSegmentHeader(nil, base)
+		b := record.AppendSegmentHeader(nil, base, goldenKey)
 		sh, err := record.DecodeSegmentHeader(b)
 		require.NoError(t, err, "base %d", base)
 		assert.Equal(t, base, sh.Base)
+		assert.Equal(t, goldenKey, sh.Key)
 
 		// Bytes after the header are not the header's business.
 		sh, err = record.DecodeSegmentHeader(append(b, 0xff, 0xff))
@@ -619,7 +657,7 @@ func TestSizes_MatchEncoding(t *testing.T) {
 	for _, c := range cases {
 		head := record.AppendBodyHead(nil, c.stream, c.count)
 		assert.Equal(t, len(head), record.BodyHeadSize(c.stream, c.count))
-		ev := record.AppendEvent(nil, idOf(0), c.typ, c.metadata, c.data)
+		ev := record.AppendEventOf(1, nil, idOf(0), c.typ, c.metadata, c.data)
 		assert.Equal(t, len(ev), record.EventSize(c.typ, c.metadata, c.data))
 		body := append(head, ev...)
 		frame := record.AppendFrame(nil, 0, 0, 0, c.version, body)
@@ -652,7 +690,7 @@ func TestDecodePayload_Short(t *testing.T) {
 }
 
 func TestDecodeSegmentHeader_Short(t *testing.T) {
-	b := record.AppendSegmentHeader(nil, 1)
+	b := record.AppendSegmentHeader(nil, 1, goldenKey)
 	for n := 0; n < record.SegmentHeaderSize; n++ {
 		_, err := record.DecodeSegmentHeader(b[:n])
 		require.ErrorIs(t, err, record.ErrShort, "%d bytes", n)
@@ -683,7 +721,7 @@ func TestDecodePayload_FlippedBit(t *testing.T) {
 }
 
 func TestDecodeSegmentHeader_FlippedBit(t *testing.T) {
-	b := record.AppendSegmentHeader(nil, goldenSegmentBase)
+	b := record.AppendSegmentHeader(nil, goldenSegmentBase, goldenKey)
 	for bit := 0; bit < record.SegmentHeaderSize*8; bit++ {
 		c := bytes.Clone(b)
 		c[bit/8] ^= 1 << (bit % 8)
@@ -693,7 +731,7 @@ func TestDecodeSegmentHeader_FlippedBit(t *testing.T) {
 }
 
 func TestDecodeHeader_LengthOutOfRange(t *testing.T) {
-	for _, length := range []uint32{0, 1, 12, 32, record.MaxPayload + 1, math.MaxUint32} {
+	for _, length := range []uint32{0, 1, 12, 17, record.MaxPayload + 1, math.MaxUint32} {
 		b := goldenFrame()[:record.HeaderSize]
 		binary.LittleEndian.PutUint32(b[0:4], length)
 		resealHeader(b)
@@ -704,12 +742,16 @@ func TestDecodeHeader_LengthOutOfRange(t *testing.T) {
 
 func TestDecodeHeader_LengthAtBounds(t *testing.T) {
 	// The smallest frame there is: one-byte stream, one event with a
-	// one-byte type and nothing else. Its payload length is the lower bound.
+	// one-byte type, an ID the store assigned and nothing else, in version
+	// 4. Its payload length is the lower bound. The smallest of version 1,
+	// whose events store their IDs, is larger.
 	var id [record.IDSize]byte
-	body := record.AppendEvent(record.AppendBodyHead(nil, "s", 1), id, "t", nil, nil)
-	smallest := record.AppendFrame(nil, 0, 0, 1, 0, body)
+	body := record.AppendEventOf(4, record.AppendBodyHead(nil, "s", 1), id, "t", nil, nil)
+	smallest := record.AppendFrameOf(4, nil, 0, 0, 1, 0, body)
 	minLen := uint32(len(smallest) - record.HeaderSize)
-	require.Equal(t, uint32(33), minLen)
+	require.Equal(t, uint32(18), minLen)
+	v1 := record.AppendFrame(nil, 0, 0, 1, 0, record.AppendEventOf(1, record.AppendBodyHead(nil, "s", 1), id, "t", nil, nil))
+	require.Equal(t, 33, len(v1)-record.HeaderSize)
 	_, err := record.DecodeHeader(smallest)
 	require.NoError(t, err)
 	for _, length := range []uint32{minLen, record.MaxPayload} {
@@ -751,7 +793,7 @@ var id1 = idOf(1)
 
 // eventBytes is one minimal encoded event.
 func eventBytes(typ string) []byte {
-	return record.AppendEvent(nil, idOf(1), typ, nil, nil)
+	return record.AppendEventOf(1, nil, idOf(1), typ, nil, nil)
 }
 
 func TestDecodePayload_CountTooLarge(t *testing.T) {
@@ -778,7 +820,7 @@ func TestDecodePayload_CountFitsButEventsShort(t *testing.T) {
 	// Two events' worth of minimal bytes, but the first event's data length
 	// claims them all, so the second event runs past the end.
 	body := []byte{1, 's', 2}
-	ev := record.AppendEvent(nil, idOf(1), "t", nil, make([]byte, 20))
+	ev := record.AppendEventOf(1, nil, idOf(1), "t", nil, make([]byte, 20))
 	body = append(body, ev...)
 	_, err := decodeFrame(t, rawFrame(10, 0, rawPayload(0, 0, 0, body)))
 	require.ErrorIs(t, err, record.ErrMalformed)
@@ -803,7 +845,7 @@ func TestDecodePayload_EmptyEventType(t *testing.T) {
 	// The empty type is in the second event, after a valid first one.
 	body := []byte{1, 's', 2}
 	body = append(body, eventBytes("t")...)
-	body = append(body, record.AppendEvent(nil, idOf(2), "", []byte("meta"), []byte("data"))...)
+	body = append(body, record.AppendEventOf(1, nil, idOf(2), "", []byte("meta"), []byte("data"))...)
 	_, err := decodeFrame(t, rawFrame(10, 0, rawPayload(0, 0, 0, body)))
 	require.ErrorIs(t, err, record.ErrMalformed)
 }
@@ -882,7 +924,7 @@ func TestDecodePayload_PrefixOnly(t *testing.T) {
 
 func TestDecodeSegmentHeader_BadMagic(t *testing.T) {
 	for _, magic := range []string{"ESLH", "esl\x67", "\x00\x00\x00\x00", "GLSE"} {
-		b := record.AppendSegmentHeader(nil, 7)
+		b := record.AppendSegmentHeader(nil, 7, 0)
 		copy(b[0:4], magic)
 		binary.LittleEndian.PutUint32(b[20:24], record.Checksum(b[:20]))
 		_, err := record.DecodeSegmentHeader(b)
@@ -891,8 +933,8 @@ func TestDecodeSegmentHeader_BadMagic(t *testing.T) {
 }
 
 func TestDecodeSegmentHeader_BadVersion(t *testing.T) {
-	for _, version := range []byte{0, 4, 0xff} {
-		b := record.AppendSegmentHeader(nil, 7)
+	for _, version := range []byte{0, 5, 0xff} {
+		b := record.AppendSegmentHeader(nil, 7, 0)
 		b[4] = version
 		binary.LittleEndian.PutUint32(b[20:24], record.Checksum(b[:20]))
 		_, err := record.DecodeSegmentHeader(b)
@@ -909,6 +951,7 @@ func fuzzFrameSeeds() [][]byte {
 		goldenFrame(),
 		goldenMarkedFrame(),
 		goldenWeylFrame(),
+		goldenV4Frame(),
 		testFrame{position: 0, stream: "s", events: []testEvent{{typ: "t"}}}.encode(),
 		testFrame{position: 100, delta: 7, timestamp: -5, firstVersion: 41, stream: "account-1", events: []testEvent{
 			{id: idOf(0x10), typ: "Opened", metadata: []byte(`{"by":"a"}`), data: []byte(`{"owner":"x"}`)},
@@ -972,18 +1015,27 @@ func checkDecodeFrame(t *testing.T, in []byte) {
 		total += len(e.ID) + len(e.Type) + len(e.Metadata) + len(e.Data)
 	}
 	require.LessOrEqual(t, total, len(in), "decoded slices exceed the input")
-	require.LessOrEqual(t, len(f.Events), len(in)/record.IDSize, "more events than the input can hold")
+	require.LessOrEqual(t, len(f.Events), len(in)/record.MinEventSize, "more events than the input can hold")
 
-	body := record.AppendBodyHead(nil, string(f.Stream), len(f.Events))
-	for _, e := range f.Events {
-		body = record.AppendEvent(body, e.ID, string(e.Type), e.Metadata, e.Data)
-	}
 	version := uint8(1)
 	if f.Marked {
 		version = 2
 	}
 	if f.Weyl {
 		version = 3
+	}
+	if f.Tagged {
+		version = 4
+	}
+	body := record.AppendBodyHead(nil, string(f.Stream), len(f.Events))
+	for _, e := range f.Events {
+		if e.Assigned {
+			require.Zero(t, e.ID, "an assigned ID is not stored")
+		} else if f.Tagged {
+			require.NotZero(t, e.ID, "a stored ID is never zero from version 4")
+		}
+		require.True(t, !e.Assigned || f.Tagged, "only a version-4 event can leave its ID to the store")
+		body = record.AppendEventOf(version, body, e.ID, string(e.Type), e.Metadata, e.Data)
 	}
 	got := record.AppendFrameOf(version, nil, f.Position, f.SyncDelta, f.Timestamp, f.FirstVersion, body)
 	require.Equal(t, hex.EncodeToString(frame), hex.EncodeToString(got), "re-encoding the decoded frame differs from the input")
@@ -1016,9 +1068,10 @@ func checkDecodeSegmentHeader(t *testing.T, in []byte) {
 		return
 	}
 	require.GreaterOrEqual(t, len(in), record.SegmentHeaderSize)
-	require.Contains(t, []uint8{1, 2, record.Version}, sh.Version)
-	got := record.AppendSegmentHeader(nil, sh.Base)
+	require.Contains(t, []uint8{1, 2, 3, record.Version}, sh.Version)
+	got := record.AppendSegmentHeader(nil, sh.Base, sh.Key)
 	if sh.Version != record.Version { // a header of an earlier version, as written before
+		require.Zero(t, sh.Key, "a header before version 4 holds no key")
 		got[4] = sh.Version
 		binary.LittleEndian.PutUint32(got[20:24], record.Checksum(got[:20]))
 	}
@@ -1028,11 +1081,12 @@ func checkDecodeSegmentHeader(t *testing.T, in []byte) {
 
 func FuzzDecodeSegmentHeader(f *testing.F) {
 	for _, base := range []uint64{0, 1734, math.MaxUint64} {
-		f.Add(record.AppendSegmentHeader(nil, base))
+		f.Add(record.AppendSegmentHeader(nil, base, goldenKey))
 	}
 	f.Add(mustHex(f, goldenSegmentHeaderHex))   // version 1
 	f.Add(mustHex(f, goldenSegmentHeaderV2Hex)) // version 2
-	golden := record.AppendSegmentHeader(nil, goldenSegmentBase)
+	f.Add(mustHex(f, goldenSegmentHeaderV3Hex)) // version 3
+	golden := record.AppendSegmentHeader(nil, goldenSegmentBase, goldenKey)
 	for n := range len(golden) {
 		f.Add(golden[:n])
 	}
@@ -1211,14 +1265,137 @@ func TestAppendFrameOf_Golden(t *testing.T) {
 	assertGoldenEvents(t, f)
 
 	// Versions 1 and 2 are the frames AppendFrame and AppendMarkedFrame
-	// write; there is no other version to write.
+	// write; version 4 is TestAppendFrameOf_GoldenVersion4's; there is no
+	// other version to write.
 	body := goldenBody()
 	assert.Equal(t, goldenFrame(), record.AppendFrameOf(1, nil, goldenPosition, goldenDelta, goldenTimestamp, goldenFirstVersion, body))
 	assert.Equal(t, marked, record.AppendFrameOf(2, nil, goldenPosition, goldenDelta, goldenTimestamp, goldenFirstVersion, body))
-	assert.Equal(t, got, record.AppendFrameOf(record.Version, nil, goldenPosition, goldenDelta, goldenTimestamp, goldenFirstVersion, body))
 	for _, version := range []uint8{0, record.Version + 1} {
 		assert.Panics(t, func() { record.AppendFrameOf(version, nil, 0, 0, 0, 0, body) }, "version %d", version)
 	}
+}
+
+func goldenV4Frame() []byte {
+	body := record.AppendBodyHead(nil, goldenStream, 2)
+	body = record.AppendEventOf(4, body, goldenID, goldenType, []byte(goldenMetadata), []byte(goldenData))
+	body = record.AppendEventOf(4, body, [record.IDSize]byte{}, "Shipped", nil, []byte("{}"))
+	return record.AppendFrameOf(4, nil, goldenPosition, goldenDelta, goldenTimestamp, goldenFirstVersion, body)
+}
+
+func TestAppendFrameOf_GoldenVersion4(t *testing.T) {
+	got := goldenV4Frame()
+	require.Equal(t, goldenV4FrameHex, hex.EncodeToString(got), "version-4 frame encoding changed")
+	assert.Equal(t, uint32(84|1<<31), binary.LittleEndian.Uint32(got[0:4]), "the length's top bit names the keystream")
+	assert.Equal(t, byte(record.EndMark), got[len(got)-1], "the end mark is stored as is")
+	assert.Equal(t, record.Checksum(got[24:]), binary.LittleEndian.Uint32(got[4:8]), "pcrc covers the stored bytes")
+
+	// The payload, built here byte by byte from the diagram rather than by
+	// the encoder.
+	var payload []byte
+	payload = append(payload, 0x07)                                           // flags: end mark, Weyl, tags
+	payload = append(payload, 0x15, 0xcd, 0x85, 0x3d, 0xfe, 0x9c, 0x97, 0x17) // timestamp LE
+	payload = append(payload, 0xac, 0x02)                                     // first version 300
+	payload = append(payload, 9)                                              // stream len
+	payload = append(payload, "orders-42"...)                                 //
+	payload = append(payload, 2)                                              // count
+	payload = append(payload, 11<<1|1)                                        // tag: type len 11, ID stored
+	payload = append(payload, goldenID[:]...)                                 // id
+	payload = append(payload, "OrderPlaced"...)                               //
+	payload = append(payload, 7)                                              // metadata len
+	payload = append(payload, `{"u":7}`...)                                   //
+	payload = append(payload, 12)                                             // data len
+	payload = append(payload, `{"total":99}`...)                              //
+	payload = append(payload, 7<<1)                                           // tag: type len 7, ID assigned
+	payload = append(payload, "Shipped"...)                                   //
+	payload = append(payload, 0)                                              // metadata len
+	payload = append(payload, 2)                                              // data len
+	payload = append(payload, "{}"...)                                        //
+	payload = append(payload, 0)                                              // the end mark's place
+	record.MaskWeyl(payload, goldenPosition)
+	payload[len(payload)-1] = record.EndMark
+	assert.Equal(t, payload, got[24:], "payload layout, masked")
+
+	h, err := record.DecodeHeader(got)
+	require.NoError(t, err)
+	f, err := record.DecodePayload(h, bytes.Clone(got[record.HeaderSize:]), nil)
+	require.NoError(t, err)
+	assert.True(t, f.Marked)
+	assert.True(t, f.Weyl)
+	assert.True(t, f.Tagged)
+	require.Len(t, f.Events, 2)
+	assert.False(t, f.Events[0].Assigned)
+	assert.Equal(t, goldenID, f.Events[0].ID)
+	f.Key = goldenKey
+	assert.Equal(t, goldenID, f.ID(0), "a stored ID is the ID, whatever the key")
+	assert.Equal(t, []byte(goldenData), f.Events[0].Data)
+	assert.True(t, f.Events[1].Assigned)
+	assert.Zero(t, f.Events[1].ID)
+	assert.Equal(t, []byte("Shipped"), f.Events[1].Type)
+	assert.Nil(t, f.Events[1].Metadata)
+	assert.Equal(t, []byte("{}"), f.Events[1].Data)
+	id := f.ID(1)
+	assert.Equal(t, goldenAssignedIDHex, hex.EncodeToString(id[:]))
+}
+
+// AssignedID gives a UUID of version 7 whose time is the frame's, and no
+// two positions of one store the same ID, even at one timestamp; a store of
+// another key assigns others.
+func TestAssignedID(t *testing.T) {
+	const ts = int64(1700000000123456789)
+	seen := make(map[[record.IDSize]byte]uint64)
+	for _, key := range []uint64{0, goldenKey, goldenKey ^ 1, 1<<record.KeyBits - 1} {
+		for p := range uint64(20000) {
+			id := record.AssignedID(key, p, ts)
+			require.Equal(t, byte(0x70), id[6]&0xf0, "version 7")
+			require.Equal(t, byte(0x80), id[8]&0xc0, "variant 10")
+			require.Equal(t, uint64(ts/1e6), binary.BigEndian.Uint64(id[0:8])>>16, "milliseconds in the first 48 bits")
+			if prev, ok := seen[id]; ok {
+				t.Fatalf("key %#x position %d: the ID of %d", key, p, prev)
+			}
+			seen[id] = p
+		}
+	}
+	a, b := record.AssignedID(goldenKey, 5, ts), record.AssignedID(goldenKey, 5, ts+1e6)
+	assert.Equal(t, a[6:], b[6:], "the time changes only the time bits")
+	assert.NotEqual(t, a, b)
+	assert.Equal(t, record.AssignedID(goldenKey, 5, 0), record.AssignedID(goldenKey, 5, -1), "a time before 1970 is 0")
+}
+
+// A version-4 event with a one-byte tag takes the decoder's fast path,
+// one with a longer type its general path; both agree with the encoder,
+// and both refuse a stored zero ID, the encoding of an assigned one.
+func TestDecodePayload_TaggedEvents(t *testing.T) {
+	for _, typ := range []string{"t", strings.Repeat("T", 63), strings.Repeat("T", 64), strings.Repeat("T", 300)} {
+		for _, id := range [][record.IDSize]byte{{}, idOf(1)} {
+			body := record.AppendBodyHead(nil, "s", 1)
+			body = record.AppendEventOf(4, body, id, typ, []byte("m"), []byte("d"))
+			f, err := decodeFrame(t, record.AppendFrameOf(4, nil, 9, 0, 1, 0, body))
+			require.NoError(t, err, "type of %d bytes", len(typ))
+			require.Len(t, f.Events, 1)
+			assert.Equal(t, id == [record.IDSize]byte{}, f.Events[0].Assigned)
+			assert.Equal(t, id, f.Events[0].ID)
+			assert.Equal(t, typ, string(f.Events[0].Type))
+			assert.Equal(t, "m", string(f.Events[0].Metadata))
+			assert.Equal(t, "d", string(f.Events[0].Data))
+
+			if id == [record.IDSize]byte{} {
+				continue
+			}
+			zero := bytes.Clone(body)
+			i := bytes.Index(zero, id[:])
+			clear(zero[i : i+record.IDSize])
+			_, err = decodeFrame(t, record.AppendFrameOf(4, nil, 9, 0, 1, 0, zero))
+			require.ErrorIs(t, err, record.ErrMalformed, "a stored zero ID, type of %d bytes", len(typ))
+		}
+	}
+	// An untagged (version-3) body read as tagged does not decode, nor the
+	// other way round.
+	body := record.AppendEventOf(3, record.AppendBodyHead(nil, "s", 1), idOf(1), "t", nil, nil)
+	_, err := decodeFrame(t, record.AppendFrameOf(4, nil, 9, 0, 1, 0, body))
+	require.ErrorIs(t, err, record.ErrMalformed)
+	body = record.AppendEventOf(4, record.AppendBodyHead(nil, "s", 1), [record.IDSize]byte{}, "t", nil, nil)
+	_, err = decodeFrame(t, record.AppendFrameOf(3, nil, 9, 0, 1, 0, body))
+	require.ErrorIs(t, err, record.ErrMalformed)
 }
 
 func TestAppendFrameOf_RoundTripsEveryVersion(t *testing.T) {
@@ -1227,8 +1404,8 @@ func TestAppendFrameOf_RoundTripsEveryVersion(t *testing.T) {
 			for _, fill := range []byte{0, 0xff, 0x5a} {
 				data := bytes.Repeat([]byte{fill}, n)
 				body := record.AppendBodyHead(nil, "s", 2)
-				body = record.AppendEvent(body, [record.IDSize]byte{}, "t", nil, data)
-				body = record.AppendEvent(body, idOf(byte(n)), "u", data, nil)
+				body = record.AppendEventOf(version, body, [record.IDSize]byte{}, "t", nil, data)
+				body = record.AppendEventOf(version, body, idOf(byte(n)), "u", data, nil)
 				frame := record.AppendFrameOf(version, nil, uint64(n)<<20, 0, 0, uint64(n), body)
 				if version >= 2 {
 					require.Equal(t, byte(record.EndMark), frame[len(frame)-1])
@@ -1237,7 +1414,11 @@ func TestAppendFrameOf_RoundTripsEveryVersion(t *testing.T) {
 				require.NoError(t, err, "version %d, %d bytes of %#x", version, n, fill)
 				assert.Equal(t, version >= 2, f.Marked)
 				assert.Equal(t, version >= 3, f.Weyl)
+				assert.Equal(t, version >= 4, f.Tagged)
 				require.Len(t, f.Events, 2)
+				assert.Equal(t, version >= 4, f.Events[0].Assigned, "a zero ID is left to the store from version 4")
+				assert.False(t, f.Events[1].Assigned)
+				assert.Equal(t, idOf(byte(n)), f.Events[1].ID)
 				require.Equal(t, string(data), string(f.Events[0].Data))
 				require.Equal(t, string(data), string(f.Events[1].Metadata))
 			}
@@ -1266,7 +1447,7 @@ func TestDecodePayload_KeystreamMustMatchFlags(t *testing.T) {
 		require.ErrorIs(t, err, record.ErrMalformed, name)
 	}
 	// Flags that a version-3 frame may not hold, under its own keystream.
-	for _, flags := range []byte{0, 1, 2, 7, 0x83, 0xff} {
+	for _, flags := range []byte{0, 1, 2, 5, 6, 0x83, 0xff} {
 		frame := goldenWeylFrame()
 		payload := frame[record.HeaderSize:]
 		record.MaskWeyl(payload, goldenPosition)
@@ -1302,9 +1483,12 @@ func TestDecodeHeader_LengthBitsBesideTheKeystream(t *testing.T) {
 	}
 }
 
+// Bytes 5-7 and 16-19 are reserved, and zero, before version 4, which
+// keeps the store's ID key there.
 func TestDecodeSegmentHeader_ReservedBytes(t *testing.T) {
 	for _, i := range []int{5, 6, 7, 16, 17, 18, 19} {
-		b := record.AppendSegmentHeader(nil, 7)
+		b := record.AppendSegmentHeader(nil, 7, 0)
+		b[4] = 3
 		b[i] = 1
 		binary.LittleEndian.PutUint32(b[20:24], record.Checksum(b[:20]))
 		_, err := record.DecodeSegmentHeader(b)
