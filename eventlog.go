@@ -86,10 +86,10 @@ package eventstore
 // segment holds for one of version 3 or 4 too: all end every frame in the
 // end mark, and the torn-write rules below rest on no more than any masked
 // payload's lack of long runs of zeros, which both keystreams give. A
-// writable store opened on a last segment of an earlier version seals it
-// at its first append and appends to a new segment of version 4 (Open
-// rewrites the header of such a segment that holds no frame as version
-// 4's), so that it writes frames of version 4 only.
+// writable store whose last segment is of an earlier version seals it at
+// its first append and appends to a new segment of version 4 (or, if the
+// segment holds no frame, rewrites its header as version 4's), so that it
+// writes frames of version 4 only.
 //
 // The active segment, if of version 2 or later, has its space allocated
 // up to the size at which the log rolls over (vfs.File.Allocate) when it
@@ -546,12 +546,12 @@ func openLog(dir string, fsys vfs.FS, logger *slog.Logger, segmentSize int64, re
 		// before anything relies on them, an index file or the next frame's
 		// delta.
 		seg := l.segments[n-1]
-		if seg.version < record.Version && seg.size == record.SegmentHeaderSize {
-			if err := l.upgradeEmpty(seg); err != nil {
-				return nil, rec, fmt.Errorf("eventstore: open %s: %w", dir, err)
-			}
+		if seg.version == record.Version {
+			// An older segment gets no frame: the first append rolls over
+			// from it, or rewrites its header (writer.ensureRoom). Until
+			// then a release of its version can still open the store.
+			l.allocate(seg)
 		}
-		l.allocate(seg)
 		if err := seg.file.Sync(); err != nil {
 			return nil, rec, fmt.Errorf("eventstore: open %s: %w", dir, &StorageError{Op: "fdatasync", Path: seg.path, Err: err})
 		}
@@ -781,15 +781,22 @@ func (l *eventLog) createSegment(base uint64) (*segment, error) {
 	return seg, nil
 }
 
-// upgradeEmpty rewrites the header of seg, a last segment of an earlier
-// version that holds no frame, as a header of the current version: the
-// writer appends frames of the current version only, and rolls over from a
-// last segment of an earlier version that holds frames (see
-// writer.ensureRoom). The header is synced before the segment is allocated
-// ahead, as createSegment's is: a crash in between leaves a header of
-// either version, or a torn one in a file no longer than a header, which
-// Open removes.
+// upgradeEmpty makes seg, the active segment, of an earlier version and
+// holding no frame, a segment of the current version, for the writer's
+// first append: the writer appends frames of the current version only
+// (see writer.ensureRoom). It cuts the file to its header and syncs that
+// first, so that a torn write of the new header lies in a file no longer
+// than a header, which Open removes as one being created (it holds no
+// frame); then it writes and syncs the new header, and allocates the
+// segment ahead as createSegment does. A crash before the header is
+// durable leaves the older header, which the next first append rewrites.
 func (l *eventLog) upgradeEmpty(seg *segment) error {
+	if err := seg.file.Truncate(record.SegmentHeaderSize); err != nil {
+		return &StorageError{Op: "truncate", Path: seg.path, Err: err}
+	}
+	if err := seg.file.Sync(); err != nil {
+		return &StorageError{Op: "fdatasync", Path: seg.path, Err: err}
+	}
 	if _, err := seg.file.WriteAt(record.AppendSegmentHeader(nil, seg.base, l.key), 0); err != nil {
 		return &StorageError{Op: "write", Path: seg.path, Err: err}
 	}
@@ -797,6 +804,7 @@ func (l *eventLog) upgradeEmpty(seg *segment) error {
 		return &StorageError{Op: "fdatasync", Path: seg.path, Err: err}
 	}
 	seg.version, seg.key = record.Version, l.key
+	l.allocate(seg)
 	return nil
 }
 

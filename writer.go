@@ -399,9 +399,14 @@ func (w *writer) ensureRoom(size int64) error {
 	seg := w.log.active()
 	used := seg.size + int64(len(w.buf))
 	// A store opened on a last segment of an earlier version rolls over
-	// from it before its first frame: request bodies hold events of the
-	// current version only. (Open made one that holds no frame a segment
-	// of the current version: see eventLog.upgradeEmpty.)
+	// from it before its first frame, or, if it holds no frame, rewrites
+	// its header: request bodies hold events of the current version only.
+	if seg.version < record.Version && used == record.SegmentHeaderSize {
+		w.syncs.Add(2)
+		if err := w.log.upgradeEmpty(seg); err != nil {
+			return err
+		}
+	}
 	older := seg.version < record.Version
 	if !older && (used+size <= w.log.segmentSize || used == record.SegmentHeaderSize) {
 		return nil
@@ -938,7 +943,7 @@ func (f *follower) scan(seg *segment) error {
 		if fr.Position != next {
 			return &CorruptionError{Path: seg.path, Offset: off, Reason: fmt.Sprintf("frame position %d, want %d", fr.Position, next)}
 		}
-		if !frameFits(&fr, seg.version) {
+		if !frameFits(&fr, seg.version) && !(off == record.SegmentHeaderSize && f.reheader(seg) && frameFits(&fr, seg.version)) {
 			return &CorruptionError{Path: seg.path, Offset: off, Reason: frameMisfit}
 		}
 		ff := followedFrame{seg: seg, off: off, size: fr.FrameSize(), position: fr.Position, firstVersion: fr.FirstVersion,
@@ -953,6 +958,25 @@ func (f *follower) scan(seg *segment) error {
 	}
 	seg.size = off
 	return nil
+}
+
+// reheader reads seg's header again, for a first frame that does not fit
+// the version read before: a writing store rewrites the header of a last
+// segment of an earlier version that holds no frame before its first
+// append (eventLog.upgradeEmpty), and syncs it before writing the frame.
+// It reports whether the header now names a later version, which it takes.
+// Readers see seg's key only through frames published after this.
+func (f *follower) reheader(seg *segment) bool {
+	var hb [record.SegmentHeaderSize]byte
+	if _, err := seg.file.ReadAt(hb[:], 0); err != nil {
+		return false
+	}
+	h, err := record.DecodeSegmentHeader(hb[:])
+	if err != nil || h.Base != seg.base || h.Version <= seg.version {
+		return false
+	}
+	seg.version, seg.key = h.Version, h.Key
+	return true
 }
 
 // next returns the position of the next frame to find: past the frames

@@ -26,8 +26,8 @@ const (
 	// and AssignedID). DecodeSegmentHeader accepts all four.
 	Version = 4
 
-	// EndMark is the byte that ends every frame of a version-2 or
-	// version-3 segment, stored as is. It has more than one bit set, so
+	// EndMark is the byte that ends every frame of a segment of version 2
+	// or later, stored as is. It has more than one bit set, so
 	// that no single bit flip turns it into a zero.
 	EndMark = 0xff
 
@@ -39,8 +39,8 @@ const (
 	flagEndMark = 1
 
 	// flagWeyl, in a payload's flags, says that it was masked with
-	// MaskWeyl. It is set in every version-3 frame, with flagEndMark, and
-	// in no other: it lets the decoder check, after unmasking, that the
+	// MaskWeyl. It is set in every frame of version 3 or 4, with
+	// flagEndMark, and in no other: it lets the decoder check, after unmasking, that the
 	// keystream the header named was the one the writer used.
 	flagWeyl = 2
 
@@ -59,9 +59,9 @@ const (
 	KeyBits = 56
 
 	// lengthWeyl is the bit of a frame header's length field that says the
-	// payload is masked with MaskWeyl (version 3). The rest of the field is
-	// the payload's length, at most MaxPayload, so the bit is zero in every
-	// frame of versions 1 and 2.
+	// payload is masked with MaskWeyl (versions 3 and 4). The rest of the
+	// field is the payload's length, at most MaxPayload, so the bit is zero
+	// in every frame of versions 1 and 2.
 	lengthWeyl = 1 << 31
 
 	// SegmentHeaderSize is the size of the header at the start of every
@@ -193,7 +193,7 @@ type Header struct {
 	// Length is the size of the payload that follows the header.
 	Length uint32
 	// Weyl reports that the payload is masked with MaskWeyl, as in a
-	// version-3 segment, rather than Mask.
+	// segment of version 3 or 4, rather than Mask.
 	Weyl bool
 	// PayloadCRC is the checksum of the payload.
 	PayloadCRC uint32
@@ -250,11 +250,9 @@ func HeaderOf(b []byte) Header {
 // Event is one event inside a frame. Its slices alias the buffer it was
 // decoded from.
 type Event struct {
-	// ID is the event's ID as stored, zero if Assigned.
-	ID [IDSize]byte
-	// Assigned reports that the store assigned the event's ID and did not
-	// store it (version 4): Frame.ID derives it.
-	Assigned bool
+	// ID is the event's ID as stored; zero in a version-4 frame for an
+	// ID the store assigned, which is not stored (see Frame.Assigned).
+	ID       [IDSize]byte
 	Type     []byte
 	Metadata []byte
 	Data     []byte
@@ -286,20 +284,33 @@ type Frame struct {
 // ID returns the ID of the frame's i-th event: as stored, or, for one the
 // store assigned, AssignedID's for f.Key.
 func (f *Frame) ID(i int) [IDSize]byte {
-	if e := &f.Events[i]; !e.Assigned {
-		return e.ID
+	if !f.Assigned(i) {
+		return f.Events[i].ID
 	}
 	return AssignedID(f.Key, f.Position+uint64(i), f.Timestamp)
+}
+
+// Assigned reports that the store assigned the frame's i-th event its ID,
+// which it did not store: a version-4 event whose ID reads as zero (the
+// decoder refuses a stored zero ID there).
+func (f *Frame) Assigned(i int) bool {
+	return f.Tagged && f.Events[i].ID == [IDSize]byte{}
 }
 
 // AssignedID returns the ID of an event the store assigned it to, at the
 // given position and with its frame's timestamp, in a store whose ID key
 // is key. It is a UUID of version 7, as random ones are: the timestamp's
-// milliseconds in its first 48 bits, and in the 74 bits UUIDs of version
-// 7 keep for randomness, 64 bits of a bijection of the position keyed by
-// the store's key, and 10 bits of the key. Within one store no two
-// positions share an ID, whatever their timestamps; across stores, two
-// IDs are equal only where two keys drawn at random are.
+// milliseconds in its first 48 bits; the version, 7; 12 bits of r, a
+// bijection of the position keyed by the store's key; the variant, 10; 10
+// bits of the key; and r's other 52 bits. Within one store no two
+// positions share an ID, whatever their timestamps. Stores of different
+// keys assign the same ID to events of the same millisecond only by a
+// chance like that of two random IDs; a copy of a store keeps its key.
+//
+// r is no cipher: it is the key's mix XORed into the position, then
+// splitmix64's output function, so that one assigned ID and its position
+// give away the others. IDs that must not be guessed are given by the
+// caller (NewEventID draws 74 random bits).
 func AssignedID(key, position uint64, timestamp int64) (id [IDSize]byte) {
 	ms := uint64(max(timestamp, 0)/1e6) & (1<<48 - 1)
 	r := mix(position ^ mix(key)) // a bijection of position: mix is one
@@ -589,7 +600,7 @@ func Mask(b []byte, position uint64) {
 	}
 }
 
-// MaskWeyl XORs b, the payload of a version-3 frame whose first event has
+// MaskWeyl XORs b, the payload of a frame of version 3 or 4 whose first event has
 // the given position, with a keystream drawn from that position, as Mask
 // does for versions 1 and 2; applying it twice gives b back. Its keystream
 // costs an addition a word where Mask's costs two multiplications, so that
@@ -642,7 +653,7 @@ func mask(b []byte, position uint64, weyl bool) {
 // errors.
 func keystreamName(weyl bool) string {
 	if weyl {
-		return "Weyl (version 3)"
+		return "Weyl (versions 3 and 4)"
 	}
 	return "splitmix64 (versions 1 and 2)"
 }
@@ -793,7 +804,6 @@ func (d *decoder) taggedEvent(e *Event) {
 			ok = e.ID != [IDSize]byte{} // a stored zero ID: the general path fails it
 		}
 		if ok && n > 0 && n <= len(b) {
-			e.Assigned = tag&tagStoredID == 0
 			e.Type = b[:n:n]
 			if e.Metadata, b, ok = shortBytes(b[n:]); ok {
 				if e.Data, b, ok = shortBytes(b); ok {
@@ -805,9 +815,7 @@ func (d *decoder) taggedEvent(e *Event) {
 	}
 	*e = Event{}
 	tag := d.uvarint()
-	if tag&tagStoredID == 0 {
-		e.Assigned = true
-	} else {
+	if tag&tagStoredID != 0 {
 		copy(e.ID[:], d.fixed(IDSize))
 		if d.err == nil && e.ID == [IDSize]byte{} {
 			// The zero ID stands for one the store assigned; stored, it

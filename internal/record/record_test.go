@@ -1028,13 +1028,8 @@ func checkDecodeFrame(t *testing.T, in []byte) {
 		version = 4
 	}
 	body := record.AppendBodyHead(nil, string(f.Stream), len(f.Events))
-	for _, e := range f.Events {
-		if e.Assigned {
-			require.Zero(t, e.ID, "an assigned ID is not stored")
-		} else if f.Tagged {
-			require.NotZero(t, e.ID, "a stored ID is never zero from version 4")
-		}
-		require.True(t, !e.Assigned || f.Tagged, "only a version-4 event can leave its ID to the store")
+	for i, e := range f.Events {
+		require.Equal(t, f.Tagged && e.ID == [record.IDSize]byte{}, f.Assigned(i), "only a version-4 event leaves its ID to the store")
 		body = record.AppendEventOf(version, body, e.ID, string(e.Type), e.Metadata, e.Data)
 	}
 	got := record.AppendFrameOf(version, nil, f.Position, f.SyncDelta, f.Timestamp, f.FirstVersion, body)
@@ -1323,12 +1318,12 @@ func TestAppendFrameOf_GoldenVersion4(t *testing.T) {
 	assert.True(t, f.Weyl)
 	assert.True(t, f.Tagged)
 	require.Len(t, f.Events, 2)
-	assert.False(t, f.Events[0].Assigned)
+	assert.False(t, f.Assigned(0))
 	assert.Equal(t, goldenID, f.Events[0].ID)
 	f.Key = goldenKey
 	assert.Equal(t, goldenID, f.ID(0), "a stored ID is the ID, whatever the key")
 	assert.Equal(t, []byte(goldenData), f.Events[0].Data)
-	assert.True(t, f.Events[1].Assigned)
+	assert.True(t, f.Assigned(1))
 	assert.Zero(t, f.Events[1].ID)
 	assert.Equal(t, []byte("Shipped"), f.Events[1].Type)
 	assert.Nil(t, f.Events[1].Metadata)
@@ -1372,7 +1367,7 @@ func TestDecodePayload_TaggedEvents(t *testing.T) {
 			f, err := decodeFrame(t, record.AppendFrameOf(4, nil, 9, 0, 1, 0, body))
 			require.NoError(t, err, "type of %d bytes", len(typ))
 			require.Len(t, f.Events, 1)
-			assert.Equal(t, id == [record.IDSize]byte{}, f.Events[0].Assigned)
+			assert.Equal(t, id == [record.IDSize]byte{}, f.Assigned(0))
 			assert.Equal(t, id, f.Events[0].ID)
 			assert.Equal(t, typ, string(f.Events[0].Type))
 			assert.Equal(t, "m", string(f.Events[0].Metadata))
@@ -1398,6 +1393,27 @@ func TestDecodePayload_TaggedEvents(t *testing.T) {
 	require.ErrorIs(t, err, record.ErrMalformed)
 }
 
+// A tagged event is at least 4 bytes: a frame claiming more events than
+// its bytes hold at 4 each is refused before any is decoded (so before the
+// events slice grows), and one claiming exactly that many decodes.
+func TestDecodePayload_TaggedCountBound(t *testing.T) {
+	const n = 50
+	frame := func(count int) []byte {
+		body := record.AppendBodyHead(nil, "s", count)
+		for range n {
+			body = record.AppendEventOf(4, body, [record.IDSize]byte{}, "t", nil, nil)
+		}
+		require.Len(t, body, 3+n*record.MinEventSize)
+		return record.AppendFrameOf(4, nil, 9, 0, 1, 0, body)
+	}
+	f, err := decodeFrame(t, frame(n))
+	require.NoError(t, err)
+	require.Len(t, f.Events, n)
+	_, err = decodeFrame(t, frame(n+1))
+	require.ErrorIs(t, err, record.ErrMalformed)
+	assert.ErrorContains(t, err, "does not fit")
+}
+
 func TestAppendFrameOf_RoundTripsEveryVersion(t *testing.T) {
 	for version := uint8(1); version <= record.Version; version++ {
 		for n := range 300 {
@@ -1416,8 +1432,8 @@ func TestAppendFrameOf_RoundTripsEveryVersion(t *testing.T) {
 				assert.Equal(t, version >= 3, f.Weyl)
 				assert.Equal(t, version >= 4, f.Tagged)
 				require.Len(t, f.Events, 2)
-				assert.Equal(t, version >= 4, f.Events[0].Assigned, "a zero ID is left to the store from version 4")
-				assert.False(t, f.Events[1].Assigned)
+				assert.Equal(t, version >= 4, f.Assigned(0), "a zero ID is left to the store from version 4")
+				assert.False(t, f.Assigned(1))
 				assert.Equal(t, idOf(byte(n)), f.Events[1].ID)
 				require.Equal(t, string(data), string(f.Events[0].Data))
 				require.Equal(t, string(data), string(f.Events[1].Metadata))
