@@ -91,10 +91,12 @@ package eventstore
 // segment holds no frame, rewrites its header as version 4's), so that it
 // writes frames of version 4 only.
 //
-// The active segment, if of version 2 or later, has its space allocated
+// The active segment, if of the current version, has its space allocated
 // up to the size at which the log rolls over (vfs.File.Allocate) when it
-// is created or opened, so that appends write into space the file already
-// has and an fdatasync after them records no new size. Past its frames it reads as
+// is created, opened, or has its header rewritten at the first append, so
+// that appends write into space the file already has and an fdatasync
+// after them records no new size; one of an earlier version, which gets
+// no frame, is left as it is. Past its frames it reads as
 // zeros. Rolling over and Close cut the file to its frames; after a crash
 // the zeros are still there, and Open takes them for where the frames end.
 //
@@ -175,8 +177,9 @@ package eventstore
 //     A torn tail is truncated at X, fsynced, logged and counted in
 //     Stats.TornBytes; anything else is a *CorruptionError.
 //   - A last segment no longer than a segment header, with a bad header, was
-//     being created when the process stopped: it holds no frame, and is
-//     removed. A longer one with a bad header is corrupt.
+//     being created, or having its header rewritten by the first append to
+//     an empty older segment, when the process stopped: it holds no frame,
+//     and is removed. A longer one with a bad header is corrupt.
 //
 // So a bit flip anywhere in the log is reported as corruption, whatever the
 // events hold (by Open, or in indexed frames by the read that meets it), and
@@ -234,7 +237,9 @@ type segment struct {
 	// segment has space allocated ahead (see eventLog.allocate); from
 	// version 3 they are masked with record.MaskWeyl; from version 4 an
 	// ID the store assigned is not stored, but derived from key. Set when
-	// the segment is created or opened.
+	// the segment is created or opened, and changed, before any frame of
+	// the segment is published, by the writer's eventLog.upgradeEmpty and
+	// a read-only store's segment.rereadHeader.
 	version uint8
 	// key is the store's ID key, from a version-4 header (zero before
 	// version 4), which record.AssignedID derives assigned IDs from; every
@@ -261,6 +266,29 @@ type segment struct {
 	// bytes (for the active segment, more than it holds yet), or nil.
 	// Readers touch only bytes below end, which the file holds.
 	mapped []byte
+}
+
+// rereadHeader reads s's header again, for a first frame that does not
+// fit the version read before: a writing store rewrites the header of an
+// empty last segment of an earlier version, and syncs it, before it writes
+// that segment's first frame (eventLog.upgradeEmpty). It takes a header
+// naming the same base and a later version, and reports whether it did; a
+// version later than this release reads is ErrNewerFormat. The caller
+// publishes no frame of s before this, so no reader has used its key.
+func (s *segment) rereadHeader() (bool, error) {
+	var hb [record.SegmentHeaderSize]byte
+	if _, err := s.file.ReadAt(hb[:], 0); err != nil {
+		return false, nil
+	}
+	h, err := record.DecodeSegmentHeader(hb[:])
+	if errors.Is(err, record.ErrNewerVersion) {
+		return false, newerFormatError(s.path, err)
+	}
+	if err != nil || h.Base != s.base || h.Version <= s.version {
+		return false, nil
+	}
+	s.version, s.key = h.Version, h.Key
+	return true, nil
 }
 
 // newerFormatError is the error for a segment whose header err, from
@@ -672,7 +700,19 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last, keepOwners bo
 			return false, &CorruptionError{Path: seg.path, Offset: off, Reason: fmt.Sprintf("frame position %d, want %d", f.Position, rec.next)}
 		}
 		if ferr == nil && !frameFits(&f, seg.version) {
-			return false, &CorruptionError{Path: seg.path, Offset: off, Reason: frameMisfit}
+			// A read-only Open beside a writer may have read the header of
+			// an empty older segment just before the writer's first append
+			// rewrote it.
+			upgraded := false
+			if l.readOnly && off == record.SegmentHeaderSize {
+				var err error
+				if upgraded, err = seg.rereadHeader(); err != nil {
+					return false, err
+				}
+			}
+			if !upgraded || !frameFits(&f, seg.version) {
+				return false, &CorruptionError{Path: seg.path, Offset: off, Reason: frameMisfit}
+			}
 		}
 		f.Key = seg.key
 		if ferr != nil {
@@ -790,22 +830,25 @@ func (l *eventLog) createSegment(base uint64) (*segment, error) {
 // frame); then it writes and syncs the new header, and allocates the
 // segment ahead as createSegment does. A crash before the header is
 // durable leaves the older header, which the next first append rewrites.
-func (l *eventLog) upgradeEmpty(seg *segment) error {
+// It returns how many fdatasyncs it called.
+func (l *eventLog) upgradeEmpty(seg *segment) (syncs int, err error) {
 	if err := seg.file.Truncate(record.SegmentHeaderSize); err != nil {
-		return &StorageError{Op: "truncate", Path: seg.path, Err: err}
+		return syncs, &StorageError{Op: "truncate", Path: seg.path, Err: err}
 	}
+	syncs++
 	if err := seg.file.Sync(); err != nil {
-		return &StorageError{Op: "fdatasync", Path: seg.path, Err: err}
+		return syncs, &StorageError{Op: "fdatasync", Path: seg.path, Err: err}
 	}
 	if _, err := seg.file.WriteAt(record.AppendSegmentHeader(nil, seg.base, l.key), 0); err != nil {
-		return &StorageError{Op: "write", Path: seg.path, Err: err}
+		return syncs, &StorageError{Op: "write", Path: seg.path, Err: err}
 	}
+	syncs++
 	if err := seg.file.Sync(); err != nil {
-		return &StorageError{Op: "fdatasync", Path: seg.path, Err: err}
+		return syncs, &StorageError{Op: "fdatasync", Path: seg.path, Err: err}
 	}
 	seg.version, seg.key = record.Version, l.key
 	l.allocate(seg)
-	return nil
+	return syncs, nil
 }
 
 // newKey draws a store ID key at random: record.KeyBits bits.

@@ -228,15 +228,16 @@ func (o *Options) withDefaults() (Options, error) {
 // An ID the store assigns (to an event appended with the zero ID) is a
 // time-ordered UUID of version 7, as NewEventID's are: the commit time's
 // milliseconds, then 74 bits derived from the event's position and the
-// store's ID key, drawn at random when the store was created. It is
-// derived when the event is read, not stored, so that it costs no bytes on
-// disk. No two events a store holds get the same one; a caller may still
-// give an event an ID equal to one the store assigned, which is then a
-// retry of it. It is predictable, not random: one assigned ID and its
-// event's position give away the others, so give IDs from NewEventID where
-// they must not be guessed. A copy of a store keeps its key: the copy and
-// the original, appended to apart, assign the same ID to events at the
-// same position committed in the same millisecond.
+// store's ID key, drawn at random when the store's first segment of format
+// version 4 was created. It is derived when the event is read, not stored,
+// so that it costs no bytes on disk. The store never assigns one ID to two
+// events it holds; beyond that it checks IDs only as Append's retry check
+// does, so an ID a caller gives may equal another event's. It is
+// predictable, not random: one assigned ID and its event's position give
+// away the others' 74 non-time bits, so give IDs from NewEventID where
+// they must not be guessed. A copy of a store made once it has its key
+// keeps it: the copy and the original, appended to apart, assign the same
+// ID to events at the same position committed in the same millisecond.
 type EventID [16]byte
 
 // NewEventID returns a fresh random, time-ordered UUID (version 7).

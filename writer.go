@@ -402,8 +402,9 @@ func (w *writer) ensureRoom(size int64) error {
 	// from it before its first frame, or, if it holds no frame, rewrites
 	// its header: request bodies hold events of the current version only.
 	if seg.version < record.Version && used == record.SegmentHeaderSize {
-		w.syncs.Add(2)
-		if err := w.log.upgradeEmpty(seg); err != nil {
+		syncs, err := w.log.upgradeEmpty(seg)
+		w.syncs.Add(uint64(syncs))
+		if err != nil {
 			return err
 		}
 	}
@@ -943,8 +944,16 @@ func (f *follower) scan(seg *segment) error {
 		if fr.Position != next {
 			return &CorruptionError{Path: seg.path, Offset: off, Reason: fmt.Sprintf("frame position %d, want %d", fr.Position, next)}
 		}
-		if !frameFits(&fr, seg.version) && !(off == record.SegmentHeaderSize && f.reheader(seg) && frameFits(&fr, seg.version)) {
-			return &CorruptionError{Path: seg.path, Offset: off, Reason: frameMisfit}
+		if !frameFits(&fr, seg.version) {
+			upgraded := false
+			if off == record.SegmentHeaderSize { // the first frame: see segment.rereadHeader
+				if upgraded, err = seg.rereadHeader(); err != nil {
+					return err
+				}
+			}
+			if !upgraded || !frameFits(&fr, seg.version) {
+				return &CorruptionError{Path: seg.path, Offset: off, Reason: frameMisfit}
+			}
 		}
 		ff := followedFrame{seg: seg, off: off, size: fr.FrameSize(), position: fr.Position, firstVersion: fr.FirstVersion,
 			stream: f.index.streamName(fr.Stream)}
@@ -958,25 +967,6 @@ func (f *follower) scan(seg *segment) error {
 	}
 	seg.size = off
 	return nil
-}
-
-// reheader reads seg's header again, for a first frame that does not fit
-// the version read before: a writing store rewrites the header of a last
-// segment of an earlier version that holds no frame before its first
-// append (eventLog.upgradeEmpty), and syncs it before writing the frame.
-// It reports whether the header now names a later version, which it takes.
-// Readers see seg's key only through frames published after this.
-func (f *follower) reheader(seg *segment) bool {
-	var hb [record.SegmentHeaderSize]byte
-	if _, err := seg.file.ReadAt(hb[:], 0); err != nil {
-		return false
-	}
-	h, err := record.DecodeSegmentHeader(hb[:])
-	if err != nil || h.Base != seg.base || h.Version <= seg.version {
-		return false
-	}
-	seg.version, seg.key = h.Version, h.Key
-	return true
 }
 
 // next returns the position of the next frame to find: past the frames

@@ -4504,6 +4504,9 @@ func TestEventLog_EmptyOlderLastSegmentIsUpgraded(t *testing.T) {
 				require.NoError(t, err)
 				assert.Equal(t, segmentHeaderOf(version, 0), b[:record.SegmentHeaderSize], "an Open without an append changes no header")
 
+				// Close cut the file to its header: the appending Open gets
+				// it as it was.
+				require.NoError(t, os.WriteFile(path, old, 0o644))
 				s, err = Open(dir, &Options{SegmentSize: 1024})
 				require.NoError(t, err)
 				_, err = s.Append(context.Background(), "s", NoStream, EventData{Type: "t", Data: []byte("new")}, EventData{Type: "t", Data: []byte("newer")})
@@ -4536,10 +4539,11 @@ func TestEventLog_EmptyOlderLastSegmentIsUpgraded(t *testing.T) {
 }
 
 // A power loss at each sync point of the first append to an empty older
-// segment, each image drawn 300 ways: Open takes whatever header
-// survived (the older one, the new one, or a torn one in a file no longer
-// than a header, which it removes), never calls it corruption, keeps the
-// append if it was acknowledged, and appends again.
+// segment, and once the append is acknowledged, each image drawn 300 ways:
+// Open takes whatever header survived (the older one, the new one, or a
+// torn one in a file no longer than a header, which it removes), never
+// calls it corruption, keeps the append if it was acknowledged, and
+// appends again.
 func TestEventLog_EmptyOlderLastSegmentUpgradeSurvivesPowerLoss(t *testing.T) {
 	ctx := context.Background()
 	setup := func() *vfs.CrashFS {
@@ -4558,20 +4562,25 @@ func TestEventLog_EmptyOlderLastSegmentUpgradeSurvivesPowerLoss(t *testing.T) {
 	require.NoError(t, err)
 	points := dry.SyncCount() - opened
 	require.NoError(t, s.Close())
-	require.GreaterOrEqual(t, points, 3, "the cut, the header and the append each synced")
+	require.Equal(t, 3, points, "the cut, the header and the append each synced")
 
-	for k := 1; k <= points; k++ {
+	tornHeaders := 0
+	for k := 1; k <= points+1; k++ { // k = points+1: after the append was acknowledged
 		fs := setup()
 		s, err := Open("/s", &Options{fs: fs, SegmentSize: 64 << 10})
 		require.NoError(t, err)
 		fs.CrashAtSync(opened + k)
 		_, appendErr := s.Append(ctx, "s", NoStream, EventData{Type: "t", Data: []byte("first")})
-		require.True(t, fs.Frozen(), "sync point %d was reached", k)
+		require.Equal(t, k <= points, fs.Frozen(), "sync point %d", k)
+		require.Equal(t, k > points, appendErr == nil, "sync point %d", k)
 		s.Close()
 		for seed := range 300 {
 			image := fs.Crash(rand.New(rand.NewPCG(uint64(k), uint64(seed))))
 			s, err := Open("/s", &Options{fs: image, SegmentSize: 64 << 10})
 			require.NoError(t, err, "sync point %d, image %d", k, seed)
+			if s.Stats().TornBytes == record.SegmentHeaderSize {
+				tornHeaders++ // the new header, torn in a file of its size: removed
+			}
 			n := s.Stats().Events
 			if appendErr == nil {
 				require.Equal(t, uint64(1), n, "sync point %d, image %d: the acknowledged append", k, seed)
@@ -4587,6 +4596,66 @@ func TestEventLog_EmptyOlderLastSegmentUpgradeSurvivesPowerLoss(t *testing.T) {
 			require.NoError(t, s.Close())
 		}
 	}
+	assert.Positive(t, tornHeaders, "some image tore the new header")
+}
+
+// headerHookFS runs onHeader once, after the first read of a segment
+// header through it: a writer can then change the file between the read
+// of its header and the read of its frames.
+type headerHookFS struct {
+	vfs.FS
+	onHeader func()
+}
+
+type headerHookFile struct {
+	vfs.File
+	fs   *headerHookFS
+	name string
+}
+
+func (h *headerHookFS) OpenFile(name string, flag int, perm os.FileMode) (vfs.File, error) {
+	f, err := h.FS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return &headerHookFile{File: f, fs: h, name: name}, nil
+}
+
+func (f *headerHookFile) ReadAt(p []byte, off int64) (int, error) {
+	n, err := f.File.ReadAt(p, off)
+	if hook := f.fs.onHeader; hook != nil && off == 0 && len(p) == record.SegmentHeaderSize && strings.HasSuffix(f.name, segmentSuffix) {
+		f.fs.onHeader = nil
+		hook()
+	}
+	return n, err
+}
+
+// A read-only Open that reads the header of an empty older segment,
+// allocated ahead, just before a writer's first append rewrites it reads
+// the header again when the first frame does not fit, and opens.
+func TestStore_ReadOnly_OpenRacingTheUpgradeOfAnEmptyOlderSegment(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, segmentName(0)), append(segmentHeaderOf(3, 0), make([]byte, 1000)...), 0o644))
+	var w *Store
+	hook := &headerHookFS{FS: vfs.OS()}
+	hook.onHeader = func() {
+		var err error
+		w, err = Open(dir, &Options{SegmentSize: 1024})
+		require.NoError(t, err)
+		_, err = w.Append(context.Background(), "s", NoStream, EventData{Type: "t", Data: []byte("new")})
+		require.NoError(t, err)
+	}
+	r, err := Open(dir, &Options{ReadOnly: true, fs: hook})
+	require.NoError(t, err)
+	defer r.Close()
+	require.NotNil(t, w, "the writer appended between the header and the frames")
+	defer w.Close()
+	want, err := w.ReadAll(context.Background(), 0, 0)
+	require.NoError(t, err)
+	got, err := r.ReadAll(context.Background(), 0, 0)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	assert.Equal(t, want, got)
 }
 
 // A read-only store opened on a store whose last segment is an empty one

@@ -9,6 +9,14 @@ import (
 // IndexHeaderSize is the size of the fixed header of a segment index file.
 const IndexHeaderSize = 40
 
+// IndexVersion is the index file format's version, written in every index
+// file and the only one DecodeSegmentIndex accepts. It is not the segment
+// format's Version: an index file lists frames, streams and fingerprints of
+// IDs alike for segments of any version, and the format version 4 of
+// segments left it as version 3 had it, so index files written beside
+// version-3 segments stay in use.
+const IndexVersion = 3
+
 // indexMagic opens every segment index file.
 var indexMagic = [4]byte{'E', 'S', 'I', 'X'}
 
@@ -51,7 +59,7 @@ func AppendSegmentIndex(dst []byte, x *SegmentIndex) []byte {
 	start := len(dst)
 	var h [IndexHeaderSize]byte
 	copy(h[0:4], indexMagic[:])
-	h[4] = Version
+	h[4] = IndexVersion
 	binary.LittleEndian.PutUint64(h[8:16], x.Base)
 	binary.LittleEndian.PutUint64(h[16:24], uint64(x.End))
 	binary.LittleEndian.PutUint32(h[24:28], uint32(len(x.Frames)))
@@ -92,7 +100,7 @@ func DecodeSegmentIndex(b []byte) (*SegmentIndex, error) {
 	if [4]byte(body[0:4]) != indexMagic {
 		return nil, fmt.Errorf("%w: bad index magic %q", ErrMalformed, body[0:4])
 	}
-	if body[4] != Version {
+	if body[4] != IndexVersion {
 		return nil, fmt.Errorf("%w: unsupported index version %d", ErrMalformed, body[4])
 	}
 	if [3]byte(body[5:8]) != [3]byte{} || [4]byte(body[36:40]) != [4]byte{} {

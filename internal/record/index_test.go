@@ -45,6 +45,7 @@ func TestSegmentIndex_RoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, want, got)
 	assert.Equal(t, uint64(4), got.Events())
+	assert.Equal(t, []byte("ESIX\x03"), b[6:11], "index files stay version 3 whatever the segments' version: those written beside version-3 segments stay in use")
 
 	empty := &record.SegmentIndex{Base: 9, End: record.SegmentHeaderSize, Names: []string{}, Frames: []record.IndexedFrame{}, Fingerprints: []uint32{}}
 	got, err = record.DecodeSegmentIndex(record.AppendSegmentIndex(nil, empty))
@@ -70,7 +71,8 @@ func TestDecodeSegmentIndex_Rejects(t *testing.T) {
 		return record.AppendSegmentIndex(nil, x)
 	}
 	malformed := map[string][]byte{
-		"version":           reseal(append(bytes.Clone(good[:4]), append([]byte{record.Version + 1}, good[5:]...)...)),
+		"version":           reseal(append(bytes.Clone(good[:4]), append([]byte{record.IndexVersion + 1}, good[5:]...)...)),
+		"older version":     reseal(append(bytes.Clone(good[:4]), append([]byte{record.IndexVersion - 1}, good[5:]...)...)),
 		"reserved":          reseal(append(bytes.Clone(good[:5]), append([]byte{1}, good[6:]...)...)),
 		"reserved tail":     reseal(append(bytes.Clone(good[:39]), append([]byte{1}, good[40:]...)...)),
 		"empty name":        edit(func(x *record.SegmentIndex) { x.Names[1] = "" }),

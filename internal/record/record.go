@@ -309,7 +309,7 @@ func (f *Frame) Assigned(i int) bool {
 //
 // r is no cipher: it is the key's mix XORed into the position, then
 // splitmix64's output function, so that one assigned ID and its position
-// give away the others. IDs that must not be guessed are given by the
+// give away the others' 74 non-time bits. IDs that must not be guessed are given by the
 // caller (NewEventID draws 74 random bits).
 func AssignedID(key, position uint64, timestamp int64) (id [IDSize]byte) {
 	ms := uint64(max(timestamp, 0)/1e6) & (1<<48 - 1)
