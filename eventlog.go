@@ -55,9 +55,9 @@ package eventstore
 //	masked    the payload is stored XORed with a keystream drawn from
 //	          position, so that no frame holds a long run of zero bytes
 //	          whatever its events hold; pcrc covers the stored bytes.
-//	          Versions 3 and 4: a Weyl sequence (record.MaskWeyl), whose start is
-//	          splitmix64 of the position and which adds an odd constant
-//	          a word, an addition where splitmix64 costs two
+//	          Versions 3 and 4: a Weyl sequence (record.MaskWeyl), whose
+//	          start is splitmix64 of the position and which adds an odd
+//	          constant a word, an addition where splitmix64 costs two
 //	          multiplications; versions 1 and 2: splitmix64 (record.Mask)
 //	flags     7 in a version-4 segment: the payload ends in the end mark,
 //	          is masked with the Weyl keystream, and its events are
@@ -96,9 +96,9 @@ package eventstore
 // is created, opened, or has its header rewritten at the first append, so
 // that appends write into space the file already has and an fdatasync
 // after them records no new size; one of an earlier version, which gets
-// no frame, is left as it is. Past its frames it reads as
-// zeros. Rolling over and Close cut the file to its frames; after a crash
-// the zeros are still there, and Open takes them for where the frames end.
+// no frame, is left as it is. Past its frames it reads as zeros. Rolling
+// over and Close cut the file to its frames; after a crash the zeros are
+// still there, and Open takes them for where the frames end.
 //
 // Beside a segment may lie its index file, 00000000000000001734.idx, which
 // lists its frames so that Open need not read them. The indexer goroutine
@@ -291,6 +291,27 @@ func (s *segment) rereadHeader() (bool, error) {
 	return true, nil
 }
 
+// fitFrame checks that f, read at off in s, is of the kind s holds
+// (frameFits), and returns the *CorruptionError if not. A read-only store
+// (reread) may have read the header of an empty older segment just before
+// a writer's first append rewrote it: for the segment's first frame it
+// reads the header again before it calls the frame corrupt.
+func (s *segment) fitFrame(f *record.Frame, off int64, reread bool) error {
+	if frameFits(f, s.version) {
+		return nil
+	}
+	if reread && off == record.SegmentHeaderSize {
+		upgraded, err := s.rereadHeader()
+		if err != nil {
+			return err
+		}
+		if upgraded && frameFits(f, s.version) {
+			return nil
+		}
+	}
+	return &CorruptionError{Path: s.path, Offset: off, Reason: frameMisfit}
+}
+
 // newerFormatError is the error for a segment whose header err, from
 // record.DecodeSegmentHeader, says a later release wrote it.
 func newerFormatError(path string, err error) error {
@@ -303,9 +324,8 @@ func (s *segment) marked() bool { return s.version >= 2 }
 
 // frameFits reports that a frame is of the kind a segment of the given
 // version holds: ending in the end mark from version 2 on, masked with
-// record.MaskWeyl from version 3 on, its events tagged from version 4 on. A
-// frame that does not is corrupt, for
-// the reason frameMisfit.
+// record.MaskWeyl from version 3 on, its events tagged from version 4 on.
+// A frame that does not is corrupt, for the reason frameMisfit.
 func frameFits(f *record.Frame, version uint8) bool {
 	return f.Marked == (version >= 2) && f.Weyl == (version >= 3) && f.Tagged == (version >= 4)
 }
@@ -699,19 +719,9 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last, keepOwners bo
 		if ferr == nil && f.Position != rec.next {
 			return false, &CorruptionError{Path: seg.path, Offset: off, Reason: fmt.Sprintf("frame position %d, want %d", f.Position, rec.next)}
 		}
-		if ferr == nil && !frameFits(&f, seg.version) {
-			// A read-only Open beside a writer may have read the header of
-			// an empty older segment just before the writer's first append
-			// rewrote it.
-			upgraded := false
-			if l.readOnly && off == record.SegmentHeaderSize {
-				var err error
-				if upgraded, err = seg.rereadHeader(); err != nil {
-					return false, err
-				}
-			}
-			if !upgraded || !frameFits(&f, seg.version) {
-				return false, &CorruptionError{Path: seg.path, Offset: off, Reason: frameMisfit}
+		if ferr == nil {
+			if err := seg.fitFrame(&f, off, l.readOnly); err != nil {
+				return false, err
 			}
 		}
 		f.Key = seg.key

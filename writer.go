@@ -944,16 +944,8 @@ func (f *follower) scan(seg *segment) error {
 		if fr.Position != next {
 			return &CorruptionError{Path: seg.path, Offset: off, Reason: fmt.Sprintf("frame position %d, want %d", fr.Position, next)}
 		}
-		if !frameFits(&fr, seg.version) {
-			upgraded := false
-			if off == record.SegmentHeaderSize { // the first frame: see segment.rereadHeader
-				if upgraded, err = seg.rereadHeader(); err != nil {
-					return err
-				}
-			}
-			if !upgraded || !frameFits(&fr, seg.version) {
-				return &CorruptionError{Path: seg.path, Offset: off, Reason: frameMisfit}
-			}
+		if err := seg.fitFrame(&fr, off, true); err != nil {
+			return err
 		}
 		ff := followedFrame{seg: seg, off: off, size: fr.FrameSize(), position: fr.Position, firstVersion: fr.FirstVersion,
 			stream: f.index.streamName(fr.Stream)}
