@@ -109,18 +109,31 @@ package eventstore
 //	+-------+-----+-------+----------+----------+-----------+-----------+------+------+
 //	| magic | ver | rsvd  | base u64 | end u64  | frames u32| names u32 | lcrc | rsvd |
 //	+-------+-----+-------+----------+----------+-----------+-----------+------+------+
-//	| names × (len uv | stream name)                                              |
-//	| frames × (count uv | offset delta uv | name uv | first version uv)          |
-//	| fingerprints: u32 per event, in position order                             |
+//	| names × (len uv | stream name | first version uv)                           |
+//	| frames × (head uv | offset delta uv | name uv)                              |
+//	| fingerprints: u32 per event of each frame whose head's bit 0 is clear,     |
+//	|   in position order                                                        |
 //	| crc u32                                                                    |
 //	+----------------------------------------------------------------------------+
 //
 //	magic   "ESIX"
+//	ver     4 (record.IndexVersion). Version 3, which listed no first
+//	        version with the names, every frame's count, offset delta,
+//	        name and first version, and every event's fingerprint, is
+//	        still read
 //	base    the segment's base
 //	end     bytes of the segment the index covers: the end of its last frame
 //	lcrc    hcrc of the last frame listed, binding the index to that frame
+//	first   the stream's version of its first event in the segment; each
+//	        frame of it continues from the one before
+//	head    the frame's event count shifted left once, bit 0 set if the
+//	        store assigned every one of its events its ID: their
+//	        fingerprints are not listed
 //	offset  delta from the previous frame's offset (the first's: from 24)
-//	name    index into the names, each stream listed once
+//	name    index into the names, each stream listed once, by a frame
+//	print   a 32-bit digest of the event's ID, for idempotent retries; 0
+//	        for an ID the store assigned, which a retry finds by the
+//	        position it was derived from (record.AssignedPosition)
 //	crc     CRC-32C of every byte before it
 //
 // An index file is only ever a shortcut: Open uses one only if it passes its
@@ -1587,7 +1600,26 @@ type scanned struct {
 	stream       string
 	firstVersion uint64
 	hcrc         uint32
+	// fingerprints holds each event's ID's, for an index file of version
+	// 3, and assigned whether the store assigned it, which version 4 lists
+	// as assignedPrint.
 	fingerprints []uint32
+	assigned     []bool
+}
+
+// prints returns the fingerprints an index file of the given version
+// lists for the frame.
+func (sc *scanned) prints(version uint8) []uint32 {
+	if version == record.OldestIndexVersion {
+		return sc.fingerprints
+	}
+	p := slices.Clone(sc.fingerprints)
+	for i, a := range sc.assigned {
+		if a {
+			p[i] = assignedPrint
+		}
+	}
+	return p
 }
 
 func (v *verifier) problem(path string, off int64, format string, args ...any) {
@@ -1676,6 +1708,7 @@ func (v *verifier) segment(ctx context.Context, seg *segment, size int64, last b
 		f.Key = key
 		for i := range f.Events {
 			sc.fingerprints = append(sc.fingerprints, fingerprint(EventID(f.ID(i))))
+			sc.assigned = append(sc.assigned, f.Assigned(i))
 		}
 		// Only now: reading the header again may move the reader's window,
 		// which f's slices alias.
@@ -1729,6 +1762,11 @@ func (v *verifier) index(seg *segment, frames []scanned) {
 		v.problem(path, 0, "index of segment %d", x.Base)
 		return
 	}
+	if x.Version == record.OldestIndexVersion {
+		for i, p := range x.Fingerprints {
+			x.Fingerprints[i] = max(p, 1) // as fingerprint reads it now
+		}
+	}
 	fp := 0
 	for i, xf := range x.Frames {
 		if i >= len(frames) {
@@ -1738,7 +1776,7 @@ func (v *verifier) index(seg *segment, frames []scanned) {
 		sc := frames[i]
 		if int64(xf.Offset) != sc.off || xf.Rel != sc.rel || xf.Count != sc.count ||
 			x.Names[xf.Name] != sc.stream || xf.FirstVersion != sc.firstVersion ||
-			!slices.Equal(x.Fingerprints[fp:fp+int(xf.Count)], sc.fingerprints) {
+			!slices.Equal(x.Fingerprints[fp:fp+int(xf.Count)], sc.prints(x.Version)) {
 			v.problem(path, int64(xf.Offset), "index entry %d does not match the frame at offset %d", i, sc.off)
 			return
 		}

@@ -79,15 +79,33 @@ func newReadIndex() *readIndex {
 }
 
 // fingerprint condenses an event ID for the idempotency check. UUIDs share
-// their leading time bits, so both halves are mixed in.
+// their leading time bits, so both halves are mixed in. It is never
+// assignedPrint.
 func fingerprint(id EventID) uint32 {
 	x := binary.LittleEndian.Uint64(id[0:8]) ^ binary.LittleEndian.Uint64(id[8:16])
 	x *= 0x9e3779b97f4a7c15
-	return uint32(x >> 32)
+	return max(uint32(x>>32), 1)
 }
 
-// addFrameLocked records a committed frame. The caller holds mu for writing,
-// or is Open before anyone else can see the index.
+// assignedPrint stands in the index for the fingerprint of an ID the store
+// assigned, which needs none: the idempotency check finds such an ID by
+// the position record.AssignedPosition reads out of it. Index files of
+// version 4 leave it out; those of version 3 hold fingerprints of every
+// ID, assigned or not, and read 0 as 1, as fingerprint does.
+const assignedPrint = 0
+
+// printOf is id's entry in the index: assignedPrint for the zero ID, which
+// stands for one the store assigned.
+func printOf(id EventID) uint32 {
+	if id.IsZero() {
+		return assignedPrint
+	}
+	return fingerprint(id)
+}
+
+// addFrameLocked records a committed frame, whose event IDs are ids, zero
+// for one the store assigned. The caller holds mu for writing, or is Open
+// before anyone else can see the index.
 func (ix *readIndex) addFrameLocked(seg *segment, off int64, position, firstVersion uint64, stream string, ids []EventID) error {
 	st := ix.streams[stream]
 	if st == nil {
@@ -105,7 +123,7 @@ func (ix *readIndex) addFrameLocked(seg *segment, off int64, position, firstVers
 	seg.owners = append(seg.owners, st) // dropped once an index file covers seg
 	for i, id := range ids {
 		st.positions = append(st.positions, position+uint64(i))
-		st.fingerprints = append(st.fingerprints, fingerprint(id))
+		st.fingerprints = append(st.fingerprints, printOf(id))
 	}
 	ix.heap += sliceBytes(seg, st) - before
 	ix.next = max(ix.next, position+uint64(len(ids)))
@@ -157,7 +175,11 @@ type indexBuilder struct {
 func (r *indexBuilder) frame(seg *segment, off int64, f *record.Frame) error {
 	r.ids = r.ids[:0]
 	for i := range f.Events {
-		r.ids = append(r.ids, EventID(f.ID(i))) // scanSegment set f.Key
+		var id EventID // zero: assigned
+		if !f.Assigned(i) {
+			id = f.Events[i].ID
+		}
+		r.ids = append(r.ids, id)
 	}
 	return r.ix.addFrameLocked(seg, off, f.Position, f.FirstVersion, r.ix.streamName(f.Stream), r.ids)
 }
@@ -206,6 +228,12 @@ func (r *indexBuilder) index(seg *segment, x *record.SegmentIndex, keepOwners bo
 			st.positions = append(st.positions, p)
 		}
 		st.fingerprints = append(st.fingerprints, x.Fingerprints[f.Rel:f.Rel+f.Count]...)
+		if x.Version == record.OldestIndexVersion {
+			// Every ID's fingerprint, in which 0 reads as 1 now.
+			for i := len(st.fingerprints) - int(f.Count); i < len(st.fingerprints); i++ {
+				st.fingerprints[i] = max(st.fingerprints[i], 1)
+			}
+		}
 	}
 	ix.next = x.Base + x.Events()
 	return nil
@@ -217,6 +245,7 @@ func (r *indexBuilder) index(seg *segment, x *record.SegmentIndex, keepOwners bo
 // thousand frames at a time, so the writer's publish never waits long.
 func (ix *readIndex) segmentIndex(seg *segment, frames int, end uint64, endOff int64) *record.SegmentIndex {
 	x := &record.SegmentIndex{
+		Version:      record.IndexVersion,
 		Base:         seg.base,
 		End:          endOff,
 		Frames:       make([]record.IndexedFrame, 0, frames),

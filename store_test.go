@@ -378,6 +378,14 @@ func TestStore_Append_AssignedIDs(t *testing.T) {
 	}
 	cancel()
 	byPosition(t, subscribed)
+	// A retry by an assigned ID, or by the given one in a frame beside
+	// assigned ones, is found before a reopen too.
+	for _, e := range []eventstore.RecordedEvent{all[40], all[61]} {
+		res, err := s.Append(ctx, e.Stream, eventstore.Any, eventstore.EventData{ID: e.ID, Type: e.Type, Data: e.Data})
+		require.NoError(t, err)
+		assert.Equal(t, e.Position, res.Position, "a retry of position %d", e.Position)
+	}
+	assert.Equal(t, uint64(63), s.Stats().Events)
 	require.NoError(t, s.Close())
 
 	for _, indexed := range []bool{true, false} {
@@ -388,8 +396,9 @@ func TestStore_Append_AssignedIDs(t *testing.T) {
 		again, err := s.ReadAll(ctx, 0, 0)
 		require.NoError(t, err)
 		assert.Equal(t, all, again, "indexed %v", indexed)
-		// The ID a retry gives is found through the index's fingerprints,
-		// which a reopen without index files rebuilds from the frames.
+		// The ID a retry gives is found through the position it was
+		// derived from, as the index holds no fingerprint of it, with index
+		// files or without.
 		e := all[40]
 		res, err := s.Append(ctx, e.Stream, eventstore.Any, eventstore.EventData{ID: e.ID, Type: e.Type, Data: e.Data})
 		require.NoError(t, err)
@@ -415,6 +424,16 @@ func TestStore_Append_AssignedIDs(t *testing.T) {
 		_, dup := seen[e.ID]
 		require.False(t, dup, "position %d", e.Position)
 	}
+
+	// An ID that differs from an assigned one only in its time bits points
+	// at the same position, but is not that event's: it is appended.
+	e := all[40]
+	forged := e.ID
+	forged[5]++
+	before := s.Stats().Events
+	res, err := s.Append(ctx, e.Stream, eventstore.Any, eventstore.EventData{ID: forged, Type: e.Type, Data: e.Data})
+	require.NoError(t, err)
+	assert.Equal(t, before, res.Position, "a new event")
 }
 
 func TestStore_Append_IdempotentRetry(t *testing.T) {

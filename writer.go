@@ -332,14 +332,6 @@ func (w *writer) commit() {
 		// Every roll-over syncs, so it stays below the events a segment can
 		// hold (under 2^32).
 		w.buf = record.AppendFrameOf(seg.version, w.buf, w.next, uint32(w.next-w.synced), now, firstVersion, r.body)
-		// The IDs left to the store are what a reader of the frame
-		// derives: the index's fingerprints, and later checks for a retry,
-		// need them.
-		for i := range r.ids {
-			if r.ids[i].IsZero() {
-				r.ids[i] = EventID(record.AssignedID(seg.key, w.next+uint64(i), now))
-			}
-		}
 		ps := w.pending[r.stream]
 		if ps == nil {
 			if n := len(w.spare); n > 0 {
@@ -577,14 +569,22 @@ func (w *writer) findRecent(stream string, id EventID, current uint64) (uint64, 
 			}
 		}
 	}
-	// Committed events: fingerprints pick candidates, the log confirms.
+	// Committed events: fingerprints pick candidates, and so does the
+	// position an ID the store assigned was derived from, as the index
+	// holds no fingerprint of it; the log confirms.
 	st := w.index.stream(stream)
 	if st == nil {
 		return 0, false, nil
 	}
 	fp := fingerprint(id)
+	at := -1 // the version holding the position id would have been assigned at
+	if p, ok := record.AssignedPosition(w.log.key, id); ok {
+		if v, found := slices.BinarySearch(st.positions, p); found && st.fingerprints[v] == assignedPrint {
+			at = v
+		}
+	}
 	for v := len(st.fingerprints) - 1; v >= 0 && uint64(v) >= lowest; v-- {
-		if st.fingerprints[v] != fp {
+		if st.fingerprints[v] != fp && v != at {
 			continue
 		}
 		got, err := w.idsFrom(stream, uint64(v), 1)
@@ -949,9 +949,12 @@ func (f *follower) scan(seg *segment) error {
 		}
 		ff := followedFrame{seg: seg, off: off, size: fr.FrameSize(), position: fr.Position, firstVersion: fr.FirstVersion,
 			stream: f.index.streamName(fr.Stream)}
-		fr.Key = seg.key
 		for i := range fr.Events {
-			ff.ids = append(ff.ids, EventID(fr.ID(i)))
+			var id EventID // zero: assigned
+			if !fr.Assigned(i) {
+				id = fr.Events[i].ID
+			}
+			ff.ids = append(ff.ids, id)
 		}
 		f.frames = append(f.frames, ff)
 		next += uint64(len(fr.Events))

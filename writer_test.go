@@ -4888,3 +4888,93 @@ func TestFollower_NewerFormatStopsIt(t *testing.T) {
 	require.ErrorIs(t, got, ErrNewerFormat)
 	assert.ErrorContains(t, got, segmentName(n))
 }
+
+// TestWriter_Index_Version3FilesStayInUse rewrites a store's index files as
+// the release before wrote them, version 3: a first version for every frame
+// and the fingerprint of every event's ID, assigned or given. Open still
+// reads only them, retries are still found by either kind of ID, Verify
+// finds nothing wrong, and Verify still catches a fingerprint that does not
+// match.
+func TestWriter_Index_Version3FilesStayInUse(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	opts := &Options{SegmentSize: 4096}
+	s, err := Open(dir, opts)
+	require.NoError(t, err)
+	for i := range 80 {
+		ev := EventData{Type: "t", Data: []byte(strings.Repeat("d", 3*i))}
+		if i%3 == 0 {
+			ev.ID = NewEventID()
+		}
+		_, err := s.Append(ctx, fmt.Sprint("s", i%4), Any, ev)
+		require.NoError(t, err)
+	}
+	all, err := s.ReadAll(ctx, 0, 0)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+
+	// What the release before wrote: fingerprints of every ID, no zero
+	// standing for an assigned one.
+	oldPrint := func(id EventID) uint32 {
+		x := binary.LittleEndian.Uint64(id[0:8]) ^ binary.LittleEndian.Uint64(id[8:16])
+		return uint32(x * 0x9e3779b97f4a7c15 >> 32)
+	}
+	files := indexFiles(t, dir)
+	require.Greater(t, len(files), 2)
+	for path := range files {
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		x, err := record.DecodeSegmentIndex(b)
+		require.NoError(t, err)
+		require.Equal(t, uint8(record.IndexVersion), x.Version)
+		require.Contains(t, x.Fingerprints, uint32(assignedPrint), "version 4 leaves assigned IDs' fingerprints out")
+		x.Version = record.OldestIndexVersion
+		for i := range x.Fingerprints {
+			x.Fingerprints[i] = oldPrint(all[x.Base+uint64(i)].ID)
+		}
+		b = record.AppendSegmentIndex(nil, x)
+		require.Equal(t, byte(record.OldestIndexVersion), b[4])
+		require.NoError(t, os.WriteFile(path, b, 0o644))
+	}
+
+	rep, err := Verify(ctx, dir, nil)
+	require.NoError(t, err)
+	assert.Empty(t, rep.Problems)
+	assert.Equal(t, len(files), rep.IndexFiles)
+
+	ffs := vfs.NewFaultFS(vfs.OS())
+	s, err = Open(dir, &Options{SegmentSize: 4096, fs: ffs})
+	require.NoError(t, err)
+	var want int64
+	for _, size := range indexFiles(t, dir) {
+		want += size + record.SegmentHeaderSize + record.HeaderSize
+	}
+	assert.Equal(t, want, ffs.BytesRead(), "Open reads only the index files")
+	for _, e := range []RecordedEvent{all[0], all[1], all[len(all)-1], all[len(all)-3]} {
+		res, err := s.Append(ctx, e.Stream, Any, EventData{ID: e.ID, Type: e.Type, Data: e.Data})
+		require.NoError(t, err)
+		assert.Equal(t, e.Position, res.Position, "a retry of position %d", e.Position)
+	}
+	assert.Equal(t, uint64(len(all)), s.Stats().Events)
+	require.NoError(t, s.Close())
+
+	// Close rewrote the active segment's index file in version 4; a
+	// damaged fingerprint in a version-3 one is still caught.
+	var damaged string
+	for path := range indexFiles(t, dir) {
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		x, err := record.DecodeSegmentIndex(b)
+		require.NoError(t, err)
+		if x.Version == record.OldestIndexVersion && damaged == "" {
+			damaged = path
+			x.Fingerprints[1]++
+			require.NoError(t, os.WriteFile(path, record.AppendSegmentIndex(nil, x), 0o644))
+		}
+	}
+	require.NotEmpty(t, damaged)
+	rep, err = Verify(ctx, dir, nil)
+	require.NoError(t, err)
+	require.Len(t, rep.Problems, 1)
+	assert.Equal(t, damaged, rep.Problems[0].Path)
+}

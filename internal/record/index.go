@@ -4,18 +4,27 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // IndexHeaderSize is the size of the fixed header of a segment index file.
 const IndexHeaderSize = 40
 
-// IndexVersion is the index file format's version, written in every index
-// file and the only one DecodeSegmentIndex accepts. It is not the segment
-// format's Version: an index file lists frames, streams and fingerprints of
-// IDs alike for segments of any version, and the format version 4 of
-// segments left it as version 3 had it, so index files written beside
-// version-3 segments stay in use.
-const IndexVersion = 3
+// IndexVersion is the index file format's version, the one
+// AppendSegmentIndex writes when asked for none. DecodeSegmentIndex reads
+// it and version 3. It is not the segment format's Version: an index file
+// lists frames, streams and fingerprints of IDs alike for segments of any
+// version.
+//
+// Version 4 lists each stream's first version in the segment once, with
+// its name, where version 3 listed every frame's, and leaves out the
+// fingerprints of a frame whose events all have fingerprint zero (see
+// SegmentIndex.Fingerprints).
+const IndexVersion = 4
+
+// OldestIndexVersion is the oldest index file version DecodeSegmentIndex
+// reads.
+const OldestIndexVersion = 3
 
 // indexMagic opens every segment index file.
 var indexMagic = [4]byte{'E', 'S', 'I', 'X'}
@@ -23,6 +32,10 @@ var indexMagic = [4]byte{'E', 'S', 'I', 'X'}
 // SegmentIndex is what a segment index file holds: enough to rebuild the
 // in-memory index of a segment's first End bytes without reading them.
 type SegmentIndex struct {
+	// Version is the index format version of the file: IndexVersion, or
+	// OldestIndexVersion for one written before it. AppendSegmentIndex
+	// writes IndexVersion when it is zero.
+	Version uint8
 	// Base is the global position of the segment's first event.
 	Base uint64
 	// End is how many bytes of the segment file the index covers: the end of
@@ -35,7 +48,9 @@ type SegmentIndex struct {
 	Names []string
 	// Frames are the segment's frames in file order.
 	Frames []IndexedFrame
-	// Fingerprints holds one fingerprint per event, in position order.
+	// Fingerprints holds one fingerprint per event, in position order. In
+	// version 4, zero stands for an event whose ID the store assigned,
+	// which needs none: a frame whose events all have zero lists none.
 	Fingerprints []uint32
 }
 
@@ -51,35 +66,69 @@ type IndexedFrame struct {
 // Events returns how many events the index covers.
 func (x *SegmentIndex) Events() uint64 { return uint64(len(x.Fingerprints)) }
 
-// AppendSegmentIndex appends the encoding of x, which must be valid: frames
+// AppendSegmentIndex appends the encoding of x, which must be valid: of
+// version IndexVersion, OldestIndexVersion or zero (IndexVersion), frames
 // in ascending offset order from SegmentHeaderSize, below End, each holding
 // at least one event, their counts adding up to len(Fingerprints), their
-// relative positions running on from 0 without a gap.
+// relative positions running on from 0 without a gap; in version 4, each
+// stream's frames continuing its versions.
 func AppendSegmentIndex(dst []byte, x *SegmentIndex) []byte {
+	version := x.Version
+	if version == 0 {
+		version = IndexVersion
+	}
 	start := len(dst)
 	var h [IndexHeaderSize]byte
 	copy(h[0:4], indexMagic[:])
-	h[4] = IndexVersion
+	h[4] = version
 	binary.LittleEndian.PutUint64(h[8:16], x.Base)
 	binary.LittleEndian.PutUint64(h[16:24], uint64(x.End))
 	binary.LittleEndian.PutUint32(h[24:28], uint32(len(x.Frames)))
 	binary.LittleEndian.PutUint32(h[28:32], uint32(len(x.Names)))
 	binary.LittleEndian.PutUint32(h[32:36], x.LastHeaderCRC)
 	dst = append(dst, h[:]...)
-	for _, n := range x.Names {
+	var first []uint64 // version 4: each name's first version, from its first frame
+	if version != OldestIndexVersion {
+		first = make([]uint64, len(x.Names))
+		for i := len(x.Frames) - 1; i >= 0; i-- {
+			first[x.Frames[i].Name] = x.Frames[i].FirstVersion
+		}
+	}
+	for i, n := range x.Names {
 		dst = binary.AppendUvarint(dst, uint64(len(n)))
 		dst = append(dst, n...)
+		if first != nil {
+			dst = binary.AppendUvarint(dst, first[i])
+		}
 	}
 	prev := uint32(SegmentHeaderSize)
+	listed := make([]bool, 0, len(x.Frames)) // version 4: the frames whose fingerprints are listed
 	for _, f := range x.Frames {
-		dst = binary.AppendUvarint(dst, uint64(f.Count))
-		dst = binary.AppendUvarint(dst, uint64(f.Offset-prev))
-		dst = binary.AppendUvarint(dst, uint64(f.Name))
-		dst = binary.AppendUvarint(dst, f.FirstVersion)
+		if first != nil {
+			fps := x.Fingerprints[f.Rel : f.Rel+f.Count]
+			list := slices.ContainsFunc(fps, func(fp uint32) bool { return fp != 0 })
+			listed = append(listed, list)
+			head := uint64(f.Count) << 1
+			if !list {
+				head |= 1
+			}
+			dst = binary.AppendUvarint(dst, head)
+			dst = binary.AppendUvarint(dst, uint64(f.Offset-prev))
+			dst = binary.AppendUvarint(dst, uint64(f.Name))
+		} else {
+			dst = binary.AppendUvarint(dst, uint64(f.Count))
+			dst = binary.AppendUvarint(dst, uint64(f.Offset-prev))
+			dst = binary.AppendUvarint(dst, uint64(f.Name))
+			dst = binary.AppendUvarint(dst, f.FirstVersion)
+		}
 		prev = f.Offset
 	}
-	for _, fp := range x.Fingerprints {
-		dst = binary.LittleEndian.AppendUint32(dst, fp)
+	for i, f := range x.Frames {
+		if first == nil || listed[i] {
+			for _, fp := range x.Fingerprints[f.Rel : f.Rel+f.Count] {
+				dst = binary.LittleEndian.AppendUint32(dst, fp)
+			}
+		}
 	}
 	return binary.LittleEndian.AppendUint32(dst, Checksum(dst[start:]))
 }
@@ -100,13 +149,15 @@ func DecodeSegmentIndex(b []byte) (*SegmentIndex, error) {
 	if [4]byte(body[0:4]) != indexMagic {
 		return nil, fmt.Errorf("%w: bad index magic %q", ErrMalformed, body[0:4])
 	}
-	if body[4] != IndexVersion {
-		return nil, fmt.Errorf("%w: unsupported index version %d", ErrMalformed, body[4])
+	version := body[4]
+	if version != IndexVersion && version != OldestIndexVersion {
+		return nil, fmt.Errorf("%w: unsupported index version %d", ErrMalformed, version)
 	}
+	v4 := version != OldestIndexVersion
 	if [3]byte(body[5:8]) != [3]byte{} || [4]byte(body[36:40]) != [4]byte{} {
 		return nil, fmt.Errorf("%w: reserved index header bytes are not zero", ErrMalformed)
 	}
-	x := &SegmentIndex{Base: binary.LittleEndian.Uint64(body[8:16]), LastHeaderCRC: binary.LittleEndian.Uint32(body[32:36])}
+	x := &SegmentIndex{Version: version, Base: binary.LittleEndian.Uint64(body[8:16]), LastHeaderCRC: binary.LittleEndian.Uint32(body[32:36])}
 	end := binary.LittleEndian.Uint64(body[16:24])
 	frames := binary.LittleEndian.Uint32(body[24:28])
 	names := binary.LittleEndian.Uint32(body[28:32])
@@ -115,23 +166,40 @@ func DecodeSegmentIndex(b []byte) (*SegmentIndex, error) {
 	}
 	x.End = int64(end)
 	d := decoder{b: body[IndexHeaderSize:]}
-	// Every name takes at least 2 bytes and every frame at least 4, so a
+	// Every name takes at least 2 bytes and every frame at least 3, so a
 	// corrupt count cannot make the decoder allocate past its input.
-	if uint64(names)*2+uint64(frames)*4 > uint64(len(d.b)) {
+	if uint64(names)*2+uint64(frames)*3 > uint64(len(d.b)) {
 		return nil, fmt.Errorf("%w: %d names and %d frames cannot fit in %d bytes", ErrMalformed, names, frames, len(d.b))
 	}
 	x.Names = make([]string, names)
+	var next []uint64 // version 4: each stream's version of its next event
+	if v4 {
+		next = make([]uint64, names)
+	}
 	for i := range x.Names {
 		n := d.bytes()
 		if d.err == nil && len(n) == 0 {
 			return nil, fmt.Errorf("%w: empty stream name", ErrMalformed)
 		}
 		x.Names[i] = string(n)
+		if v4 {
+			if next[i] = d.uvarint(); next[i] > math.MaxInt64 {
+				return nil, fmt.Errorf("%w: stream %d starts at version %d", ErrMalformed, i, next[i])
+			}
+		}
 	}
 	x.Frames = make([]IndexedFrame, frames)
-	var rel, off uint64 = 0, SegmentHeaderSize
+	listed := make([]bool, 0, frames) // version 4: the frames whose fingerprints are listed
+	var rel, off, fps uint64 = 0, SegmentHeaderSize, 0
 	for i := range x.Frames {
-		count, delta, name, first := d.uvarint(), d.uvarint(), d.uvarint(), d.uvarint()
+		var count, delta, name, first uint64
+		if v4 {
+			head := d.uvarint()
+			count, delta, name = head>>1, d.uvarint(), d.uvarint()
+			listed = append(listed, head&1 == 0)
+		} else {
+			count, delta, name, first = d.uvarint(), d.uvarint(), d.uvarint(), d.uvarint()
+		}
 		if d.err != nil {
 			break
 		}
@@ -143,7 +211,15 @@ func DecodeSegmentIndex(b []byte) (*SegmentIndex, error) {
 			return nil, fmt.Errorf("%w: frame %d at offset %d out of order or past the end", ErrMalformed, i, off)
 		case name >= uint64(names):
 			return nil, fmt.Errorf("%w: frame %d names stream %d of %d", ErrMalformed, i, name, names)
-		case first > math.MaxInt64-count:
+		}
+		if v4 {
+			first = next[name]
+			next[name] += count
+			if listed[i] {
+				fps += count
+			}
+		}
+		if first > math.MaxInt64-count {
 			return nil, fmt.Errorf("%w: frame %d version %d out of range", ErrMalformed, i, first)
 		}
 		x.Frames[i] = IndexedFrame{Offset: uint32(off), Rel: uint32(rel), Count: uint32(count), Name: uint32(name), FirstVersion: first}
@@ -152,15 +228,37 @@ func DecodeSegmentIndex(b []byte) (*SegmentIndex, error) {
 	if d.err != nil {
 		return nil, d.err
 	}
-	if uint64(len(d.b)) != rel*4 {
-		return nil, fmt.Errorf("%w: %d bytes of fingerprints for %d events", ErrMalformed, len(d.b), rel)
+	if !v4 {
+		fps = rel
+	} else {
+		// A name no frame uses would carry a first version nothing reads.
+		used := make([]bool, names)
+		for _, f := range x.Frames {
+			used[f.Name] = true
+		}
+		if i := slices.Index(used, false); i >= 0 {
+			return nil, fmt.Errorf("%w: stream %d is named by no frame", ErrMalformed, i)
+		}
+	}
+	if uint64(len(d.b)) != fps*4 {
+		return nil, fmt.Errorf("%w: %d bytes of fingerprints for %d events", ErrMalformed, len(d.b), fps)
 	}
 	if x.Base > math.MaxUint64-rel {
 		return nil, fmt.Errorf("%w: positions past the largest", ErrMalformed)
 	}
 	x.Fingerprints = make([]uint32, rel)
-	for i := range x.Fingerprints {
-		x.Fingerprints[i] = binary.LittleEndian.Uint32(d.b[4*i:])
+	for i, f := range x.Frames {
+		if v4 && !listed[i] {
+			continue // zero: assigned IDs
+		}
+		prints := x.Fingerprints[f.Rel : f.Rel+f.Count]
+		for k := range prints {
+			prints[k] = binary.LittleEndian.Uint32(d.b[:4])
+			d.b = d.b[4:]
+		}
+		if v4 && !slices.ContainsFunc(prints, func(fp uint32) bool { return fp != 0 }) {
+			return nil, fmt.Errorf("%w: frame %d lists fingerprints, all zero", ErrMalformed, i)
+		}
 	}
 	return x, nil
 }

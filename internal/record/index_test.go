@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -13,9 +14,11 @@ import (
 )
 
 // sampleIndex is a segment index of three frames over two streams, the
-// middle one holding two events.
+// middle one holding two events, one of whose IDs the store assigned; the
+// store assigned the last frame's ID too.
 func sampleIndex() *record.SegmentIndex {
 	return &record.SegmentIndex{
+		Version:       record.IndexVersion,
 		Base:          1734,
 		End:           24 + 300 + 410 + 290,
 		LastHeaderCRC: 0xa1b2c3d4,
@@ -25,9 +28,22 @@ func sampleIndex() *record.SegmentIndex {
 			{Offset: 324, Rel: 1, Count: 2, Name: 1, FirstVersion: 130},
 			{Offset: 734, Rel: 3, Count: 1, Name: 0, FirstVersion: 1},
 		},
-		Fingerprints: []uint32{0xdeadbeef, 1, 2, 0x01020304},
+		Fingerprints: []uint32{0xdeadbeef, 0, 2, 0},
 	}
 }
+
+// sampleIndexHex is sampleIndex's encoding, in version 4 and in version 3.
+const (
+	sampleIndexHeaderHex = "c6060000000000000004000000000000" + "03000000" + "02000000" + "d4c3b2a1" + "00000000"
+	sampleIndexHex       = "4553495804000000" + sampleIndexHeaderHex +
+		"086f72646572732d3100" + "0763617274732d378201" + // names: length, name, first version
+		"020000" + "04ac0201" + "039a0300" + // frames: count<<1 | no fingerprints, offset delta, name
+		"efbeadde" + "00000000" + "02000000" // fingerprints of the first two frames
+	sampleIndexV3Hex = "4553495803000000" + sampleIndexHeaderHex +
+		"086f72646572732d31" + "0763617274732d37" + // names: length, name
+		"01000000" + "02ac02018201" + "019a030001" + // frames: count, offset delta, name, first version
+		"efbeadde" + "00000000" + "02000000" + "00000000" // every event's fingerprint
+)
 
 // reseal rewrites b's trailing checksum, so a change reaches the checks
 // behind it.
@@ -38,19 +54,45 @@ func reseal(b []byte) []byte {
 }
 
 func TestSegmentIndex_RoundTrip(t *testing.T) {
-	want := sampleIndex()
-	b := record.AppendSegmentIndex([]byte("prefix"), want)
-	require.Equal(t, "prefix", string(b[:6]), "appends to dst")
-	got, err := record.DecodeSegmentIndex(b[6:])
-	require.NoError(t, err)
-	assert.Equal(t, want, got)
-	assert.Equal(t, uint64(4), got.Events())
-	assert.Equal(t, []byte("ESIX\x03"), b[6:11], "index files stay version 3 whatever the segments' version: those written beside version-3 segments stay in use")
+	for _, version := range []uint8{record.IndexVersion, record.OldestIndexVersion} {
+		want := sampleIndex()
+		want.Version = version
+		b := record.AppendSegmentIndex([]byte("prefix"), want)
+		require.Equal(t, "prefix", string(b[:6]), "appends to dst")
+		got, err := record.DecodeSegmentIndex(b[6:])
+		require.NoError(t, err)
+		assert.Equal(t, want, got)
+		assert.Equal(t, uint64(4), got.Events())
 
-	empty := &record.SegmentIndex{Base: 9, End: record.SegmentHeaderSize, Names: []string{}, Frames: []record.IndexedFrame{}, Fingerprints: []uint32{}}
-	got, err = record.DecodeSegmentIndex(record.AppendSegmentIndex(nil, empty))
-	require.NoError(t, err)
-	assert.Equal(t, empty, got)
+		empty := &record.SegmentIndex{Version: version, Base: 9, End: record.SegmentHeaderSize, Names: []string{}, Frames: []record.IndexedFrame{}, Fingerprints: []uint32{}}
+		got, err = record.DecodeSegmentIndex(record.AppendSegmentIndex(nil, empty))
+		require.NoError(t, err)
+		assert.Equal(t, empty, got)
+	}
+	x := sampleIndex()
+	x.Version = 0
+	assert.Equal(t, record.AppendSegmentIndex(nil, sampleIndex()), record.AppendSegmentIndex(nil, x), "version zero writes the current version")
+}
+
+// The encodings of both versions, pinned: version 4 lists first versions
+// once a stream and no fingerprints for a frame of assigned IDs; a file of
+// version 3, as stores wrote before, still decodes to the same index.
+func TestSegmentIndex_Golden(t *testing.T) {
+	sum := func(h string) string {
+		b, err := hex.DecodeString(h)
+		require.NoError(t, err)
+		return hex.EncodeToString(binary.LittleEndian.AppendUint32(b, record.Checksum(b)))
+	}
+	assert.Equal(t, sum(sampleIndexHex), hex.EncodeToString(record.AppendSegmentIndex(nil, sampleIndex())))
+	for version, h := range map[uint8]string{record.IndexVersion: sampleIndexHex, record.OldestIndexVersion: sampleIndexV3Hex} {
+		b, err := hex.DecodeString(sum(h))
+		require.NoError(t, err)
+		got, err := record.DecodeSegmentIndex(b)
+		require.NoError(t, err, "version %d", version)
+		want := sampleIndex()
+		want.Version = version
+		assert.Equal(t, want, got, "version %d", version)
+	}
 }
 
 func TestDecodeSegmentIndex_Rejects(t *testing.T) {
@@ -71,18 +113,29 @@ func TestDecodeSegmentIndex_Rejects(t *testing.T) {
 		return record.AppendSegmentIndex(nil, x)
 	}
 	malformed := map[string][]byte{
-		"version":           reseal(append(bytes.Clone(good[:4]), append([]byte{record.IndexVersion + 1}, good[5:]...)...)),
-		"older version":     reseal(append(bytes.Clone(good[:4]), append([]byte{record.IndexVersion - 1}, good[5:]...)...)),
-		"reserved":          reseal(append(bytes.Clone(good[:5]), append([]byte{1}, good[6:]...)...)),
-		"reserved tail":     reseal(append(bytes.Clone(good[:39]), append([]byte{1}, good[40:]...)...)),
-		"empty name":        edit(func(x *record.SegmentIndex) { x.Names[1] = "" }),
-		"unknown name":      edit(func(x *record.SegmentIndex) { x.Frames[2].Name = 2 }),
+		"version":       reseal(append(bytes.Clone(good[:4]), append([]byte{record.IndexVersion + 1}, good[5:]...)...)),
+		"older version": reseal(append(bytes.Clone(good[:4]), append([]byte{record.OldestIndexVersion - 1}, good[5:]...)...)),
+		"reserved":      reseal(append(bytes.Clone(good[:5]), append([]byte{1}, good[6:]...)...)),
+		"reserved tail": reseal(append(bytes.Clone(good[:39]), append([]byte{1}, good[40:]...)...)),
+		"empty name":    edit(func(x *record.SegmentIndex) { x.Names[1] = "" }),
+		"unknown name": func() []byte {
+			b := bytes.Clone(good)
+			b[len(b)-4-12-1] = 2 // the last frame's name
+			return reseal(b)
+		}(),
 		"empty frame":       edit(func(x *record.SegmentIndex) { x.Frames[0].Count = 0 }),
 		"offset repeated":   edit(func(x *record.SegmentIndex) { x.Frames[2].Offset = x.Frames[1].Offset }),
 		"offset past end":   edit(func(x *record.SegmentIndex) { x.End = int64(x.Frames[2].Offset) }),
 		"end before frames": edit(func(x *record.SegmentIndex) { x.End = 3 }),
-		"too few prints":    edit(func(x *record.SegmentIndex) { x.Fingerprints = x.Fingerprints[:3] }),
-		"too many prints":   edit(func(x *record.SegmentIndex) { x.Fingerprints = append(x.Fingerprints, 5) }),
+		"too few prints":    reseal(append(bytes.Clone(good[:len(good)-8]), good[len(good)-4:]...)),
+		"too many prints":   reseal(append(append(bytes.Clone(good[:len(good)-4]), 5, 0, 0, 0), good[len(good)-4:]...)),
+		"unused name":       edit(func(x *record.SegmentIndex) { x.Names = append(x.Names, "unused") }),
+		"version overflow":  edit(func(x *record.SegmentIndex) { x.Frames[1].FirstVersion = math.MaxInt64 - 1 }),
+		"listed, all zero": func() []byte {
+			b := bytes.Clone(good)
+			copy(b[len(b)-16:], []byte{0, 0, 0, 0}) // the first frame's only fingerprint
+			return reseal(b)
+		}(),
 		"huge counts": func() []byte {
 			b := bytes.Clone(good)
 			binary.LittleEndian.PutUint32(b[24:28], 1<<30) // frames
@@ -123,6 +176,9 @@ func FuzzDecodeSegmentIndex(f *testing.F) {
 		f.Add(good[:n])
 	}
 	f.Add(record.AppendSegmentIndex(nil, &record.SegmentIndex{End: record.SegmentHeaderSize}))
+	old := sampleIndex()
+	old.Version = record.OldestIndexVersion
+	f.Add(record.AppendSegmentIndex(nil, old))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		checkDecodeSegmentIndex(t, in)
 		if len(in) >= record.IndexHeaderSize+4 {

@@ -319,6 +319,20 @@ func AssignedID(key, position uint64, timestamp int64) (id [IDSize]byte) {
 	return id
 }
 
+// AssignedPosition returns the one position whose AssignedID, for key,
+// could be id: ok is false when id's version, variant or key bits rule out
+// that the store of key assigned it. Whether it did is then a matter of
+// the event at that position: the position alone does not say that a
+// caller gave no such ID. It reads no time bits, so it needs no frame.
+func AssignedPosition(key uint64, id [IDSize]byte) (position uint64, ok bool) {
+	hi, lo := binary.BigEndian.Uint64(id[0:8]), binary.BigEndian.Uint64(id[8:16])
+	if hi>>12&0xf != 0x7 || lo>>62 != 0b10 || lo>>52&(1<<10-1) != key&(1<<10-1) {
+		return 0, false
+	}
+	r := (hi&(1<<12-1))<<52 | lo&(1<<52-1)
+	return unmix(r) ^ mix(key), true
+}
+
 // EventSize returns the largest encoded size of one event in a frame
 // body: its size with its ID stored.
 func EventSize(typ string, metadata, data []byte) int {
@@ -672,6 +686,17 @@ func mix(z uint64) uint64 {
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
 	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
 	return z ^ (z >> 31)
+}
+
+// unmix is mix's inverse: each step undone in reverse order, a
+// multiplication by the constant's inverse modulo 2^64 and a shifted XOR
+// by repeating it until the shift passes 64 bits.
+func unmix(z uint64) uint64 {
+	z ^= z>>31 ^ z>>62
+	z *= 0x319642b2d24d8ec3 // 0x94d049bb133111eb⁻¹
+	z ^= z>>27 ^ z>>54
+	z *= 0x96de1b173f119089 // 0xbf58476d1ce4e5b9⁻¹
+	return z ^ z>>30 ^ z>>60
 }
 
 // validUTF8 is utf8.Valid with a fast path for the short ASCII names

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -1353,6 +1354,39 @@ func TestAssignedID(t *testing.T) {
 	assert.Equal(t, a[6:], b[6:], "the time changes only the time bits")
 	assert.NotEqual(t, a, b)
 	assert.Equal(t, record.AssignedID(goldenKey, 5, 0), record.AssignedID(goldenKey, 5, -1), "a time before 1970 is 0")
+}
+
+// AssignedPosition finds the position an assigned ID was derived from,
+// whatever the time, and rules out IDs of another version, variant or key.
+func TestAssignedPosition(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	keys := []uint64{0, goldenKey, 1<<record.KeyBits - 1, rng.Uint64() & (1<<record.KeyBits - 1)}
+	positions := []uint64{0, 1, 2, 1 << 32, math.MaxUint64}
+	for range 10000 {
+		positions = append(positions, rng.Uint64(), rng.Uint64N(1<<40))
+	}
+	for _, key := range keys {
+		for _, p := range positions {
+			ts := rng.Int64N(1 << 62)
+			got, ok := record.AssignedPosition(key, record.AssignedID(key, p, ts))
+			require.True(t, ok, "key %#x position %d", key, p)
+			require.Equal(t, p, got, "key %#x", key)
+		}
+	}
+	id := record.AssignedID(goldenKey, 77, 1)
+	_, ok := record.AssignedPosition(goldenKey^1, id)
+	assert.False(t, ok, "another key's low bits")
+	got, ok := record.AssignedPosition(goldenKey^1<<10, id)
+	assert.True(t, ok, "a key differing above its low 10 bits is not told apart")
+	assert.NotEqual(t, uint64(77), got)
+	other := id
+	other[6] = other[6]&0x0f | 0x40
+	_, ok = record.AssignedPosition(goldenKey, other)
+	assert.False(t, ok, "version 4")
+	other = id
+	other[8] = other[8]&0x3f | 0xc0
+	_, ok = record.AssignedPosition(goldenKey, other)
+	assert.False(t, ok, "variant 11")
 }
 
 // A version-4 event with a one-byte tag takes the decoder's fast path,
