@@ -120,7 +120,9 @@ package eventstore
 //	ver     4 (record.IndexVersion). Version 3, which listed no first
 //	        version with the names, every frame's count, offset delta,
 //	        name and first version, and every event's fingerprint, is
-//	        still read
+//	        still used for a sealed segment it covers whole; the last
+//	        segment, or one covered in part, is read instead and indexed
+//	        again in version 4
 //	base    the segment's base
 //	end     bytes of the segment the index covers: the end of its last frame
 //	lcrc    hcrc of the last frame listed, binding the index to that frame
@@ -709,7 +711,7 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last, keepOwners bo
 	}
 
 	off := int64(record.SegmentHeaderSize)
-	if x := l.readIndexFile(seg, size); x != nil {
+	if x := l.readIndexFile(seg, size, last); x != nil {
 		if err := rc.index(seg, x, keepOwners || x.End != size); err != nil {
 			l.logger.Warn("eventstore: index file disagrees with the log; scanning the segment",
 				"path", indexPath(seg.path), "err", err.Error())
@@ -886,11 +888,17 @@ func newKey() uint64 {
 // A missing file is the normal case for a segment still being written; any
 // other problem is logged and the segment scanned instead, since an index
 // file only ever saves reading what the segment itself holds.
-func (l *eventLog) readIndexFile(seg *segment, size int64) *record.SegmentIndex {
+//
+// A file of index version 3 is used only for a sealed segment it covers
+// whole, which is never indexed again. Its fingerprints of IDs the store
+// assigned are real ones, where version 4 has assignedPrint: were the
+// index to hold them for a segment it writes a file for again, that file
+// would list them, against what Verify expects of version 4.
+func (l *eventLog) readIndexFile(seg *segment, size int64, last bool) *record.SegmentIndex {
 	path := indexPath(seg.path)
 	d, ok := l.ahead.take(seg)
 	if !ok {
-		d.x, d.err = decodeIndexFile(l.fs, path)
+		d.x, d.err = decodeIndexFile(l.fs, path, size)
 	}
 	x, err := d.x, d.err
 	if errors.Is(err, fs.ErrNotExist) {
@@ -904,14 +912,16 @@ func (l *eventLog) readIndexFile(seg *segment, size int64) *record.SegmentIndex 
 		err = fmt.Errorf("covers %d bytes of a %d-byte segment", x.End, size)
 	case len(x.Frames) == 0:
 		err = errors.New("lists no frame")
+	case x.Version == record.OldestIndexVersion && (last || x.End != size):
+		err = fmt.Errorf("index version %d of the last segment or of part of one, which is indexed again in version %d", x.Version, record.IndexVersion)
 	default:
 		// The index must end with the very frame the segment holds there.
-		last := x.Frames[len(x.Frames)-1]
+		lf := x.Frames[len(x.Frames)-1]
 		var h record.Header
 		var hcrc uint32
-		if h, hcrc, err = frameHeader(seg.file, int64(last.Offset)); err == nil &&
-			(h.Position != x.Base+uint64(last.Rel) || h.FrameSize() != x.End-int64(last.Offset) || hcrc != x.LastHeaderCRC) {
-			err = fmt.Errorf("its last frame, at offset %d, is not the segment's", last.Offset)
+		if h, hcrc, err = frameHeader(seg.file, int64(lf.Offset)); err == nil &&
+			(h.Position != x.Base+uint64(lf.Rel) || h.FrameSize() != x.End-int64(lf.Offset) || hcrc != x.LastHeaderCRC) {
+			err = fmt.Errorf("its last frame, at offset %d, is not the segment's", lf.Offset)
 		}
 	}
 	if err != nil {
@@ -921,14 +931,14 @@ func (l *eventLog) readIndexFile(seg *segment, size int64) *record.SegmentIndex 
 	return x
 }
 
-// decodeIndexFile reads and decodes the index file at path; its error
-// wraps fs.ErrNotExist when there is none.
-func decodeIndexFile(fsys vfs.FS, path string) (*record.SegmentIndex, error) {
+// decodeIndexFile reads and decodes the index file at path, of a segment
+// of size bytes; its error wraps fs.ErrNotExist when there is none.
+func decodeIndexFile(fsys vfs.FS, path string, size int64) (*record.SegmentIndex, error) {
 	b, err := readFile(fsys, path)
 	if err != nil {
 		return nil, err
 	}
-	return record.DecodeSegmentIndex(b)
+	return record.DecodeSegmentIndex(b, size)
 }
 
 // indexAhead reads and decodes the index files of the segments Open found,
@@ -973,6 +983,14 @@ func (l *eventLog) readIndexesAhead(segs []*segment) *indexAhead {
 	for i := range a.results {
 		a.results[i] = make(chan decodedIndex, 1)
 	}
+	// The sizes bound what a damaged file can make the decoder allocate
+	// (the scan checks each index against its segment again). They are
+	// taken here: the scan may close a segment's file while the goroutine
+	// runs.
+	sizes, sizeErrs := make([]int64, len(segs)), make([]error, len(segs))
+	for i, seg := range segs {
+		sizes[i], sizeErrs[i] = seg.file.Size()
+	}
 	go func() {
 		defer close(a.done)
 		for i, seg := range segs {
@@ -981,7 +999,11 @@ func (l *eventLog) readIndexesAhead(segs []*segment) *indexAhead {
 			case <-a.quit:
 				return
 			}
-			x, err := decodeIndexFile(l.fs, indexPath(seg.path))
+			var x *record.SegmentIndex
+			err := sizeErrs[i]
+			if err == nil {
+				x, err = decodeIndexFile(l.fs, indexPath(seg.path), sizes[i])
+			}
 			a.results[i] <- decodedIndex{x, err}
 		}
 	}()
@@ -1486,7 +1508,7 @@ func copyLog(ctx context.Context, fsys vfs.FS, parts []logPart, dir string) (int
 		// An index file goes along when it is whole and covers no frame
 		// past the snapshot; Open checks it against the copy all the same.
 		if b, err := readFile(fsys, indexPath(p.seg.path)); err == nil {
-			if x, err := record.DecodeSegmentIndex(b); err != nil || x.Base != p.seg.base || x.End > p.end {
+			if x, err := record.DecodeSegmentIndex(b, p.end); err != nil || x.Base != p.seg.base {
 				continue // being rewritten, or covering frames past the snapshot
 			}
 			if err := writeSynced(fsys, indexPath(dst), b); err != nil {
@@ -1738,12 +1760,12 @@ func (v *verifier) segment(ctx context.Context, seg *segment, size int64, last b
 	if v.progress != nil {
 		v.progress(v.rep.Bytes, v.total)
 	}
-	v.index(seg, frames)
+	v.index(seg, size, frames)
 	return nil
 }
 
 // index checks seg's index file, if it has one, against the frames read.
-func (v *verifier) index(seg *segment, frames []scanned) {
+func (v *verifier) index(seg *segment, size int64, frames []scanned) {
 	path := indexPath(seg.path)
 	b, err := readFile(v.fsys, path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -1752,7 +1774,7 @@ func (v *verifier) index(seg *segment, frames []scanned) {
 	v.rep.IndexFiles++
 	var x *record.SegmentIndex
 	if err == nil {
-		x, err = record.DecodeSegmentIndex(b)
+		x, err = record.DecodeSegmentIndex(b, size)
 	}
 	if err != nil {
 		v.problem(path, 0, "index file: %v", err)

@@ -25,7 +25,8 @@ import (
 // frameRef locates one frame inside its segment: the position of its first
 // event relative to the segment's base, and its byte offset. Eight bytes a
 // frame keeps the index small; segments are capped well under 4 GiB, and
-// every event takes at least 20 bytes, so both fit in 32 bits.
+// every event takes at least record.MinEventSize bytes, so both fit in 32
+// bits.
 type frameRef struct {
 	rel uint32
 	off uint32
@@ -90,8 +91,10 @@ func fingerprint(id EventID) uint32 {
 // assignedPrint stands in the index for the fingerprint of an ID the store
 // assigned, which needs none: the idempotency check finds such an ID by
 // the position record.AssignedPosition reads out of it. Index files of
-// version 4 leave it out; those of version 3 hold fingerprints of every
-// ID, assigned or not, and read 0 as 1, as fingerprint does.
+// version 4 leave it out. Those of version 3 hold fingerprints of every
+// ID, assigned or not, in which 0 reads as 1, as fingerprint returns it;
+// Open uses one only for a sealed segment it covers whole, whose file is
+// never written again (see readIndexFile).
 const assignedPrint = 0
 
 // printOf is id's entry in the index: assignedPrint for the zero ID, which

@@ -2954,14 +2954,17 @@ func TestWriter_Index_ReadAheadTakesInOrderAndPassesOver(t *testing.T) {
 	dir, _ := indexedLog(t, 22)
 	paths := segFiles(t, dir)
 	require.Greater(t, len(paths), indexLookahead+5) // so that the goroutine waits to read further when stopped
+	l := &eventLog{fs: vfs.OS()}
 	var segs []*segment
 	for _, p := range paths {
-		segs = append(segs, &segment{path: p})
+		f, err := l.fs.OpenFile(p, os.O_RDONLY, 0)
+		require.NoError(t, err)
+		t.Cleanup(func() { f.Close() })
+		segs = append(segs, &segment{path: p, file: f})
 	}
 	require.NoError(t, os.Remove(indexPath(segs[4].path)))
-	l := &eventLog{fs: vfs.OS()}
 	own := func(seg *segment) *record.SegmentIndex {
-		x, err := decodeIndexFile(l.fs, indexPath(seg.path))
+		x, err := decodeIndexFile(l.fs, indexPath(seg.path), math.MaxUint32)
 		require.NoError(t, err)
 		return x
 	}
@@ -3042,7 +3045,7 @@ func TestWriter_Index_UnusableIndexFilesAreIgnored(t *testing.T) {
 	name := func(i int) string { return strings.TrimSuffix(filepath.Base(segs[i]), segmentSuffix) + indexSuffix }
 	first, second, last := name(0), name(1), name(len(segs)-1)
 	forge := func(n string, edit func(x *record.SegmentIndex)) []byte {
-		x, err := record.DecodeSegmentIndex(snap[n])
+		x, err := record.DecodeSegmentIndex(snap[n], math.MaxUint32)
 		require.NoError(t, err)
 		edit(x)
 		return record.AppendSegmentIndex(nil, x)
@@ -3119,7 +3122,7 @@ func TestWriter_Index_ReadsCheckFramesAgainstTheIndex(t *testing.T) {
 	path = strings.TrimSuffix(path, segmentSuffix) + indexSuffix
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
-	x, err := record.DecodeSegmentIndex(b)
+	x, err := record.DecodeSegmentIndex(b, math.MaxUint32)
 	require.NoError(t, err)
 	require.Equal(t, []string{"s0", "s1"}, x.Names)
 	x.Names[0], x.Names[1] = x.Names[1], x.Names[0]
@@ -3157,7 +3160,7 @@ func TestWriter_Index_ReadsCheckPositionsAgainstTheIndex(t *testing.T) {
 		path := strings.TrimSuffix(filepath.Join(dir, segmentName(0)), segmentSuffix) + indexSuffix
 		b, err := os.ReadFile(path)
 		require.NoError(t, err)
-		x, err := record.DecodeSegmentIndex(b)
+		x, err := record.DecodeSegmentIndex(b, math.MaxUint32)
 		require.NoError(t, err)
 		require.Len(t, x.Frames, 3)
 		edit(x)
@@ -4892,9 +4895,10 @@ func TestFollower_NewerFormatStopsIt(t *testing.T) {
 // TestWriter_Index_Version3FilesStayInUse rewrites a store's index files as
 // the release before wrote them, version 3: a first version for every frame
 // and the fingerprint of every event's ID, assigned or given. Open still
-// reads only them, retries are still found by either kind of ID, Verify
-// finds nothing wrong, and Verify still catches a fingerprint that does not
-// match.
+// uses those of the sealed segments, and reads the last segment instead of
+// its file, which it writes again in version 4. Retries are still found by
+// either kind of ID; Verify finds nothing wrong, also after an append, and
+// still catches a fingerprint in a version-3 file that does not match.
 func TestWriter_Index_Version3FilesStayInUse(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -4920,14 +4924,22 @@ func TestWriter_Index_Version3FilesStayInUse(t *testing.T) {
 		return uint32(x * 0x9e3779b97f4a7c15 >> 32)
 	}
 	files := indexFiles(t, dir)
+	segs := segFiles(t, dir)
 	require.Greater(t, len(files), 2)
+	require.Len(t, segs, len(files))
+	slices.Sort(segs)
+	lastIndex := indexPath(segs[len(segs)-1])
+	var lastEnd int64 // where the last segment's frames end
 	for path := range files {
 		b, err := os.ReadFile(path)
 		require.NoError(t, err)
-		x, err := record.DecodeSegmentIndex(b)
+		x, err := record.DecodeSegmentIndex(b, math.MaxUint32)
 		require.NoError(t, err)
 		require.Equal(t, uint8(record.IndexVersion), x.Version)
 		require.Contains(t, x.Fingerprints, uint32(assignedPrint), "version 4 leaves assigned IDs' fingerprints out")
+		if path == lastIndex {
+			lastEnd = x.End
+		}
 		x.Version = record.OldestIndexVersion
 		for i := range x.Fingerprints {
 			x.Fingerprints[i] = oldPrint(all[x.Base+uint64(i)].ID)
@@ -4943,35 +4955,56 @@ func TestWriter_Index_Version3FilesStayInUse(t *testing.T) {
 	assert.Equal(t, len(files), rep.IndexFiles)
 
 	ffs := vfs.NewFaultFS(vfs.OS())
-	s, err = Open(dir, &Options{SegmentSize: 4096, fs: ffs})
+	var logged bytes.Buffer
+	s, err = Open(dir, &Options{SegmentSize: 4096, fs: ffs, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	require.NoError(t, err)
-	var want int64
-	for _, size := range indexFiles(t, dir) {
-		want += size + record.SegmentHeaderSize + record.HeaderSize
+	var indexed int64 // what Open reads of the index files and sealed segments
+	for path, size := range indexFiles(t, dir) {
+		indexed += size
+		if path != lastIndex {
+			indexed += record.SegmentHeaderSize + record.HeaderSize
+		}
 	}
-	assert.Equal(t, want, ffs.BytesRead(), "Open reads only the index files")
+	// The last segment's frames are read (Open read them twice here, as
+	// the bound of TestWriter_Index_CrashReopenReadsOnlyTheUnindexedTail
+	// allows), and no sealed segment's: each is larger than that.
+	tail := ffs.BytesRead() - indexed
+	assert.Greater(t, tail, lastEnd-record.SegmentHeaderSize, "the last segment is read")
+	assert.LessOrEqual(t, tail, 2*lastEnd, "no sealed segment is read")
+	require.Greater(t, fileSize(t, segs[0]), 2*lastEnd)
+	assert.Equal(t, 1, strings.Count(logged.String(), "ignoring unusable index file"), "%s", logged.String())
+	assert.Contains(t, logged.String(), filepath.Base(lastIndex))
 	for _, e := range []RecordedEvent{all[0], all[1], all[len(all)-1], all[len(all)-3]} {
 		res, err := s.Append(ctx, e.Stream, Any, EventData{ID: e.ID, Type: e.Type, Data: e.Data})
 		require.NoError(t, err)
 		assert.Equal(t, e.Position, res.Position, "a retry of position %d", e.Position)
 	}
 	assert.Equal(t, uint64(len(all)), s.Stats().Events)
+	_, err = s.Append(ctx, "s0", Any, EventData{Type: "t", Data: []byte("after")})
+	require.NoError(t, err)
 	require.NoError(t, s.Close())
 
-	// Close rewrote the active segment's index file in version 4; a
-	// damaged fingerprint in a version-3 one is still caught.
+	rep, err = Verify(ctx, dir, nil)
+	require.NoError(t, err)
+	assert.Empty(t, rep.Problems, "after an append")
+	versions := map[uint8]int{}
 	var damaged string
 	for path := range indexFiles(t, dir) {
 		b, err := os.ReadFile(path)
 		require.NoError(t, err)
-		x, err := record.DecodeSegmentIndex(b)
+		x, err := record.DecodeSegmentIndex(b, math.MaxUint32)
 		require.NoError(t, err)
+		versions[x.Version]++
+		if path == lastIndex {
+			assert.Equal(t, uint8(record.IndexVersion), x.Version, "the last segment's, written again")
+		}
 		if x.Version == record.OldestIndexVersion && damaged == "" {
 			damaged = path
 			x.Fingerprints[1]++
 			require.NoError(t, os.WriteFile(path, record.AppendSegmentIndex(nil, x), 0o644))
 		}
 	}
+	assert.Equal(t, map[uint8]int{record.OldestIndexVersion: len(files) - 1, record.IndexVersion: 1}, versions)
 	require.NotEmpty(t, damaged)
 	rep, err = Verify(ctx, dir, nil)
 	require.NoError(t, err)

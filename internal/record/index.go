@@ -133,12 +133,16 @@ func AppendSegmentIndex(dst []byte, x *SegmentIndex) []byte {
 	return binary.LittleEndian.AppendUint32(dst, Checksum(dst[start:]))
 }
 
-// DecodeSegmentIndex decodes a whole segment index file. It checks the
-// trailing checksum before anything else, then that the frames are in
-// order, gapless, within End and name known streams; it does not check the
-// index against the segment or the stream versions against other segments.
-// The result shares no memory with b.
-func DecodeSegmentIndex(b []byte) (*SegmentIndex, error) {
+// DecodeSegmentIndex decodes a whole segment index file, of a segment of
+// size bytes. It checks the trailing checksum before anything else, then
+// that End is within size, that the frames are in order, gapless, within
+// End, name known streams and hold no more events than End bytes can (at
+// MinEventSize each); it does not check the index against the segment or
+// the stream versions against other segments. So what it allocates, and
+// what a caller adding the events to an index allocates, grows with the
+// segment's size, whatever the file says. The result shares no memory with
+// b.
+func DecodeSegmentIndex(b []byte, size int64) (*SegmentIndex, error) {
 	if len(b) < IndexHeaderSize+4 {
 		return nil, ErrShort
 	}
@@ -164,10 +168,15 @@ func DecodeSegmentIndex(b []byte) (*SegmentIndex, error) {
 	if end > math.MaxUint32 || end < SegmentHeaderSize {
 		return nil, fmt.Errorf("%w: index end %d out of range", ErrMalformed, end)
 	}
+	if int64(end) > size {
+		return nil, fmt.Errorf("%w: index covers %d bytes of a %d-byte segment", ErrMalformed, end, size)
+	}
+	maxEvents := (end - SegmentHeaderSize) / MinEventSize
 	x.End = int64(end)
 	d := decoder{b: body[IndexHeaderSize:]}
 	// Every name takes at least 2 bytes and every frame at least 3, so a
-	// corrupt count cannot make the decoder allocate past its input.
+	// corrupt count of either cannot make the decoder allocate past its
+	// input; events are bounded by End.
 	if uint64(names)*2+uint64(frames)*3 > uint64(len(d.b)) {
 		return nil, fmt.Errorf("%w: %d names and %d frames cannot fit in %d bytes", ErrMalformed, names, frames, len(d.b))
 	}
@@ -205,7 +214,7 @@ func DecodeSegmentIndex(b []byte) (*SegmentIndex, error) {
 		}
 		off += delta
 		switch {
-		case count == 0 || count > math.MaxUint32-rel:
+		case count == 0 || count > maxEvents-rel:
 			return nil, fmt.Errorf("%w: frame %d holds %d events", ErrMalformed, i, count)
 		case i > 0 && delta == 0, off >= end:
 			return nil, fmt.Errorf("%w: frame %d at offset %d out of order or past the end", ErrMalformed, i, off)

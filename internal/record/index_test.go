@@ -13,6 +13,10 @@ import (
 	"github.com/go-eventstore/eventstore/internal/record"
 )
 
+// segmentSize is the size of the segment the tests' index files index:
+// larger than any End they hold.
+const segmentSize = 1 << 20
+
 // sampleIndex is a segment index of three frames over two streams, the
 // middle one holding two events, one of whose IDs the store assigned; the
 // store assigned the last frame's ID too.
@@ -59,13 +63,13 @@ func TestSegmentIndex_RoundTrip(t *testing.T) {
 		want.Version = version
 		b := record.AppendSegmentIndex([]byte("prefix"), want)
 		require.Equal(t, "prefix", string(b[:6]), "appends to dst")
-		got, err := record.DecodeSegmentIndex(b[6:])
+		got, err := record.DecodeSegmentIndex(b[6:], segmentSize)
 		require.NoError(t, err)
 		assert.Equal(t, want, got)
 		assert.Equal(t, uint64(4), got.Events())
 
 		empty := &record.SegmentIndex{Version: version, Base: 9, End: record.SegmentHeaderSize, Names: []string{}, Frames: []record.IndexedFrame{}, Fingerprints: []uint32{}}
-		got, err = record.DecodeSegmentIndex(record.AppendSegmentIndex(nil, empty))
+		got, err = record.DecodeSegmentIndex(record.AppendSegmentIndex(nil, empty), segmentSize)
 		require.NoError(t, err)
 		assert.Equal(t, empty, got)
 	}
@@ -87,7 +91,7 @@ func TestSegmentIndex_Golden(t *testing.T) {
 	for version, h := range map[uint8]string{record.IndexVersion: sampleIndexHex, record.OldestIndexVersion: sampleIndexV3Hex} {
 		b, err := hex.DecodeString(sum(h))
 		require.NoError(t, err)
-		got, err := record.DecodeSegmentIndex(b)
+		got, err := record.DecodeSegmentIndex(b, segmentSize)
 		require.NoError(t, err, "version %d", version)
 		want := sampleIndex()
 		want.Version = version
@@ -97,13 +101,13 @@ func TestSegmentIndex_Golden(t *testing.T) {
 
 func TestDecodeSegmentIndex_Rejects(t *testing.T) {
 	good := record.AppendSegmentIndex(nil, sampleIndex())
-	_, err := record.DecodeSegmentIndex(good[:record.IndexHeaderSize])
+	_, err := record.DecodeSegmentIndex(good[:record.IndexHeaderSize], segmentSize)
 	require.ErrorIs(t, err, record.ErrShort)
 
 	for i := range good {
 		b := bytes.Clone(good)
 		b[i] ^= 0x40
-		_, err := record.DecodeSegmentIndex(b)
+		_, err := record.DecodeSegmentIndex(b, segmentSize)
 		require.ErrorIs(t, err, record.ErrPayloadChecksum, "byte %d", i)
 	}
 
@@ -136,6 +140,16 @@ func TestDecodeSegmentIndex_Rejects(t *testing.T) {
 			copy(b[len(b)-16:], []byte{0, 0, 0, 0}) // the first frame's only fingerprint
 			return reseal(b)
 		}(),
+		"past the segment": func() []byte {
+			b := bytes.Clone(good)
+			binary.LittleEndian.PutUint64(b[16:24], segmentSize+1) // end
+			return reseal(b)
+		}(),
+		"more events than bytes": edit(func(x *record.SegmentIndex) {
+			// Left out as assigned, they take no bytes in the file.
+			x.Frames[2].Count = (segmentSize - record.SegmentHeaderSize) / record.MinEventSize
+			x.Fingerprints = append(x.Fingerprints, make([]uint32, x.Frames[2].Count-1)...)
+		}),
 		"huge counts": func() []byte {
 			b := bytes.Clone(good)
 			binary.LittleEndian.PutUint32(b[24:28], 1<<30) // frames
@@ -143,7 +157,7 @@ func TestDecodeSegmentIndex_Rejects(t *testing.T) {
 		}(),
 	}
 	for name, b := range malformed {
-		_, err := record.DecodeSegmentIndex(b)
+		_, err := record.DecodeSegmentIndex(b, segmentSize)
 		require.ErrorIs(t, err, record.ErrMalformed, name)
 	}
 }
@@ -152,7 +166,7 @@ func TestDecodeSegmentIndex_Rejects(t *testing.T) {
 // one input: no panic, errors are sentinels, and a decoded index re-encodes
 // to exactly the bytes it came from.
 func checkDecodeSegmentIndex(t *testing.T, in []byte) {
-	x, err := record.DecodeSegmentIndex(in)
+	x, err := record.DecodeSegmentIndex(in, segmentSize)
 	if err != nil {
 		require.True(t, isSentinel(err), "DecodeSegmentIndex error is not a sentinel: %v", err)
 		return
@@ -167,6 +181,7 @@ func checkDecodeSegmentIndex(t *testing.T, in []byte) {
 		rel += f.Count
 	}
 	require.Equal(t, uint64(rel), x.Events())
+	require.LessOrEqual(t, x.Events()*record.MinEventSize, uint64(x.End-record.SegmentHeaderSize), "no more events than the segment's bytes can hold")
 }
 
 func FuzzDecodeSegmentIndex(f *testing.F) {
