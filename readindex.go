@@ -33,8 +33,9 @@ type frameRef struct {
 }
 
 // streamIndex holds what the index knows of one stream: the global position
-// of each version, and a 32-bit fingerprint of each event's ID, used to find
-// candidates for idempotent retries without keeping IDs in memory.
+// of each version, and a 32-bit fingerprint of each event's ID (or
+// assignedPrint), used to find candidates for idempotent retries without
+// keeping IDs in memory.
 type streamIndex struct {
 	name         string
 	positions    []uint64 // by version

@@ -598,8 +598,9 @@ func (s *Store) newRequest(stream string, expected ExpectedVersion, events []Eve
 		if size > s.opts.MaxAppendSize {
 			return nil, fmt.Errorf("%w: over %d bytes, limit %d", ErrAppendTooLarge, size, s.opts.MaxAppendSize)
 		}
-		// A zero ID stays zero until the writer assigns the event its
-		// position, from which record.AssignedID derives its ID.
+		// A zero ID stays zero, in the request, the frame and the index:
+		// readers derive the event's ID from its position
+		// (record.AssignedID).
 		r.ids[i] = e.ID
 		if e.ID.IsZero() {
 			r.explicitIDs = false
