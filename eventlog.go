@@ -711,7 +711,7 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last, keepOwners bo
 	}
 
 	off := int64(record.SegmentHeaderSize)
-	if x := l.readIndexFile(seg, size, last); x != nil {
+	if x := l.readIndexFile(seg, size, keepOwners); x != nil {
 		if err := rc.index(seg, x, keepOwners || x.End != size); err != nil {
 			l.logger.Warn("eventstore: index file disagrees with the log; scanning the segment",
 				"path", indexPath(seg.path), "err", err.Error())
@@ -890,11 +890,13 @@ func newKey() uint64 {
 // file only ever saves reading what the segment itself holds.
 //
 // A file of index version 3 is used only for a sealed segment it covers
-// whole, which is never indexed again. Its fingerprints of IDs the store
-// assigned are real ones, where version 4 has assignedPrint: were the
-// index to hold them for a segment it writes a file for again, that file
-// would list them, against what Verify expects of version 4.
-func (l *eventLog) readIndexFile(seg *segment, size int64, last bool) *record.SegmentIndex {
+// whole, which is never indexed again: not for one that may be appended to
+// (active, set for the last segment and for the one before it when the
+// last may be removed as torn). Its fingerprints of IDs the store assigned
+// are real ones, where version 4 has assignedPrint: were the index to hold
+// them for a segment it writes a file for again, that file would list
+// them, against what Verify expects of version 4.
+func (l *eventLog) readIndexFile(seg *segment, size int64, active bool) *record.SegmentIndex {
 	path := indexPath(seg.path)
 	d, ok := l.ahead.take(seg)
 	if !ok {
@@ -912,8 +914,8 @@ func (l *eventLog) readIndexFile(seg *segment, size int64, last bool) *record.Se
 		err = fmt.Errorf("covers %d bytes of a %d-byte segment", x.End, size)
 	case len(x.Frames) == 0:
 		err = errors.New("lists no frame")
-	case x.Version == record.OldestIndexVersion && (last || x.End != size):
-		err = fmt.Errorf("index version %d of the last segment or of part of one, which is indexed again in version %d", x.Version, record.IndexVersion)
+	case x.Version == record.OldestIndexVersion && (active || x.End != size):
+		err = fmt.Errorf("index version %d of a segment that may be appended to or that it covers in part, which is indexed again in version %d", x.Version, record.IndexVersion)
 	default:
 		// The index must end with the very frame the segment holds there.
 		lf := x.Frames[len(x.Frames)-1]

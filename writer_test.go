@@ -4896,7 +4896,8 @@ func TestFollower_NewerFormatStopsIt(t *testing.T) {
 // the release before wrote them, version 3: a first version for every frame
 // and the fingerprint of every event's ID, assigned or given. Open still
 // uses those of the sealed segments, and reads the last segment instead of
-// its file, which it writes again in version 4. Retries are still found by
+// its file, which it writes again in version 4; so too the segment before
+// a torn last one, which is appended to again. Retries are still found by
 // either kind of ID; Verify finds nothing wrong, also after an append, and
 // still catches a fingerprint in a version-3 file that does not match.
 func TestWriter_Index_Version3FilesStayInUse(t *testing.T) {
@@ -4953,6 +4954,20 @@ func TestWriter_Index_Version3FilesStayInUse(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, rep.Problems)
 	assert.Equal(t, len(files), rep.IndexFiles)
+
+	// A crash that left the next segment torn, without its header: Open
+	// removes it, and the segment before, the last with a version-3 file,
+	// is appended to again. Its file is not used either.
+	torn := copyDir(t, snapshot(t, dir))
+	require.NoError(t, os.WriteFile(filepath.Join(torn, segmentName(uint64(len(all)))), nil, 0o644))
+	s, err = Open(torn, opts)
+	require.NoError(t, err)
+	_, err = s.Append(ctx, "s1", Any, EventData{Type: "t", Data: []byte("after a torn roll-over")})
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	rep, err = Verify(ctx, torn, nil)
+	require.NoError(t, err)
+	assert.Empty(t, rep.Problems, "after an append to the segment before a torn one")
 
 	ffs := vfs.NewFaultFS(vfs.OS())
 	var logged bytes.Buffer
