@@ -120,9 +120,9 @@ package eventstore
 //	ver     4 (record.IndexVersion). Version 3, which listed no first
 //	        version with the names, every frame's count, offset delta,
 //	        name and first version, and every event's fingerprint, is
-//	        still used for a sealed segment it covers whole; the last
-//	        segment, or one covered in part, is read instead and indexed
-//	        again in version 4
+//	        still used for a sealed segment it covers whole; a segment
+//	        that may be appended to, or that it covers in part, is read
+//	        instead and indexed again in version 4
 //	base    the segment's base
 //	end     bytes of the segment the index covers: the end of its last frame
 //	lcrc    hcrc of the last frame listed, binding the index to that frame
