@@ -936,7 +936,7 @@ func (l *eventLog) readIndexFile(seg *segment, size int64, active bool) *record.
 // decodeIndexFile reads and decodes the index file at path, of a segment
 // of size bytes; its error wraps fs.ErrNotExist when there is none.
 func decodeIndexFile(fsys vfs.FS, path string, size int64) (*record.SegmentIndex, error) {
-	b, err := readFile(fsys, path)
+	b, err := readIndexBytes(fsys, path, size)
 	if err != nil {
 		return nil, err
 	}
@@ -1077,8 +1077,10 @@ func frameHeader(f vfs.File, off int64) (record.Header, uint32, error) {
 	return h, binary.LittleEndian.Uint32(b[20:24]), err
 }
 
-// readFile reads the whole file at path through fsys.
-func readFile(fsys vfs.FS, path string) ([]byte, error) {
+// readIndexBytes reads the whole index file at path through fsys, of a
+// segment of segSize bytes: one larger than record.MaxIndexSize of that is
+// refused unread.
+func readIndexBytes(fsys vfs.FS, path string, segSize int64) ([]byte, error) {
 	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
@@ -1087,6 +1089,9 @@ func readFile(fsys vfs.FS, path string) ([]byte, error) {
 	size, err := f.Size()
 	if err != nil {
 		return nil, err
+	}
+	if size > record.MaxIndexSize(segSize) {
+		return nil, fmt.Errorf("%w: index file of %d bytes for a %d-byte segment", record.ErrMalformed, size, segSize)
 	}
 	b := make([]byte, size)
 	if n, err := f.ReadAt(b, 0); n < len(b) {
@@ -1509,7 +1514,7 @@ func copyLog(ctx context.Context, fsys vfs.FS, parts []logPart, dir string) (int
 		}
 		// An index file goes along when it is whole and covers no frame
 		// past the snapshot; Open checks it against the copy all the same.
-		if b, err := readFile(fsys, indexPath(p.seg.path)); err == nil {
+		if b, err := readIndexBytes(fsys, indexPath(p.seg.path), p.end); err == nil {
 			if x, err := record.DecodeSegmentIndex(b, p.end); err != nil || x.Base != p.seg.base {
 				continue // being rewritten, or covering frames past the snapshot
 			}
@@ -1769,7 +1774,7 @@ func (v *verifier) segment(ctx context.Context, seg *segment, size int64, last b
 // index checks seg's index file, if it has one, against the frames read.
 func (v *verifier) index(seg *segment, size int64, frames []scanned) {
 	path := indexPath(seg.path)
-	b, err := readFile(v.fsys, path)
+	b, err := readIndexBytes(v.fsys, path, size)
 	if errors.Is(err, fs.ErrNotExist) {
 		return
 	}

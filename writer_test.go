@@ -5026,3 +5026,18 @@ func TestWriter_Index_Version3FilesStayInUse(t *testing.T) {
 	require.Len(t, rep.Problems, 1)
 	assert.Equal(t, damaged, rep.Problems[0].Path)
 }
+
+// An index file larger than any its segment could have is refused unread.
+func TestWriter_Index_OversizedFileRefusedUnread(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x"+indexSuffix)
+	const segSize = 4096
+	require.NoError(t, os.WriteFile(path, make([]byte, record.MaxIndexSize(segSize)+1), 0o644))
+	ffs := vfs.NewFaultFS(vfs.OS())
+	_, err := readIndexBytes(ffs, path, segSize)
+	require.ErrorIs(t, err, record.ErrMalformed)
+	assert.Zero(t, ffs.BytesRead())
+	require.NoError(t, os.Truncate(path, record.MaxIndexSize(segSize)))
+	b, err := readIndexBytes(ffs, path, segSize)
+	require.NoError(t, err, "one of the largest size is read")
+	assert.Len(t, b, int(record.MaxIndexSize(segSize)))
+}

@@ -26,6 +26,12 @@ const IndexVersion = 4
 // reads.
 const OldestIndexVersion = 3
 
+// MaxIndexSize is the largest index file a segment of segSize bytes can
+// have: twice the segment, and the file's header and checksum. Each frame
+// an index lists takes more bytes in the segment than its entry, its
+// stream's name (once) and its events' fingerprints take in the file.
+func MaxIndexSize(segSize int64) int64 { return 2*max(segSize, 0) + IndexHeaderSize + 4 }
+
 // indexMagic opens every segment index file.
 var indexMagic = [4]byte{'E', 'S', 'I', 'X'}
 
@@ -174,11 +180,14 @@ func DecodeSegmentIndex(b []byte, size int64) (*SegmentIndex, error) {
 	maxEvents := (end - SegmentHeaderSize) / MinEventSize
 	x.End = int64(end)
 	d := decoder{b: body[IndexHeaderSize:]}
-	// Every name takes at least 2 bytes and every frame at least 3, so a
-	// corrupt count of either cannot make the decoder allocate past its
-	// input; events are bounded by End.
+	// Every name takes at least 2 bytes and every frame at least 3; every
+	// frame holds an event, and every name is a frame's: so corrupt counts
+	// cannot make the decoder allocate far past its input or End.
 	if uint64(names)*2+uint64(frames)*3 > uint64(len(d.b)) {
 		return nil, fmt.Errorf("%w: %d names and %d frames cannot fit in %d bytes", ErrMalformed, names, frames, len(d.b))
+	}
+	if uint64(frames) > maxEvents || names > frames {
+		return nil, fmt.Errorf("%w: %d names and %d frames for %d bytes of segment", ErrMalformed, names, frames, end)
 	}
 	x.Names = make([]string, names)
 	var next []uint64 // version 4: each stream's version of its next event

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"math"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -150,6 +151,16 @@ func TestDecodeSegmentIndex_Rejects(t *testing.T) {
 			x.Frames[2].Count = (segmentSize - record.SegmentHeaderSize) / record.MinEventSize
 			x.Fingerprints = append(x.Fingerprints, make([]uint32, x.Frames[2].Count-1)...)
 		}),
+		"more frames than events fit": func() []byte {
+			b := bytes.Clone(good)
+			binary.LittleEndian.PutUint64(b[16:24], record.SegmentHeaderSize+2*record.MinEventSize) // end: room for 2 events
+			return reseal(b)
+		}(),
+		"more names than frames": func() []byte {
+			b := bytes.Clone(good)
+			binary.LittleEndian.PutUint32(b[28:32], 4) // names
+			return reseal(b)
+		}(),
 		"huge counts": func() []byte {
 			b := bytes.Clone(good)
 			binary.LittleEndian.PutUint32(b[24:28], 1<<30) // frames
@@ -201,4 +212,28 @@ func FuzzDecodeSegmentIndex(f *testing.F) {
 			checkDecodeSegmentIndex(t, reseal(in))
 		}
 	})
+}
+
+// A file that claims more frames or names than its segment's bytes can
+// hold is refused before the decoder allocates for them: what it allocates
+// stays within a small multiple of the file and the segment.
+func TestDecodeSegmentIndex_AllocationBoundedBySegment(t *testing.T) {
+	const frames = 1 << 20
+	b := make([]byte, record.IndexHeaderSize, record.IndexHeaderSize+3*frames+4)
+	copy(b, "ESIX\x04")
+	binary.LittleEndian.PutUint64(b[8:16], 0)
+	binary.LittleEndian.PutUint64(b[16:24], 4096) // end: a small segment
+	binary.LittleEndian.PutUint32(b[24:28], frames)
+	binary.LittleEndian.PutUint32(b[28:32], 1)
+	b = append(b, 1, 'a', 0) // one name
+	for range frames - 1 {
+		b = append(b, 3, 1, 0) // flagged frames of one event, one byte apart
+	}
+	b = reseal(append(b, make([]byte, 8+4)...)) // room for the counts' check, and the checksum
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := record.DecodeSegmentIndex(b, 4096)
+	runtime.ReadMemStats(&after)
+	require.ErrorIs(t, err, record.ErrMalformed)
+	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(len(b)), "bytes allocated decoding a %d-byte file", len(b))
 }
