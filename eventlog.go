@@ -1774,15 +1774,11 @@ func (v *verifier) segment(ctx context.Context, seg *segment, size int64, last b
 // index checks seg's index file, if it has one, against the frames read.
 func (v *verifier) index(seg *segment, size int64, frames []scanned) {
 	path := indexPath(seg.path)
-	b, err := readIndexBytes(v.fsys, path, size)
+	x, err := decodeIndexFile(v.fsys, path, size)
 	if errors.Is(err, fs.ErrNotExist) {
 		return
 	}
 	v.rep.IndexFiles++
-	var x *record.SegmentIndex
-	if err == nil {
-		x, err = record.DecodeSegmentIndex(b, size)
-	}
 	if err != nil {
 		v.problem(path, 0, "index file: %v", err)
 		return
@@ -1791,11 +1787,7 @@ func (v *verifier) index(seg *segment, size int64, frames []scanned) {
 		v.problem(path, 0, "index of segment %d", x.Base)
 		return
 	}
-	if x.Version == record.OldestIndexVersion {
-		for i, p := range x.Fingerprints {
-			x.Fingerprints[i] = max(p, 1) // as fingerprint reads it now
-		}
-	}
+	currentPrints(x)
 	fp := 0
 	for i, xf := range x.Frames {
 		if i >= len(frames) {

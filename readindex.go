@@ -98,6 +98,16 @@ func fingerprint(id EventID) uint32 {
 // never written again (see readIndexFile).
 const assignedPrint = 0
 
+// currentPrints rewrites the fingerprints of an index file of version 3 as
+// fingerprint gives them now: 0 as 1.
+func currentPrints(x *record.SegmentIndex) {
+	if x.Version == record.OldestIndexVersion {
+		for i, p := range x.Fingerprints {
+			x.Fingerprints[i] = max(p, 1)
+		}
+	}
+}
+
 // printOf is id's entry in the index: assignedPrint for the zero ID, which
 // stands for one the store assigned.
 func printOf(id EventID) uint32 {
@@ -179,11 +189,7 @@ type indexBuilder struct {
 func (r *indexBuilder) frame(seg *segment, off int64, f *record.Frame) error {
 	r.ids = r.ids[:0]
 	for i := range f.Events {
-		var id EventID // zero: assigned
-		if !f.Assigned(i) {
-			id = f.Events[i].ID
-		}
-		r.ids = append(r.ids, id)
+		r.ids = append(r.ids, EventID(f.Events[i].ID)) // zero if assigned
 	}
 	return r.ix.addFrameLocked(seg, off, f.Position, f.FirstVersion, r.ix.streamName(f.Stream), r.ids)
 }
@@ -206,6 +212,7 @@ func (r *indexBuilder) index(seg *segment, x *record.SegmentIndex, keepOwners bo
 		streams[i] = ix.streams[name]
 		next[i] = uint64(streams[i].version() + 1)
 	}
+	currentPrints(x)
 	for _, f := range x.Frames {
 		if f.FirstVersion != next[f.Name] {
 			return fmt.Errorf("stream %q continues at version %d, want %d", x.Names[f.Name], f.FirstVersion, next[f.Name])
@@ -232,12 +239,6 @@ func (r *indexBuilder) index(seg *segment, x *record.SegmentIndex, keepOwners bo
 			st.positions = append(st.positions, p)
 		}
 		st.fingerprints = append(st.fingerprints, x.Fingerprints[f.Rel:f.Rel+f.Count]...)
-		if x.Version == record.OldestIndexVersion {
-			// Every ID's fingerprint, in which 0 reads as 1 now.
-			for i := len(st.fingerprints) - int(f.Count); i < len(st.fingerprints); i++ {
-				st.fingerprints[i] = max(st.fingerprints[i], 1)
-			}
-		}
 	}
 	ix.next = x.Base + x.Events()
 	return nil

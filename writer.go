@@ -950,11 +950,7 @@ func (f *follower) scan(seg *segment) error {
 		ff := followedFrame{seg: seg, off: off, size: fr.FrameSize(), position: fr.Position, firstVersion: fr.FirstVersion,
 			stream: f.index.streamName(fr.Stream)}
 		for i := range fr.Events {
-			var id EventID // zero: assigned
-			if !fr.Assigned(i) {
-				id = fr.Events[i].ID
-			}
-			ff.ids = append(ff.ids, id)
+			ff.ids = append(ff.ids, EventID(fr.Events[i].ID)) // zero if assigned
 		}
 		f.frames = append(f.frames, ff)
 		next += uint64(len(fr.Events))

@@ -32,6 +32,12 @@ const OldestIndexVersion = 3
 // stream's name (once) and its events' fingerprints take in the file.
 func MaxIndexSize(segSize int64) int64 { return 2*max(segSize, 0) + IndexHeaderSize + 4 }
 
+// listed4 reports whether version 4 lists a frame's fingerprints: some
+// are not zero.
+func listed4(prints []uint32) bool {
+	return slices.ContainsFunc(prints, func(fp uint32) bool { return fp != 0 })
+}
+
 // indexMagic opens every segment index file.
 var indexMagic = [4]byte{'E', 'S', 'I', 'X'}
 
@@ -112,7 +118,7 @@ func AppendSegmentIndex(dst []byte, x *SegmentIndex) []byte {
 	for _, f := range x.Frames {
 		if first != nil {
 			fps := x.Fingerprints[f.Rel : f.Rel+f.Count]
-			list := slices.ContainsFunc(fps, func(fp uint32) bool { return fp != 0 })
+			list := listed4(fps)
 			listed = append(listed, list)
 			head := uint64(f.Count) << 1
 			if !list {
@@ -274,7 +280,7 @@ func DecodeSegmentIndex(b []byte, size int64) (*SegmentIndex, error) {
 			prints[k] = binary.LittleEndian.Uint32(d.b[:4])
 			d.b = d.b[4:]
 		}
-		if v4 && !slices.ContainsFunc(prints, func(fp uint32) bool { return fp != 0 }) {
+		if v4 && !listed4(prints) {
 			return nil, fmt.Errorf("%w: frame %d lists fingerprints, all zero", ErrMalformed, i)
 		}
 	}
