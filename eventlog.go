@@ -13,9 +13,10 @@ package eventstore
 //	+-------+-----+--------+----------------+--------+-------+
 //
 //	magic  "ESLG"
-//	ver    format version: 4; segments of version 1 (frames without the
-//	       end mark), version 2 (payloads masked with splitmix64) and
-//	       version 3 (events untagged) are still read
+//	ver    format version: 5; segments of version 1 (frames without the
+//	       end mark), version 2 (payloads masked with splitmix64),
+//	       version 3 (events untagged) and version 4 (every frame naming
+//	       its stream) are still read
 //	key    the store's ID key, 56 bits: bits 32-55 in bytes 5-7 and bits
 //	       0-31 in bytes 16-19, little-endian. Drawn at random when the
 //	       store's first version-4 segment is created, and written into
@@ -31,15 +32,17 @@ package eventstore
 //	| length u32 | pcrc u32   | position u64       | delta u32  | hcrc  |
 //	+------------+------------+--------------------+------------+-------+
 //	| payload (length bytes, masked):                                  |
-//	|   flags u8 | timestamp i64 | first version uv | stream len uv    |
-//	|   stream | count uv | count × event                               |
-//	| event (version 4):                                                |
+//	|   flags u8 | timestamp i64 | first version uv | stream field     |
+//	|   count uv | count × event                                        |
+//	| stream field: stream len uv | stream, or (flags bit 3, version 5) |
+//	|   stream number uv                                                |
+//	| event (versions 4 and 5):                                         |
 //	|   tag uv | id [16], if tag bit 0 is set | type (tag >> 1 bytes)   |
 //	|   meta len uv | meta | data len uv | data                         |
 //	| event (versions 1 to 3):                                          |
 //	|   id [16] | type len uv | type | meta len uv | meta | data len uv |
 //	|   data                                                            |
-//	| end mark 0xff (versions 2 to 4), stored unmasked                  |
+//	| end mark 0xff (versions 2 to 5), stored unmasked                  |
 //	+-------------------------------------------------------------------+
 //
 //	length    bits 0-30: payload size, at most record.MaxPayload
@@ -55,11 +58,13 @@ package eventstore
 //	masked    the payload is stored XORed with a keystream drawn from
 //	          position, so that no frame holds a long run of zero bytes
 //	          whatever its events hold; pcrc covers the stored bytes.
-//	          Versions 3 and 4: a Weyl sequence (record.MaskWeyl), whose
+//	          Versions 3 to 5: a Weyl sequence (record.MaskWeyl), whose
 //	          start is splitmix64 of the position and which adds an odd
 //	          constant a word, an addition where splitmix64 costs two
 //	          multiplications; versions 1 and 2: splitmix64 (record.Mask)
-//	flags     7 in a version-4 segment: the payload ends in the end mark,
+//	flags     15 or 7 in a version-5 segment: 7 as in version 4, and bit
+//	          3 set if the frame names its stream by number; 7 in a
+//	          version-4 segment: the payload ends in the end mark,
 //	          is masked with the Weyl keystream, and its events are
 //	          tagged; 3 in a version-3 segment: it ends in the end mark
 //	          and is masked with the Weyl keystream; 1 in a version-2
@@ -72,6 +77,13 @@ package eventstore
 //	          read: record.AssignedID of the segment's key, the event's
 //	          position and the frame's timestamp, a UUID of version 7. A
 //	          stored ID is never zero
+//	number    a stream's number: how many streams the log created before
+//	          it, in position order. A stream is created by the frame
+//	          holding its version 0, which names it; its later frames
+//	          may name it by number instead (the writer numbers every
+//	          frame of a stream created by an earlier batch). Readers
+//	          resolve a number through the index, which numbers the
+//	          streams as it meets their first frames
 //	end mark  record.EndMark, so that no frame ends in a zero byte: the
 //	          space after the frames may read as zeros (below), and a
 //	          frame whose last byte reads zero was cut short
@@ -81,15 +93,16 @@ package eventstore
 // All fixed-width integers are little-endian. Positions run on across
 // segments without a gap; a stream's versions run on across frames.
 //
-// Versions 2 and 3 differ only in the keystream, and versions 3 and 4 only
-// in the key and the events' layout, so what this file says of a version-2
-// segment holds for one of version 3 or 4 too: all end every frame in the
+// Versions 2 and 3 differ only in the keystream, versions 3 and 4 only in
+// the key and the events' layout, and versions 4 and 5 only in the stream
+// field, so what this file says of a version-2 segment holds for one of
+// version 3, 4 or 5 too: all end every frame in the
 // end mark, and the torn-write rules below rest on no more than any masked
 // payload's lack of long runs of zeros, which both keystreams give. A
 // writable store whose last segment is of an earlier version seals it at
-// its first append and appends to a new segment of version 4 (or, if the
-// segment holds no frame, rewrites its header as version 4's), so that it
-// writes frames of version 4 only.
+// its first append and appends to a new segment of version 5 (or, if the
+// segment holds no frame, rewrites its header as version 5's), so that it
+// writes frames of version 5 only.
 //
 // The active segment, if of the current version, has its space allocated
 // up to the size at which the log rolls over (vfs.File.Allocate) when it
@@ -179,7 +192,7 @@ package eventstore
 //     fails its checksum), in 16 or more zero bytes, or holds fewer than 16
 //     of the frame's bytes and they are all zero (a sector written in part
 //     or not at all: no header holds such a run, and masked payloads hold
-//     none but by a 2^-128 chance, 2^-64 at worst in versions 3 and 4 (see
+//     none but by a 2^-128 chance, 2^-64 at worst in versions 3 to 5 (see
 //     record.MaskWeyl)). A header that fails its checksum is
 //     never trusted for the frame's length. Bytes past the frame are never
 //     looked at: they are another frame's, or zeros allocated ahead, which
@@ -246,12 +259,13 @@ type segment struct {
 	path string
 	file vfs.File
 	size int64 // bytes written; touched only by the writer goroutine (and Open)
-	// version is the segment's format version, from its header: 1 to 4,
+	// version is the segment's format version, from its header: 1 to 5,
 	// and record.Version for every segment this build creates. From
 	// version 2 its frames all end in record.EndMark, and only such a
 	// segment has space allocated ahead (see eventLog.allocate); from
 	// version 3 they are masked with record.MaskWeyl; from version 4 an
-	// ID the store assigned is not stored, but derived from key. Set when
+	// ID the store assigned is not stored, but derived from key; from
+	// version 5 a frame may name its stream by number. Set when
 	// the segment is created or opened, and changed, before any frame of
 	// the segment is published, by the writer's eventLog.upgradeEmpty and
 	// a read-only store's segment.rereadHeader.
@@ -339,10 +353,12 @@ func (s *segment) marked() bool { return s.version >= 2 }
 
 // frameFits reports that a frame is of the kind a segment of the given
 // version holds: ending in the end mark from version 2 on, masked with
-// record.MaskWeyl from version 3 on, its events tagged from version 4 on.
-// A frame that does not is corrupt, for the reason frameMisfit.
+// record.MaskWeyl from version 3 on, its events tagged from version 4 on,
+// naming its stream by number only from version 5 on. A frame that does
+// not is corrupt, for the reason frameMisfit.
 func frameFits(f *record.Frame, version uint8) bool {
-	return f.Marked == (version >= 2) && f.Weyl == (version >= 3) && f.Tagged == (version >= 4)
+	return f.Marked == (version >= 2) && f.Weyl == (version >= 3) && f.Tagged == (version >= 4) &&
+		(!f.Numbered || version >= 5)
 }
 
 // frameMisfit is why a frame frameFits refuses is corrupt.
@@ -466,7 +482,7 @@ type eventLog struct {
 	ahead *indexAhead
 
 	// key is the store's ID key, which every segment this build creates
-	// holds: that of the last version-4 segment Open found, or, in a store
+	// holds: that of the last segment of version 4 or later Open found, or, in a store
 	// that has none, one drawn at random by Open. Set by Open.
 	key uint64
 }
@@ -1617,6 +1633,7 @@ type verifier struct {
 	rep      *VerifyReport
 	next     uint64            // position the next frame should start at
 	versions map[string]uint64 // each stream's next version
+	numbered []string          // the streams by number, in the order the log created them
 	progress func(done, total int64)
 	total    int64
 	reader   frameReader
@@ -1749,11 +1766,24 @@ func (v *verifier) segment(ctx context.Context, seg *segment, size int64, last b
 		if f.Position != v.next {
 			v.problem(seg.path, off, "frame position %d, want %d", f.Position, v.next)
 		}
-		if want := v.versions[sc.stream]; f.FirstVersion != want {
+		resolved := true
+		if f.Numbered {
+			if f.StreamNumber < uint64(len(v.numbered)) {
+				sc.stream = v.numbered[f.StreamNumber]
+			} else {
+				v.problem(seg.path, off, "frame names stream number %d, of %d streams created before it", f.StreamNumber, len(v.numbered))
+				resolved = false
+			}
+		}
+		if want, known := v.versions[sc.stream]; resolved && f.FirstVersion != want {
 			v.problem(seg.path, off, "stream %q continues at version %d, want %d", sc.stream, f.FirstVersion, want)
+		} else if resolved && !known {
+			v.numbered = append(v.numbered, sc.stream)
 		}
 		v.next = f.Position + uint64(len(f.Events))
-		v.versions[sc.stream] = f.FirstVersion + uint64(len(f.Events))
+		if resolved {
+			v.versions[sc.stream] = f.FirstVersion + uint64(len(f.Events))
+		}
 		v.rep.Frames++
 		v.rep.Events += uint64(len(f.Events))
 		frames = append(frames, sc)

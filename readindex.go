@@ -38,8 +38,14 @@ type frameRef struct {
 // keeping IDs in memory.
 type streamIndex struct {
 	name         string
+	number       uint64   // how many streams the log created before this one
 	positions    []uint64 // by version
 	fingerprints []uint32 // by version
+	// named is set once the name is known to be the one the stream's
+	// first frame holds: at once for a stream the index learnt from that
+	// frame, at the first read needing it for one it learnt from an index
+	// file (see confirmName).
+	named atomic.Bool
 }
 
 // version returns the stream's current version, -1 when it has no events.
@@ -65,9 +71,14 @@ type readIndex struct {
 	mu       sync.RWMutex            // guards the fields below, and segment.frames and segment.end
 	segments []*segment              // ascending by base
 	streams  map[string]*streamIndex // by name
-	next     uint64                  // position the next event will get; readers see [0, next)
-	closed   bool                    // set by Close; reads return ErrClosed
-	heap     int64                   // bytes the index holds, kept up to date by addFrameLocked
+	// numbered holds the streams by number, in the order the log created
+	// them: a stream is created by the frame holding its version 0. It
+	// only grows, so a reader may keep a copy of the slice taken under
+	// mu and read the entries below its length without the lock.
+	numbered []*streamIndex
+	next     uint64 // position the next event will get; readers see [0, next)
+	closed   bool   // set by Close; reads return ErrClosed
+	heap     int64  // bytes the index holds, kept up to date by addFrameLocked
 
 	notify  *notifier          // wakes subscriptions; has its own lock
 	metrics *telemetry.Metrics // set by Open before anyone reads
@@ -126,8 +137,8 @@ func (ix *readIndex) addFrameLocked(seg *segment, off int64, position, firstVers
 		if firstVersion != 0 {
 			return fmt.Errorf("stream %q starts at version %d", stream, firstVersion)
 		}
-		st = &streamIndex{name: stream}
-		ix.streams[stream] = st
+		st = ix.createLocked(stream)
+		st.named.Store(true) // from its first frame
 		ix.heap += perStreamBytes + int64(len(stream))
 	} else if firstVersion != uint64(len(st.positions)) {
 		return fmt.Errorf("stream %q continues at version %d, want %d", stream, firstVersion, len(st.positions))
@@ -144,18 +155,42 @@ func (ix *readIndex) addFrameLocked(seg *segment, off int64, position, firstVers
 	return nil
 }
 
-// streamName returns the index's copy of a stream name when it has one, so
-// that recovery does not allocate a string per frame.
-func (ix *readIndex) streamName(b []byte) string {
-	if st, ok := ix.streams[string(b)]; ok {
-		return st.name
+// createLocked adds a stream with no events yet, numbered as the next
+// stream the log creates. The caller holds mu for writing, or is Open.
+func (ix *readIndex) createLocked(name string) *streamIndex {
+	st := &streamIndex{name: name, number: uint64(len(ix.numbered))}
+	ix.streams[name] = st
+	ix.numbered = append(ix.numbered, st)
+	return st
+}
+
+// streamName returns the index's copy of the name of the stream of f, a
+// frame read while building the index or following the log, whose
+// numbered frames name streams the index holds. created holds the names
+// of the streams frames already read have created beyond the index's, in
+// order (the follower's, not yet published). It does not allocate a
+// string for a stream the index or created has.
+func (ix *readIndex) streamName(f *record.Frame, created []string) (string, error) {
+	if f.Numbered {
+		n := f.StreamNumber
+		if n < uint64(len(ix.numbered)) {
+			return ix.numbered[n].name, nil
+		}
+		if n-uint64(len(ix.numbered)) < uint64(len(created)) {
+			return created[n-uint64(len(ix.numbered))], nil
+		}
+		return "", fmt.Errorf("%w: frame names stream number %d, of %d streams created before it", record.ErrMalformed, n, uint64(len(ix.numbered))+uint64(len(created)))
 	}
-	return string(b)
+	if st, ok := ix.streams[string(f.Stream)]; ok {
+		return st.name, nil
+	}
+	return string(f.Stream), nil
 }
 
 // perStreamBytes is what a stream costs the index beyond its name and
-// slices: its streamIndex, and its map key and value.
-const perStreamBytes = 48 + 16 + 8
+// slices: its streamIndex, its map key and value, and its entry in
+// numbered.
+const perStreamBytes = int64(unsafe.Sizeof(streamIndex{})) + 16 + 8 + 8
 
 // sliceBytes is what the slices one frame grows hold, at their capacity.
 func sliceBytes(seg *segment, st *streamIndex) int64 {
@@ -191,7 +226,11 @@ func (r *indexBuilder) frame(seg *segment, off int64, f *record.Frame) error {
 	for i := range f.Events {
 		r.ids = append(r.ids, EventID(f.Events[i].ID)) // zero if assigned
 	}
-	return r.ix.addFrameLocked(seg, off, f.Position, f.FirstVersion, r.ix.streamName(f.Stream), r.ids)
+	name, err := r.ix.streamName(f, nil)
+	if err != nil {
+		return err
+	}
+	return r.ix.addFrameLocked(seg, off, f.Position, f.FirstVersion, name, r.ids)
 }
 
 func (r *indexBuilder) index(seg *segment, x *record.SegmentIndex, keepOwners bool) error {
@@ -226,8 +265,7 @@ func (r *indexBuilder) index(seg *segment, x *record.SegmentIndex, keepOwners bo
 	for _, f := range x.Frames {
 		st := streams[f.Name]
 		if st == nil {
-			st = &streamIndex{name: x.Names[f.Name]}
-			ix.streams[st.name] = st
+			st = ix.createLocked(x.Names[f.Name])
 			streams[f.Name] = st
 		}
 		seg.frames = append(seg.frames, frameRef{rel: f.Rel, off: f.Offset})
@@ -461,10 +499,86 @@ func (w *walker) frame(seg *segment, off int64, stream string) (done bool, err e
 		return true, w.ix.readError(seg, off, fmt.Errorf("%w: frame holds positions %d to %d, want %d", record.ErrMalformed, f.Position, end-1, w.next))
 	}
 	w.next = f.Position + uint64(len(f.Events))
+	if f.Numbered {
+		if stream, err = w.ix.numberedStream(f); err != nil {
+			return true, w.ix.readError(seg, off, err)
+		}
+	} else if f.FirstVersion == 0 {
+		w.ix.firstFrame(f)
+	}
 	if err := w.fn(f, stream); err != nil {
 		return true, err
 	}
 	return w.next >= w.hi, nil
+}
+
+// numberedStream returns the name of the stream f, a published frame,
+// names by number. A reader takes that name from the index, so the index
+// must hold the frame's first event where the frame does, under a name
+// confirmed by the stream's first frame (see confirmName).
+func (ix *readIndex) numberedStream(f *record.Frame) (string, error) {
+	ix.mu.RLock()
+	n := f.StreamNumber
+	if n >= uint64(len(ix.numbered)) {
+		ix.mu.RUnlock()
+		return "", fmt.Errorf("%w: frame names stream number %d, of %d streams", record.ErrMalformed, n, len(ix.numbered))
+	}
+	st := ix.numbered[n]
+	if v := f.FirstVersion; v >= uint64(len(st.positions)) || st.positions[v] != f.Position {
+		ix.mu.RUnlock()
+		return "", fmt.Errorf("%w: frame holds version %d of stream number %d at position %d, where the index does not",
+			record.ErrMalformed, v, n, f.Position)
+	}
+	ix.mu.RUnlock()
+	if err := ix.confirmName(st); err != nil {
+		return "", err
+	}
+	return st.name, nil
+}
+
+// firstFrame takes note of f, a published frame holding a stream's version
+// 0: if the index holds the stream's first event where f does, f confirms
+// the stream's name, and a walk meeting the stream's later frames need not
+// read f again (see confirmName).
+func (ix *readIndex) firstFrame(f *record.Frame) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if st := ix.streams[string(f.Stream)]; st != nil && !st.named.Load() && st.positions[0] == f.Position {
+		st.named.Store(true)
+	}
+}
+
+// confirmName makes sure that st's name is the one its first frame holds.
+// An index file lists the names of a segment's streams, and Open does not
+// read the frames it covers, so it does not check them: for a stream
+// named there, the first read needing its name reads that frame, once.
+// A frame naming its stream by number leaves the name to the index. The
+// error is a read error (see readError).
+func (ix *readIndex) confirmName(st *streamIndex) error {
+	if st.named.Load() {
+		return nil
+	}
+	ix.mu.RLock()
+	if ix.closed {
+		ix.mu.RUnlock()
+		return ErrClosed
+	}
+	first := st.positions[0]
+	loc := ix.locateLocked(first)
+	ix.mu.RUnlock()
+	r := getReader()
+	defer putReader(r)
+	r.reset(loc.seg.file, loc.end)
+	f, err := r.frame(loc.off, nil)
+	if err != nil {
+		return ix.readError(loc.seg, loc.off, err)
+	}
+	if f.Position != first || f.FirstVersion != 0 || f.Numbered || string(f.Stream) != st.name {
+		return ix.readError(loc.seg, loc.off, fmt.Errorf("%w: the frame holding the first event of the stream the index has as %q, at position %d, does not name it",
+			record.ErrMalformed, st.name, first))
+	}
+	st.named.Store(true)
+	return nil
 }
 
 // short is the error of a walk whose frames ended before hi.
@@ -588,7 +702,11 @@ func (w *walker) pipelined(parts, jobs []walkPart) error {
 			if err := w.f.DecodeVerified(h, c.buf[used+record.HeaderSize:end]); err != nil {
 				return w.ix.readError(c.seg, off, err)
 			}
-			if done, err := w.frame(c.seg, off, names.lookup(w.f.Stream)); done || err != nil {
+			var stream string // the walker looks up a number
+			if !w.f.Numbered {
+				stream = names.lookup(w.f.Stream)
+			}
+			if done, err := w.frame(c.seg, off, stream); done || err != nil {
 				return err
 			}
 			used = end
@@ -784,11 +902,11 @@ func (ix *readIndex) readStream(ctx context.Context, stream string, from uint64,
 			want = hi - lo
 			return lo, hi
 		},
-		func(f *record.Frame, i int) error {
+		func(f *record.Frame, i int, stream string) error {
 			if out == nil {
 				out = make([]RecordedEvent, 0, want)
 			}
-			out = append(out, conv.event(f, i, ""))
+			out = append(out, conv.event(f, i, stream))
 			return nil
 		})
 	if err != nil {
@@ -805,7 +923,7 @@ func (ix *readIndex) readStream(ctx context.Context, stream string, from uint64,
 func (ix *readIndex) streamIDs(stream string, lo, hi uint64, dst []EventID) ([]EventID, error) {
 	err := ix.scanStream(context.Background(), stream,
 		func(count uint64) (uint64, uint64) { return min(lo, count), min(hi, count) },
-		func(f *record.Frame, i int) error {
+		func(f *record.Frame, i int, _ string) error {
 			dst = append(dst, EventID(f.ID(i)))
 			return nil
 		})
@@ -816,7 +934,7 @@ func (ix *readIndex) streamIDs(stream string, lo, hi uint64, dst []EventID) ([]E
 // version is in the range bounds returns for the stream's event count. The
 // frame passed to fn aliases a shared buffer, valid only during the call.
 // scanStream stops at fn's first error and returns it.
-func (ix *readIndex) scanStream(ctx context.Context, stream string, bounds func(count uint64) (lo, hi uint64), fn func(f *record.Frame, i int) error) error {
+func (ix *readIndex) scanStream(ctx context.Context, stream string, bounds func(count uint64) (lo, hi uint64), fn func(f *record.Frame, i int, stream string) error) error {
 	ix.mu.RLock()
 	if ix.closed {
 		ix.mu.RUnlock()
@@ -828,10 +946,25 @@ func (ix *readIndex) scanStream(ctx context.Context, stream string, bounds func(
 		return nil
 	}
 	positions := st.positions // elements below len never change
+	name, number := st.name, st.number
 	lo, hi := bounds(uint64(len(positions)))
 	if lo >= hi {
 		ix.mu.RUnlock()
 		return nil
+	}
+	if !st.named.Load() && lo > 0 {
+		// The frames read may name the stream by number only: the name
+		// the index has must be confirmed first. A read from version 0
+		// checks it against the first frame.
+		ix.mu.RUnlock()
+		if err := ix.confirmName(st); err != nil {
+			return err
+		}
+		ix.mu.RLock()
+		if ix.closed {
+			ix.mu.RUnlock()
+			return ErrClosed
+		}
 	}
 	locs := make([]frameLoc, 0, hi-lo) // at most a frame an event
 	for _, p := range positions[lo:hi] {
@@ -858,7 +991,10 @@ func (ix *readIndex) scanStream(ctx context.Context, stream string, bounds func(
 		}
 		f.Key = loc.seg.key
 		// The index sent the read here: the frame must agree with it.
-		if string(f.Stream) != stream {
+		if f.Numbered && f.StreamNumber != number {
+			return ix.readError(loc.seg, loc.off, fmt.Errorf("%w: frame of stream number %d where the index has %q, number %d", record.ErrMalformed, f.StreamNumber, stream, number))
+		}
+		if !f.Numbered && string(f.Stream) != stream {
 			return ix.readError(loc.seg, loc.off, fmt.Errorf("%w: frame of stream %q where the index has %q", record.ErrMalformed, f.Stream, stream))
 		}
 		// Each frame must hold the next version wanted, at the position the
@@ -869,7 +1005,7 @@ func (ix *readIndex) scanStream(ctx context.Context, stream string, bounds func(
 		}
 		for k := range f.Events {
 			if v := f.FirstVersion + uint64(k); v >= lo && v < hi {
-				if err := fn(&f, k); err != nil {
+				if err := fn(&f, k, name); err != nil {
 					return err
 				}
 				want = v + 1
@@ -1117,7 +1253,8 @@ func (c *converter) typeName(b []byte) string {
 
 // event returns the frame's event i as a RecordedEvent. stream is the
 // frame's stream name as the index holds it, if the caller has looked it up
-// already, else "".
+// already, else "": it must have for a frame that names its stream by
+// number.
 func (c *converter) event(f *record.Frame, i int, stream string) RecordedEvent {
 	if stream == "" {
 		stream = c.streamName(f.Stream)
@@ -1437,7 +1574,12 @@ func (s *subscription) readTo(head uint64) error {
 
 // frame delivers the matching events of a frame of the log.
 func (s *subscription) frame(f *record.Frame, stream string) error {
-	match := s.cfg.prefix == nil || bytes.HasPrefix(f.Stream, s.prefix)
+	match := s.cfg.prefix == nil
+	if !match && stream != "" { // looked up already; a numbered frame's always is
+		match = strings.HasPrefix(stream, *s.cfg.prefix)
+	} else if !match {
+		match = bytes.HasPrefix(f.Stream, s.prefix)
+	}
 	for i := range f.Events {
 		pos := f.Position + uint64(i)
 		if pos < s.next {
@@ -1458,11 +1600,11 @@ func (s *subscription) frame(f *record.Frame, stream string) error {
 
 // streamEvent delivers one event of the subscription's stream, if it
 // matches.
-func (s *subscription) streamEvent(f *record.Frame, i int) error {
+func (s *subscription) streamEvent(f *record.Frame, i int, stream string) error {
 	if err := s.interrupted(); err != nil {
 		return err
 	}
-	if s.typeMatches(f.Events[i].Type) && !s.yield(s.conv.event(f, i, ""), nil) {
+	if s.typeMatches(f.Events[i].Type) && !s.yield(s.conv.event(f, i, stream), nil) {
 		return errStopped
 	}
 	s.passed++
@@ -1580,7 +1722,7 @@ func (ix *readIndex) streamInfo(ctx context.Context, name string) (StreamInfo, e
 	at := func(v uint64, t *time.Time) error {
 		return ix.scanStream(ctx, name,
 			func(uint64) (uint64, uint64) { return v, v + 1 },
-			func(f *record.Frame, _ int) error {
+			func(f *record.Frame, _ int, _ string) error {
 				*t = time.Unix(0, f.Timestamp).UTC()
 				return nil
 			})

@@ -805,9 +805,14 @@ func TestStore_Open_CorruptionIsReportedNotRepaired(t *testing.T) {
 		offsets = append(offsets, off)
 		evs, err := s.ReadAll(context.Background(), uint64(i), 1)
 		require.NoError(t, err)
-		// header, flags, timestamp, first version, stream, count, tag and
-		// type (no ID: the store assigned it), metadata, data, end mark
-		off += int64(24 + 1 + 8 + 1 + 2 + 1 + 2 + 1 + 1 + len(evs[0].Data) + 1)
+		// header, flags, timestamp, first version, stream (its name in the
+		// first frame, its number, 0, in the others), count, tag and type
+		// (no ID: the store assigned it), metadata, data, end mark
+		stream := 1
+		if i == 0 {
+			stream = 2
+		}
+		off += int64(24 + 1 + 8 + 1 + stream + 1 + 2 + 1 + 1 + len(evs[0].Data) + 1)
 	}
 	require.Equal(t, last, off, "frame layout as documented")
 	offsets = append(offsets, last)

@@ -308,7 +308,8 @@ func (w *writer) commit() {
 		}
 		// Events the stream holds, committed and accepted into this batch:
 		// the version check's subject and the new frame's first version.
-		current := uint64(w.index.stream(r.stream).version()+1) + w.pendingAdded(r.stream)
+		st := w.index.stream(r.stream)
+		current := uint64(st.version()+1) + w.pendingAdded(r.stream)
 		res, dup, err := w.check(r, current)
 		if err != nil || dup {
 			w.outcomes = append(w.outcomes, result{res: res, err: err})
@@ -316,7 +317,15 @@ func (w *writer) commit() {
 		}
 		count := uint64(len(r.ids))
 		firstVersion := current
+		// A stream with a committed frame is named by its number. The
+		// frame creating a stream names it, as readers number streams by
+		// those frames; so do the stream's later frames in the same
+		// batch, whose number the index gives only once it is published.
+		numbered := st != nil
 		size := int64(record.FrameSize(firstVersion, r.body)) + record.EndMarkSize
+		if numbered {
+			size = int64(record.NumberedFrameSize(firstVersion, st.number, r.stream, r.body))
+		}
 		if err := w.ensureRoom(size); err != nil {
 			w.fail(err)
 			w.outcomes = append(w.outcomes, result{err: w.failed})
@@ -331,7 +340,11 @@ func (w *writer) commit() {
 		// recovery can tell which frames a crash may have torn together.
 		// Every roll-over syncs, so it stays below the events a segment can
 		// hold (under 2^32).
-		w.buf = record.AppendFrameOf(seg.version, w.buf, w.next, uint32(w.next-w.synced), now, firstVersion, r.body)
+		if numbered {
+			w.buf = record.AppendNumberedFrame(w.buf, w.next, uint32(w.next-w.synced), now, firstVersion, st.number, r.stream, r.body)
+		} else {
+			w.buf = record.AppendFrameOf(seg.version, w.buf, w.next, uint32(w.next-w.synced), now, firstVersion, r.body)
+		}
 		ps := w.pending[r.stream]
 		if ps == nil {
 			if n := len(w.spare); n > 0 {
@@ -854,6 +867,9 @@ type follower struct {
 	reader frameReader
 	events []record.Event
 	frames []followedFrame
+	// created names the streams frames holds the first frames of, in
+	// order: those its numbered frames may name beyond the index's.
+	created []string
 }
 
 // followedFrame is a frame found, waiting to be published.
@@ -947,8 +963,14 @@ func (f *follower) scan(seg *segment) error {
 		if err := seg.fitFrame(&fr, off, true); err != nil {
 			return err
 		}
-		ff := followedFrame{seg: seg, off: off, size: fr.FrameSize(), position: fr.Position, firstVersion: fr.FirstVersion,
-			stream: f.index.streamName(fr.Stream)}
+		name, err := f.index.streamName(&fr, f.created)
+		if err != nil {
+			return &CorruptionError{Path: seg.path, Offset: off, Reason: err.Error()}
+		}
+		if fr.FirstVersion == 0 {
+			f.created = append(f.created, name)
+		}
+		ff := followedFrame{seg: seg, off: off, size: fr.FrameSize(), position: fr.Position, firstVersion: fr.FirstVersion, stream: name}
 		for i := range fr.Events {
 			ff.ids = append(ff.ids, EventID(fr.Events[i].ID)) // zero if assigned
 		}
@@ -1029,5 +1051,7 @@ func (f *follower) publish() error {
 	}
 	clear(f.frames)
 	f.frames = f.frames[:0]
+	clear(f.created)
+	f.created = f.created[:0]
 	return nil
 }

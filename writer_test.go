@@ -3108,9 +3108,12 @@ func fileSize(t *testing.T, path string) int64 {
 
 // TestWriter_Index_ReadsCheckFramesAgainstTheIndex forges an index file that
 // passes every check Open can make without reading the frames: it swaps the
-// names of two streams that both start in the segment. Reads of either
-// stream then meet frames that disagree with the index and report
-// corruption rather than return the other stream's events.
+// names of two streams that both start in the segment. Every read that
+// meets the streams' frames then reports corruption rather than return one
+// stream's events as the other's: reads of either stream, from version 0,
+// whose frame names the stream, or from a later version, whose frames name
+// it by number only; and reads by position, whose frames naming a stream by
+// number take its name from the index.
 func TestWriter_Index_ReadsCheckFramesAgainstTheIndex(t *testing.T) {
 	s, dir := openWithFS(t, vfs.OS(), nil)
 	for i := range 6 {
@@ -3128,19 +3131,39 @@ func TestWriter_Index_ReadsCheckFramesAgainstTheIndex(t *testing.T) {
 	x.Names[0], x.Names[1] = x.Names[1], x.Names[0]
 	require.NoError(t, os.WriteFile(path, record.AppendSegmentIndex(nil, x), 0o644))
 
-	s, err = Open(dir, nil)
-	require.NoError(t, err, "the forgery passes Open's checks")
-	defer s.Close()
+	reopen := func() *Store { // each store's first reads confirm names
+		if s != nil {
+			require.NoError(t, s.Close())
+		}
+		s, err := Open(dir, &Options{ReadOnly: true})
+		require.NoError(t, err, "the forgery passes Open's checks")
+		return s
+	}
+	ctx := context.Background()
+	s = nil
+	defer func() { require.NoError(t, s.Close()) }()
+	s = reopen()
 	for _, stream := range []string{"s0", "s1"} {
-		_, err = s.ReadStream(context.Background(), stream, 0, 0)
+		_, err = s.ReadStream(ctx, stream, 0, 0)
 		require.ErrorIs(t, err, ErrCorrupt, stream)
+		_, err = s.ReadStream(ctx, stream, 1, 0)
+		require.ErrorIs(t, err, ErrCorrupt, "%s from version 1, all frames numbered", stream)
 	}
-	all, err := s.ReadAll(context.Background(), 0, 0)
-	require.NoError(t, err, "reads by position follow the frames")
-	require.Len(t, all, 6)
-	for i, e := range all {
-		assert.Equal(t, fmt.Sprint("s", i%2), e.Stream)
-	}
+	s = reopen()
+	_, err = s.ReadStream(ctx, "s0", 2, 0)
+	require.ErrorIs(t, err, ErrCorrupt, "the first read, from version 2")
+	s = reopen()
+	_, err = s.ReadAll(ctx, 0, 0)
+	require.ErrorIs(t, err, ErrCorrupt)
+	s = reopen()
+	_, err = s.ReadAll(ctx, 4, 0)
+	require.ErrorIs(t, err, ErrCorrupt, "from a numbered frame")
+	s = reopen()
+	all, err := s.ReadAll(ctx, 0, 2)
+	require.NoError(t, err, "the frames naming their streams are read as they are")
+	require.Len(t, all, 2)
+	assert.Equal(t, "s0", all[0].Stream)
+	assert.Equal(t, "s1", all[1].Stream)
 }
 
 // TestWriter_Index_ReadsCheckPositionsAgainstTheIndex forges index files
@@ -4403,9 +4426,10 @@ func TestEventLog_Allocated_SealedSegmentWithZerosAfterItsFrames(t *testing.T) {
 // Its first append rolls over from the last segment, which keeps the
 // frames of its version (a version-1 segment not allocated ahead, and
 // unmarked; a version-2 one marked and masked with splitmix64; a version-3
-// one masked with the Weyl keystream, its events untagged), to a segment of
-// the current version, allocated ahead, whose events leave their IDs to the
-// store.
+// one masked with the Weyl keystream, its events untagged; a version-4 one
+// naming every stream), to a segment of the current version, allocated
+// ahead, whose events leave their IDs to the store and whose frames name
+// the stream by number.
 func TestEventLog_OlderSegmentsStayReadableAndWritable(t *testing.T) {
 	for version := uint8(1); version < record.Version; version++ {
 		t.Run(fmt.Sprint("version ", version), func(t *testing.T) {
@@ -4441,6 +4465,8 @@ func TestEventLog_OlderSegmentsStayReadableAndWritable(t *testing.T) {
 			require.NoError(t, err)
 			assert.True(t, f.Tagged, "the new segment's frames are of the current version")
 			assert.True(t, f.Assigned(0), "and leave the ID to the store")
+			assert.True(t, f.Numbered, "and name the stream the older segment created by number")
+			assert.Zero(t, f.StreamNumber)
 			for i := 4; i < 10; i++ {
 				_, err = s.Append(context.Background(), "old", Exact(uint64(i-1)), EventData{Type: "t", Data: []byte(fmt.Sprint("old-", i))})
 				require.NoError(t, err)
@@ -4803,12 +4829,15 @@ func TestEventLog_Allocated_SealedSegmentIsCutAgain(t *testing.T) {
 // segment holds only frames ending in the end mark) is corruption.
 func TestEventLog_FrameFlagsMustMatchTheSegmentVersion(t *testing.T) {
 	// Every pairing of a segment's version with a frame of another: each
-	// half of frameFits (the end mark, and from version 3 the keystream)
-	// must hold on its own. The frame decodes whole, so it is corrupt,
-	// not torn, to Open and to Verify alike, whatever its last byte.
+	// part of frameFits (the end mark, from version 3 the keystream, from
+	// version 4 the tags, from version 5 the stream's number) must hold on
+	// its own. The frame decodes whole, so it is corrupt, not torn, to Open
+	// and to Verify alike, whatever its last byte. A frame of version 5
+	// here names its stream by number; one naming it, as a version-4 frame
+	// does, fits a version-5 segment too.
 	for seg := uint8(1); seg <= record.Version; seg++ {
 		for frame := uint8(1); frame <= record.Version; frame++ {
-			if seg == frame {
+			if seg == frame || seg == 5 && frame == 4 {
 				continue
 			}
 			for _, last := range []byte{'z', 0} {
@@ -4818,6 +4847,9 @@ func TestEventLog_FrameFlagsMustMatchTheSegmentVersion(t *testing.T) {
 					body := record.AppendBodyHead(nil, "s", 1)
 					body = record.AppendEventOf(frame, body, idFor(0, 0), "t", nil, data)
 					b := record.AppendFrameOf(frame, segmentHeaderOf(seg, 0), 0, 0, 1700000000000000000, 0, body)
+					if frame == 5 {
+						b = record.AppendNumberedFrame(segmentHeaderOf(seg, 0), 0, 0, 1700000000000000000, 1, 0, "s", body)
+					}
 					require.NoError(t, os.WriteFile(filepath.Join(dir, segmentName(0)), b, 0o644))
 					before := snapshot(t, dir)
 					_, err := Open(dir, nil)
@@ -5040,4 +5072,227 @@ func TestWriter_Index_OversizedFileRefusedUnread(t *testing.T) {
 	b, err := readIndexBytes(ffs, path, segSize)
 	require.NoError(t, err, "one of the largest size is read")
 	assert.Len(t, b, int(record.MaxIndexSize(segSize)))
+}
+
+// TestWriter_StreamsByNumber: the frame creating a stream names it, and the
+// stream's later frames name it by number. Every reader resolves the numbers
+// to the names: reads by position and by stream, walks long enough to verify
+// ahead and short ones, subscriptions filtering by prefix, a read-only store
+// following the writer, stores opened with and without index files, and
+// Verify.
+func TestWriter_StreamsByNumber(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	opts := &Options{SegmentSize: 4096}
+	data := func(i int) string { return fmt.Sprintf("%03d%s", i, strings.Repeat(".", 100)) }
+	s, err := Open(dir, opts)
+	require.NoError(t, err)
+	follower, err := Open(dir, &Options{ReadOnly: true})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, follower.Close()) }()
+
+	// Streams are created all along the log, across segments, by name;
+	// so the numbers, in creation order, are not the names' order.
+	var want []string // each event's stream, by position
+	created := map[string]bool{}
+	var order []string // the streams in creation order
+	for i := range 120 {
+		stream := fmt.Sprintf("early-%d", (7*i)%5)
+		if i >= 40 && i%3 == 0 {
+			stream = fmt.Sprintf("late-%d", 9-(i/3)%10)
+		}
+		if !created[stream] {
+			created[stream] = true
+			order = append(order, stream)
+		}
+		_, err := s.Append(ctx, stream, Any, ev(data(i)))
+		require.NoError(t, err)
+		want = append(want, stream)
+	}
+	require.Greater(t, len(s.index.segments), 3, "the log spans segments")
+	for i, st := range s.index.numbered {
+		require.Equal(t, order[i], st.name, "number %d", i)
+		require.Equal(t, uint64(i), st.number)
+	}
+
+	// On disk: each stream's first frame names it, every other frame
+	// names it by number, as each append had a batch of its own.
+	frames, numbered := 0, 0
+	for _, seg := range s.index.segments {
+		b, err := os.ReadFile(seg.path)
+		require.NoError(t, err)
+		off := int64(record.SegmentHeaderSize)
+		for off < int64(len(b)) && b[off] != 0 {
+			h, err := record.DecodeHeader(b[off:])
+			require.NoError(t, err)
+			f, err := record.DecodePayload(h, bytes.Clone(b[off+record.HeaderSize:off+h.FrameSize()]), nil)
+			require.NoError(t, err)
+			stream := want[f.Position]
+			if f.FirstVersion == 0 {
+				assert.False(t, f.Numbered)
+				assert.Equal(t, stream, string(f.Stream))
+			} else {
+				require.True(t, f.Numbered, "position %d", f.Position)
+				assert.Equal(t, order[f.StreamNumber], stream, "position %d", f.Position)
+				numbered++
+			}
+			frames++
+			off += h.FrameSize()
+		}
+	}
+	require.Equal(t, 120, frames)
+	require.Equal(t, 120-len(order), numbered)
+
+	check := func(t *testing.T, s *Store) {
+		t.Helper()
+		all, err := s.ReadAll(ctx, 0, 0)
+		require.NoError(t, err)
+		require.Len(t, all, len(want))
+		for i, e := range all {
+			require.Equal(t, want[i], e.Stream, "position %d", i)
+			require.Equal(t, data(i), string(e.Data))
+		}
+		from := uint64(77) // a walk starting on a numbered frame
+		some, err := s.ReadAll(ctx, from, 5)
+		require.NoError(t, err)
+		for i, e := range some {
+			require.Equal(t, want[from+uint64(i)], e.Stream)
+		}
+		for _, stream := range order {
+			evs, err := s.ReadStream(ctx, stream, 1, 0)
+			require.NoError(t, err)
+			for _, e := range evs {
+				require.Equal(t, stream, e.Stream)
+				require.Equal(t, stream, want[e.Position])
+			}
+		}
+		old := pipelineEvents
+		defer func() { pipelineEvents = old }()
+		for _, pipelined := range []bool{false, true} { // where there are cores to verify ahead
+			pipelineEvents = math.MaxUint64
+			if pipelined {
+				pipelineEvents = 1
+			}
+			n := 0
+			for e, err := range s.All(ctx, 0, StreamPrefix("late-")) {
+				require.NoError(t, err)
+				require.Equal(t, want[e.Position], e.Stream)
+				require.True(t, strings.HasPrefix(e.Stream, "late-"))
+				n++
+			}
+			require.Equal(t, countPrefix(want, "late-"), n, "pipelined %v", pipelined)
+		}
+	}
+	check(t, s)
+
+	// The read-only store found every frame by following the writer, its
+	// numbered ones included.
+	sub, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for e, err := range follower.Subscribe(sub, 0) {
+		require.NoError(t, err)
+		require.Equal(t, want[e.Position], e.Stream, "position %d", e.Position)
+		if e.Position == uint64(len(want))-1 {
+			break
+		}
+	}
+	check(t, follower)
+
+	require.NoError(t, s.Close())
+	s, err = Open(dir, opts) // from index files
+	require.NoError(t, err)
+	check(t, s)
+	require.NoError(t, s.Close())
+	idx, err := filepath.Glob(filepath.Join(dir, "*"+indexSuffix))
+	require.NoError(t, err)
+	require.NotEmpty(t, idx)
+	for _, p := range idx {
+		require.NoError(t, os.Remove(p))
+	}
+	s, err = Open(dir, &Options{SegmentSize: 4096, ReadOnly: true}) // from the frames
+	require.NoError(t, err)
+	check(t, s)
+	require.NoError(t, s.Close())
+	rep, err := Verify(ctx, dir, nil)
+	require.NoError(t, err)
+	assert.Empty(t, rep.Problems)
+	assert.Equal(t, len(order), rep.Streams)
+}
+
+// countPrefix counts the strings of ss starting with prefix.
+func countPrefix(ss []string, prefix string) int {
+	n := 0
+	for _, s := range ss {
+		if strings.HasPrefix(s, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestReadIndex_StreamNameResolvesNumbers: numbers past the index's streams
+// name the streams created by frames read but not yet published, in order,
+// as a follower has them; a number past those too is malformed.
+func TestReadIndex_StreamNameResolvesNumbers(t *testing.T) {
+	ix := newReadIndex()
+	ix.createLocked("a")
+	ix.createLocked("b")
+	created := []string{"c", "d"}
+	for n, want := range []string{"a", "b", "c", "d"} {
+		got, err := ix.streamName(&record.Frame{Numbered: true, StreamNumber: uint64(n), FirstVersion: 1}, created)
+		require.NoError(t, err)
+		assert.Equal(t, want, got)
+	}
+	_, err := ix.streamName(&record.Frame{Numbered: true, StreamNumber: 4, FirstVersion: 1}, created)
+	require.ErrorIs(t, err, record.ErrMalformed)
+	_, err = ix.streamName(&record.Frame{Numbered: true, StreamNumber: math.MaxUint64, FirstVersion: 1}, created)
+	require.ErrorIs(t, err, record.ErrMalformed)
+	got, err := ix.streamName(&record.Frame{Stream: []byte("b")}, created)
+	require.NoError(t, err)
+	assert.Equal(t, "b", got)
+	assert.Equal(t, unsafe.StringData(ix.streams["b"].name), unsafe.StringData(got), "the index's copy")
+}
+
+// TestEventLog_NumberOfNoStreamIsCorruption: a frame naming its stream by
+// a number no earlier frame created, or by the number of another stream
+// than the one whose versions it continues, is corrupt to Open and Verify.
+func TestEventLog_NumberOfNoStreamIsCorruption(t *testing.T) {
+	frame := func(seg []byte, position, firstVersion uint64, stream string, number int) []byte {
+		body := record.AppendBodyHead(nil, stream, 1)
+		body = record.AppendEventOf(record.Version, body, [record.IDSize]byte{}, "t", nil, []byte("x"))
+		if number < 0 {
+			return record.AppendFrameOf(record.Version, seg, position, 0, 1700000000000000000, firstVersion, body)
+		}
+		return record.AppendNumberedFrame(seg, position, 0, 1700000000000000000, firstVersion, uint64(number), stream, body)
+	}
+	for name, tc := range map[string]struct {
+		number int
+		reason string
+	}{
+		"unknown number": {2, "stream number 2, of 2 streams"},
+		"other stream":   {1, `stream "b" continues at version 2, want 1`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			b := segmentHeaderOf(record.Version, 0)
+			b = frame(b, 0, 0, "a", -1)
+			b = frame(b, 1, 0, "b", -1)
+			b = frame(b, 2, 1, "a", 0)
+			bad := int64(len(b))
+			b = frame(b, 3, 2, "a", tc.number) // a's next version, b's is 1
+			require.NoError(t, os.WriteFile(filepath.Join(dir, segmentName(0)), b, 0o644))
+			before := snapshot(t, dir)
+			_, err := Open(dir, nil)
+			require.ErrorIs(t, err, ErrCorrupt)
+			var ce *CorruptionError
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, bad, ce.Offset)
+			assert.Equal(t, before, snapshot(t, dir), "nothing changed")
+			rep, err := Verify(context.Background(), dir, nil)
+			require.NoError(t, err)
+			require.NotEmpty(t, rep.Problems)
+			assert.Equal(t, bad, rep.Problems[0].Offset)
+			assert.Contains(t, rep.Problems[0].Reason, tc.reason)
+		})
+	}
 }

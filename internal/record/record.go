@@ -23,8 +23,10 @@ const (
 	// MaskWeyl); version 4 differs from 3 only in that its segment
 	// headers hold the store's ID key and its events open with a tag,
 	// so that an ID the store assigned is not stored (see AppendEventOf
-	// and AssignedID). DecodeSegmentHeader accepts all four.
-	Version = 4
+	// and AssignedID); version 5 differs from 4 only in that a frame
+	// continuing a stream may name it by number (see
+	// AppendNumberedFrame). DecodeSegmentHeader accepts all five.
+	Version = 5
 
 	// EndMark is the byte that ends every frame of a segment of version 2
 	// or later, stored as is. It has more than one bit set, so
@@ -45,9 +47,15 @@ const (
 	flagWeyl = 2
 
 	// flagTagged, in a payload's flags, says that each event opens with a
-	// tag (see AppendEventOf). It is set in every version-4 frame, with
-	// flagEndMark and flagWeyl, and in no other.
+	// tag (see AppendEventOf). It is set in every frame of version 4 or
+	// 5, with flagEndMark and flagWeyl, and in no other.
 	flagTagged = 4
+
+	// flagNumbered, in a payload's flags, says that the frame names its
+	// stream by number rather than by name (see AppendNumberedFrame). It
+	// may be set in a version-5 frame, with the three flags before it,
+	// and in no other.
+	flagNumbered = 8
 
 	// tagStoredID, in an event's tag, says that the event's ID follows
 	// the tag. Without it the store assigned the ID, and AssignedID
@@ -94,11 +102,12 @@ const (
 	payloadPrefixSize = 1 + 8
 
 	// minPayload is the smallest valid payload: the prefix, a one-byte
-	// first version, a one-byte stream name with its length, a count, one
-	// smallest event and the end mark, which every frame of a version
-	// with tagged events has (an untagged event is larger than that by
-	// far more than the end mark).
-	minPayload = payloadPrefixSize + 1 + 2 + 1 + MinEventSize + EndMarkSize
+	// first version, a one-byte stream number, a count, one smallest
+	// event and the end mark, which every frame of a version with tagged
+	// events has (an untagged event is larger than that by far more than
+	// the end mark; a stream name takes at least two bytes, its length
+	// and one of name).
+	minPayload = payloadPrefixSize + 1 + 1 + 1 + MinEventSize + EndMarkSize
 )
 
 // segmentMagic opens every segment file.
@@ -265,8 +274,18 @@ type Frame struct {
 	Timestamp int64
 	// FirstVersion is the stream version of the first event.
 	FirstVersion uint64
-	// Stream is the stream name; it aliases the decoded buffer.
+	// Stream is the stream name; it aliases the decoded buffer. It is
+	// nil in a frame that names its stream by number.
 	Stream []byte
+	// Numbered reports that the frame names its stream by StreamNumber,
+	// not by name, as a version-5 frame may when it does not hold the
+	// stream's first event.
+	Numbered bool
+	// StreamNumber is the stream's number when Numbered is set: how many
+	// streams the log had created before it, in position order. A
+	// stream is created by the frame holding its version 0, which names
+	// it, so a reader resolves the number from the frames before.
+	StreamNumber uint64
 	// Events holds the events in order; their slices alias the buffer.
 	Events []Event
 	// Marked reports that the frame ends in EndMark, as every frame of a
@@ -347,6 +366,13 @@ func BodyHeadSize(stream string, count int) int {
 	return uvarintLen(uint64(len(stream))) + len(stream) + uvarintLen(uint64(count))
 }
 
+// StreamFieldSize returns the size of the stream name's field at the start
+// of a body: the name and its length. A numbered frame (see
+// AppendNumberedFrame) holds the stream's number in its place.
+func StreamFieldSize(stream string) int {
+	return uvarintLen(uint64(len(stream))) + len(stream)
+}
+
 // AppendBodyHead appends the stream name and event count that open a frame
 // body. The events follow, each appended with AppendEventOf.
 func AppendBodyHead(dst []byte, stream string, count int) []byte {
@@ -388,7 +414,7 @@ func FrameSize(firstVersion uint64, body []byte) int {
 // checksums, over the bytes as written. The caller keeps len(payload) <=
 // MaxPayload.
 func AppendFrame(dst []byte, position uint64, syncDelta uint32, timestamp int64, firstVersion uint64, body []byte) []byte {
-	return appendFrame(dst, position, syncDelta, timestamp, firstVersion, body, 0)
+	return appendFrame(dst, position, syncDelta, timestamp, firstVersion, 0, body, 0)
 }
 
 // AppendMarkedFrame appends a frame as AppendFrame does, for a version-2
@@ -399,7 +425,7 @@ func AppendFrame(dst []byte, position uint64, syncDelta uint32, timestamp int64,
 // EndMark was written whole, whatever else happened to it since. It is
 // EndMarkSize bytes larger than AppendFrame's.
 func AppendMarkedFrame(dst []byte, position uint64, syncDelta uint32, timestamp int64, firstVersion uint64, body []byte) []byte {
-	return appendFrame(dst, position, syncDelta, timestamp, firstVersion, body, flagEndMark)
+	return appendFrame(dst, position, syncDelta, timestamp, firstVersion, 0, body, flagEndMark)
 }
 
 // AppendFrameOf appends a frame as a segment of the given version holds
@@ -418,20 +444,45 @@ func AppendFrameOf(version uint8, dst []byte, position uint64, syncDelta uint32,
 		flags = flagEndMark
 	case 3:
 		flags = flagEndMark | flagWeyl
-	case 4:
+	case 4, 5:
 		flags = flagEndMark | flagWeyl | flagTagged
 	default: // a segment's version comes from a header DecodeSegmentHeader passed
 		panic(fmt.Sprintf("record: AppendFrameOf of format version %d", version))
 	}
-	return appendFrame(dst, position, syncDelta, timestamp, firstVersion, body, flags)
+	return appendFrame(dst, position, syncDelta, timestamp, firstVersion, 0, body, flags)
 }
 
-func appendFrame(dst []byte, position uint64, syncDelta uint32, timestamp int64, firstVersion uint64, body []byte, flags byte) []byte {
+// NumberedFrameSize returns the size of the whole frame AppendNumberedFrame
+// appends for the stream numbered number and body, its end mark included.
+func NumberedFrameSize(firstVersion, number uint64, stream string, body []byte) int {
+	return FrameSize(firstVersion, body) - StreamFieldSize(stream) + uvarintLen(number) + EndMarkSize
+}
+
+// AppendNumberedFrame appends a frame of the current version, as
+// AppendFrameOf does for Version, that names its stream by number rather
+// than by name: body, built with AppendBodyHead for the stream's name and
+// AppendEventOf, has its stream field (StreamFieldSize(stream) bytes)
+// replaced by the uvarint of number, and the flags say so. The stream's
+// number is how many streams the log created before it, in position
+// order; a stream is created by the frame holding its version 0, which
+// must name it, so firstVersion is above 0. It is NumberedFrameSize bytes.
+func AppendNumberedFrame(dst []byte, position uint64, syncDelta uint32, timestamp int64, firstVersion, number uint64, stream string, body []byte) []byte {
+	if firstVersion == 0 { // a stream's first frame creates it: see the doc comment
+		panic("record: AppendNumberedFrame of a stream's first frame")
+	}
+	flags := byte(flagEndMark | flagWeyl | flagTagged | flagNumbered)
+	return appendFrame(dst, position, syncDelta, timestamp, firstVersion, number, body[StreamFieldSize(stream):], flags)
+}
+
+func appendFrame(dst []byte, position uint64, syncDelta uint32, timestamp int64, firstVersion, number uint64, body []byte, flags byte) []byte {
 	start := len(dst)
 	dst = append(dst, make([]byte, HeaderSize)...)
 	dst = append(dst, flags)
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(timestamp))
 	dst = binary.AppendUvarint(dst, firstVersion)
+	if flags&flagNumbered != 0 {
+		dst = binary.AppendUvarint(dst, number)
+	}
 	dst = append(dst, body...)
 	if flags&flagEndMark != 0 {
 		dst = append(dst, 0)
@@ -518,10 +569,11 @@ func (f *Frame) DecodeVerified(h Header, payload []byte) error {
 	// A decode that succeeds sets every other field below; setting them
 	// one by one spares clearing the whole Frame first. One that fails
 	// leaves them as they were, which the doc comment allows.
-	f.Header, f.Marked, f.Tagged = h, false, false
+	f.Header, f.Marked, f.Tagged, f.Numbered = h, false, false, false
 	d := decoder{b: payload}
-	switch flags := d.byte(); flags {
-	case 0, flagEndMark, flagEndMark | flagWeyl, flagEndMark | flagWeyl | flagTagged:
+	flags := d.byte()
+	switch flags {
+	case 0, flagEndMark, flagEndMark | flagWeyl, flagEndMark | flagWeyl | flagTagged, flagEndMark | flagWeyl | flagTagged | flagNumbered:
 		if h.Weyl != (flags&flagWeyl != 0) {
 			return fmt.Errorf("%w: flags %#x in a frame whose header says the keystream is %s", ErrMalformed, flags, keystreamName(h.Weyl))
 		}
@@ -537,7 +589,13 @@ func (f *Frame) DecodeVerified(h Header, payload []byte) error {
 	}
 	f.Timestamp = int64(d.uint64())
 	f.FirstVersion = d.uvarint()
-	f.Stream = d.bytes()
+	f.Stream, f.StreamNumber = nil, 0
+	if flags&flagNumbered != 0 {
+		f.Numbered = true
+		f.StreamNumber = d.uvarint()
+	} else {
+		f.Stream = d.bytes()
+	}
 	count := d.uvarint()
 	if d.err != nil {
 		return d.err
@@ -549,7 +607,11 @@ func (f *Frame) DecodeVerified(h Header, payload []byte) error {
 	if count == 0 || count > uint64(len(d.b))/minEvent {
 		return fmt.Errorf("%w: event count %d does not fit %d bytes", ErrMalformed, count, len(d.b))
 	}
-	if len(f.Stream) == 0 || !validUTF8(f.Stream) {
+	if f.Numbered {
+		if f.FirstVersion == 0 {
+			return fmt.Errorf("%w: stream number in the frame of a stream's version 0", ErrMalformed)
+		}
+	} else if len(f.Stream) == 0 || !validUTF8(f.Stream) {
 		return fmt.Errorf("%w: invalid stream name", ErrMalformed)
 	}
 	if f.FirstVersion+count < f.FirstVersion || h.Position+count < h.Position {

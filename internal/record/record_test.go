@@ -119,6 +119,10 @@ const goldenKey = uint64(0xa1b2c3d4e5f607)
 //	c3e3d9d8          crc 0xd8d9e3c3
 const goldenSegmentHeaderV4Hex = "45534c4704c3b2a1c60600000000000007f6e5d4c3e3d9d8"
 
+// goldenSegmentHeaderV5Hex is the same header of version 5, the current
+// one: only the version and the crc (0x2ad5ee3d) differ.
+const goldenSegmentHeaderV5Hex = "45534c4705c3b2a1c60600000000000007f6e5d43deed52a"
+
 // goldenV4FrameHex is a version-4 frame of two events in the golden
 // stream: the golden event, and an event of type "Shipped" with data
 // "{}" whose ID the store assigned. Checked against a separate
@@ -377,17 +381,17 @@ func TestDecodePayload_UnknownFlags(t *testing.T) {
 
 func TestAppendSegmentHeader_Golden(t *testing.T) {
 	got := record.AppendSegmentHeader(nil, goldenSegmentBase, goldenKey)
-	require.Equal(t, goldenSegmentHeaderV4Hex, hex.EncodeToString(got), "segment header encoding changed")
+	require.Equal(t, goldenSegmentHeaderV5Hex, hex.EncodeToString(got), "segment header encoding changed")
 
 	require.Len(t, got, record.SegmentHeaderSize)
 	assert.Equal(t, 24, record.SegmentHeaderSize)
 	assert.Equal(t, []byte("ESLG"), got[0:4], "magic at 0")
-	assert.Equal(t, byte(4), got[4], "version at 4")
+	assert.Equal(t, byte(5), got[4], "version at 4")
 	assert.Equal(t, byte(record.Version), got[4])
 	assert.Equal(t, []byte{0xc3, 0xb2, 0xa1}, got[5:8], "key bits 32-55 at 5")
 	assert.Equal(t, goldenSegmentBase, binary.LittleEndian.Uint64(got[8:16]), "base at 8")
 	assert.Equal(t, uint32(0xd4e5f607), binary.LittleEndian.Uint32(got[16:20]), "key bits 0-31 at 16")
-	assert.Equal(t, uint32(0xd8d9e3c3), binary.LittleEndian.Uint32(got[20:24]), "crc at 20")
+	assert.Equal(t, uint32(0x2ad5ee3d), binary.LittleEndian.Uint32(got[20:24]), "crc at 20")
 	assert.Equal(t, record.Checksum(got[:20]), binary.LittleEndian.Uint32(got[20:24]), "crc covers bytes 0-19")
 
 	withPrefix := record.AppendSegmentHeader([]byte{0xee}, goldenSegmentBase, goldenKey)
@@ -432,7 +436,10 @@ func TestDecodeSegmentHeader_Golden(t *testing.T) {
 	assert.Equal(t, record.SegmentHeader{Base: goldenSegmentBase, Version: 3}, sh, "version 3 stays readable")
 	sh, err = record.DecodeSegmentHeader(mustHex(t, goldenSegmentHeaderV4Hex))
 	require.NoError(t, err)
-	assert.Equal(t, record.SegmentHeader{Base: goldenSegmentBase, Version: 4, Key: goldenKey}, sh)
+	assert.Equal(t, record.SegmentHeader{Base: goldenSegmentBase, Version: 4, Key: goldenKey}, sh, "version 4 stays readable")
+	sh, err = record.DecodeSegmentHeader(mustHex(t, goldenSegmentHeaderV5Hex))
+	require.NoError(t, err)
+	assert.Equal(t, record.SegmentHeader{Base: goldenSegmentBase, Version: 5, Key: goldenKey}, sh)
 }
 
 func TestDecodeSegmentHeader_RoundTrip(t *testing.T) {
@@ -732,7 +739,7 @@ func TestDecodeSegmentHeader_FlippedBit(t *testing.T) {
 }
 
 func TestDecodeHeader_LengthOutOfRange(t *testing.T) {
-	for _, length := range []uint32{0, 1, 12, 17, record.MaxPayload + 1, math.MaxUint32} {
+	for _, length := range []uint32{0, 1, 12, 16, record.MaxPayload + 1, math.MaxUint32} {
 		b := goldenFrame()[:record.HeaderSize]
 		binary.LittleEndian.PutUint32(b[0:4], length)
 		resealHeader(b)
@@ -742,15 +749,17 @@ func TestDecodeHeader_LengthOutOfRange(t *testing.T) {
 }
 
 func TestDecodeHeader_LengthAtBounds(t *testing.T) {
-	// The smallest frame there is: one-byte stream, one event with a
-	// one-byte type, an ID the store assigned and nothing else, in version
-	// 4. Its payload length is the lower bound. The smallest of version 1,
-	// whose events store their IDs, is larger.
+	// The smallest frame there is: a stream number of one byte, one
+	// event with a one-byte type, an ID the store assigned and nothing
+	// else, in version 5. Its payload length is the lower bound. A frame
+	// naming its stream takes one byte more, and the smallest of version
+	// 1, whose events store their IDs, far more.
 	var id [record.IDSize]byte
-	body := record.AppendEventOf(4, record.AppendBodyHead(nil, "s", 1), id, "t", nil, nil)
-	smallest := record.AppendFrameOf(4, nil, 0, 0, 1, 0, body)
+	body := record.AppendEventOf(5, record.AppendBodyHead(nil, "s", 1), id, "t", nil, nil)
+	smallest := record.AppendNumberedFrame(nil, 0, 0, 1, 1, 0, "s", body)
 	minLen := uint32(len(smallest) - record.HeaderSize)
-	require.Equal(t, uint32(18), minLen)
+	require.Equal(t, uint32(17), minLen)
+	require.Len(t, record.AppendFrameOf(5, nil, 0, 0, 1, 0, body), len(smallest)+1)
 	v1 := record.AppendFrame(nil, 0, 0, 1, 0, record.AppendEventOf(1, record.AppendBodyHead(nil, "s", 1), id, "t", nil, nil))
 	require.Equal(t, 33, len(v1)-record.HeaderSize)
 	_, err := record.DecodeHeader(smallest)
@@ -934,7 +943,7 @@ func TestDecodeSegmentHeader_BadMagic(t *testing.T) {
 }
 
 func TestDecodeSegmentHeader_BadVersion(t *testing.T) {
-	for _, version := range []byte{0, 5, 0xff} {
+	for _, version := range []byte{0, record.Version + 1, 0xff} {
 		b := record.AppendSegmentHeader(nil, 7, 0)
 		b[4] = version
 		binary.LittleEndian.PutUint32(b[20:24], record.Checksum(b[:20]))
@@ -953,6 +962,7 @@ func fuzzFrameSeeds() [][]byte {
 		goldenMarkedFrame(),
 		goldenWeylFrame(),
 		goldenV4Frame(),
+		goldenNumberedFrame(),
 		testFrame{position: 0, stream: "s", events: []testEvent{{typ: "t"}}}.encode(),
 		testFrame{position: 100, delta: 7, timestamp: -5, firstVersion: 41, stream: "account-1", events: []testEvent{
 			{id: idOf(0x10), typ: "Opened", metadata: []byte(`{"by":"a"}`), data: []byte(`{"owner":"x"}`)},
@@ -1011,6 +1021,10 @@ func checkDecodeFrame(t *testing.T, in []byte) {
 	require.NotEmpty(t, f.Events)
 
 	total := len(f.Stream)
+	if f.Numbered {
+		require.Nil(t, f.Stream)
+		require.NotZero(t, f.FirstVersion, "a numbered frame holds no stream's version 0")
+	}
 	for _, e := range f.Events {
 		require.NotEmpty(t, e.Type)
 		total += len(e.ID) + len(e.Type) + len(e.Metadata) + len(e.Data)
@@ -1028,11 +1042,21 @@ func checkDecodeFrame(t *testing.T, in []byte) {
 	if f.Tagged {
 		version = 4
 	}
-	body := record.AppendBodyHead(nil, string(f.Stream), len(f.Events))
+	stream := string(f.Stream)
+	if f.Numbered {
+		stream = "numbered" // any name: its field is replaced
+	}
+	body := record.AppendBodyHead(nil, stream, len(f.Events))
 	for _, e := range f.Events {
 		body = record.AppendEventOf(version, body, e.ID, string(e.Type), e.Metadata, e.Data)
 	}
-	got := record.AppendFrameOf(version, nil, f.Position, f.SyncDelta, f.Timestamp, f.FirstVersion, body)
+	var got []byte
+	if f.Numbered {
+		got = record.AppendNumberedFrame(nil, f.Position, f.SyncDelta, f.Timestamp, f.FirstVersion, f.StreamNumber, stream, body)
+		require.Len(t, got, record.NumberedFrameSize(f.FirstVersion, f.StreamNumber, stream, body))
+	} else {
+		got = record.AppendFrameOf(version, nil, f.Position, f.SyncDelta, f.Timestamp, f.FirstVersion, body)
+	}
 	require.Equal(t, hex.EncodeToString(frame), hex.EncodeToString(got), "re-encoding the decoded frame differs from the input")
 }
 
@@ -1063,10 +1087,12 @@ func checkDecodeSegmentHeader(t *testing.T, in []byte) {
 		return
 	}
 	require.GreaterOrEqual(t, len(in), record.SegmentHeaderSize)
-	require.Contains(t, []uint8{1, 2, 3, record.Version}, sh.Version)
+	require.Contains(t, []uint8{1, 2, 3, 4, record.Version}, sh.Version)
 	got := record.AppendSegmentHeader(nil, sh.Base, sh.Key)
 	if sh.Version != record.Version { // a header of an earlier version, as written before
-		require.Zero(t, sh.Key, "a header before version 4 holds no key")
+		if sh.Version < 4 {
+			require.Zero(t, sh.Key, "a header before version 4 holds no key")
+		}
 		got[4] = sh.Version
 		binary.LittleEndian.PutUint32(got[20:24], record.Checksum(got[:20]))
 	}
@@ -1543,5 +1569,119 @@ func TestDecodeSegmentHeader_ReservedBytes(t *testing.T) {
 		binary.LittleEndian.PutUint32(b[20:24], record.Checksum(b[:20]))
 		_, err := record.DecodeSegmentHeader(b)
 		require.ErrorIs(t, err, record.ErrMalformed, "reserved byte %d", i)
+	}
+}
+
+// goldenNumberedFrame is goldenV4Frame's events in a version-5 frame that
+// names its stream by number, 1000.
+func goldenNumberedFrame() []byte {
+	body := record.AppendBodyHead(nil, goldenStream, 2)
+	body = record.AppendEventOf(5, body, goldenID, goldenType, []byte(goldenMetadata), []byte(goldenData))
+	body = record.AppendEventOf(5, body, [record.IDSize]byte{}, "Shipped", nil, []byte("{}"))
+	return record.AppendNumberedFrame(nil, goldenPosition, goldenDelta, goldenTimestamp, goldenFirstVersion, 1000, goldenStream, body)
+}
+
+func TestAppendNumberedFrame_Golden(t *testing.T) {
+	got := goldenNumberedFrame()
+	named := goldenV4Frame()
+	// The stream field, 10 bytes for "orders-42", becomes 2 for 1000.
+	require.Len(t, got, len(named)-8)
+	body := record.AppendBodyHead(nil, goldenStream, 2)
+	body = record.AppendEventOf(5, body, goldenID, goldenType, []byte(goldenMetadata), []byte(goldenData))
+	body = record.AppendEventOf(5, body, [record.IDSize]byte{}, "Shipped", nil, []byte("{}"))
+	require.Equal(t, len(got), record.NumberedFrameSize(goldenFirstVersion, 1000, goldenStream, body), "NumberedFrameSize")
+	assert.Equal(t, uint32(76|1<<31), binary.LittleEndian.Uint32(got[0:4]))
+
+	// The payload, built byte by byte from the diagram: version 4's with
+	// the numbered flag and the number in the stream field's place.
+	var payload []byte
+	payload = append(payload, 0x0f)                                           // flags: end mark, Weyl, tags, numbered
+	payload = append(payload, 0x15, 0xcd, 0x85, 0x3d, 0xfe, 0x9c, 0x97, 0x17) // timestamp LE
+	payload = append(payload, 0xac, 0x02)                                     // first version 300
+	payload = append(payload, 0xe8, 0x07)                                     // stream number 1000
+	payload = append(payload, 2)                                              // count
+	payload = append(payload, 11<<1|1)                                        // tag: type len 11, ID stored
+	payload = append(payload, goldenID[:]...)                                 // id
+	payload = append(payload, "OrderPlaced"...)                               //
+	payload = append(payload, 7)                                              // metadata len
+	payload = append(payload, `{"u":7}`...)                                   //
+	payload = append(payload, byte(len(goldenData)))                          // data len
+	payload = append(payload, goldenData...)                                  //
+	payload = append(payload, 7<<1)                                           // tag: type len 7, ID assigned
+	payload = append(payload, "Shipped"...)                                   //
+	payload = append(payload, 0, 2)                                           // metadata len, data len
+	payload = append(payload, "{}"...)                                        //
+	payload = append(payload, 0)                                              // the end mark's place
+	record.MaskWeyl(payload, goldenPosition)
+	payload[len(payload)-1] = record.EndMark
+	assert.Equal(t, hex.EncodeToString(payload), hex.EncodeToString(got[24:]), "payload layout, masked")
+	assert.Equal(t, record.Checksum(got[24:]), binary.LittleEndian.Uint32(got[4:8]))
+	assert.Equal(t, named[8:20], got[8:20], "position and delta as in any frame")
+
+	f, err := decodeFrame(t, bytes.Clone(got))
+	require.NoError(t, err)
+	assert.True(t, f.Numbered)
+	assert.Equal(t, uint64(1000), f.StreamNumber)
+	assert.Nil(t, f.Stream)
+	assert.Equal(t, uint64(goldenFirstVersion), f.FirstVersion)
+	require.Len(t, f.Events, 2)
+	assert.Equal(t, goldenID, f.Events[0].ID)
+	assert.True(t, f.Assigned(1))
+	assert.Equal(t, []byte("{}"), f.Events[1].Data)
+
+	// The same Frame decoding a named frame next forgets the number.
+	named = goldenV4Frame()
+	h, err := record.DecodeHeader(named)
+	require.NoError(t, err)
+	require.NoError(t, f.DecodeVerified(h, unmasked(t, h, named)))
+	assert.False(t, f.Numbered)
+	assert.Zero(t, f.StreamNumber)
+	assert.Equal(t, goldenStream, string(f.Stream))
+
+	assert.Panics(t, func() {
+		record.AppendNumberedFrame(nil, 1, 0, 0, 0, 3, goldenStream, body)
+	}, "a stream's version 0 is in the frame that names it")
+}
+
+// unmasked returns a verified, unmasked copy of frame's payload.
+func unmasked(t *testing.T, h record.Header, frame []byte) []byte {
+	t.Helper()
+	payload := bytes.Clone(frame[record.HeaderSize:h.FrameSize()])
+	require.NoError(t, record.VerifyPayload(h, payload))
+	return payload
+}
+
+// TestDecodePayload_NumberedFrameRules: a numbered frame never holds a
+// stream's version 0, and only a tagged frame is numbered.
+func TestDecodePayload_NumberedFrameRules(t *testing.T) {
+	body := record.AppendBodyHead(nil, "s", 1)
+	body = record.AppendEventOf(5, body, [record.IDSize]byte{}, "t", nil, []byte("x"))
+	// Forge each wrong frame by rewriting the payload of a valid one and
+	// sealing it again, so that only the rule under test fails.
+	forge := func(firstVersion uint64, flags byte) []byte {
+		frame := record.AppendNumberedFrame(nil, 9, 0, 1, max(firstVersion, 1), 2, "s", body)
+		h := record.HeaderOf(frame)
+		payload := unmasked(t, h, frame)
+		payload[0] = flags
+		payload[9] = byte(firstVersion) // a one-byte uvarint either way
+		payload[len(payload)-1] = 0
+		record.MaskWeyl(payload, 9)
+		payload[len(payload)-1] = record.EndMark
+		copy(frame[record.HeaderSize:], payload)
+		binary.LittleEndian.PutUint32(frame[4:8], record.Checksum(frame[record.HeaderSize:]))
+		binary.LittleEndian.PutUint32(frame[20:24], record.Checksum(frame[:20]))
+		return frame
+	}
+	f, err := decodeFrame(t, forge(1, 0x0f))
+	require.NoError(t, err, "the forgery itself is sound")
+	assert.Equal(t, uint64(2), f.StreamNumber)
+
+	_, err = decodeFrame(t, forge(0, 0x0f))
+	require.ErrorIs(t, err, record.ErrMalformed)
+	assert.ErrorContains(t, err, "version 0")
+
+	for _, flags := range []byte{0x0b, 0x0d, 0x09} { // numbered without tags, Weyl or end mark
+		_, err = decodeFrame(t, forge(1, flags))
+		require.ErrorIs(t, err, record.ErrMalformed, "flags %#x", flags)
 	}
 }
