@@ -486,6 +486,9 @@ type walker struct {
 	// f is the frame being passed to fn, one for the walk, decoded in
 	// place: fn's pointer to it escapes.
 	f record.Frame
+	// numbered is the index's numbered as the walk last took it, for
+	// frames naming their stream by number.
+	numbered []*streamIndex
 }
 
 // frame takes w.f, read at off in seg; done is set once it reaches hi.
@@ -500,8 +503,8 @@ func (w *walker) frame(seg *segment, off int64, stream string) (done bool, err e
 	}
 	w.next = f.Position + uint64(len(f.Events))
 	if f.Numbered {
-		if stream, err = w.ix.numberedStream(f); err != nil {
-			return true, w.ix.readError(seg, off, err)
+		if stream, err = w.numberedStream(seg, off); err != nil {
+			return true, err
 		}
 	} else if f.FirstVersion == 0 {
 		w.ix.firstFrame(f)
@@ -512,25 +515,23 @@ func (w *walker) frame(seg *segment, off int64, stream string) (done bool, err e
 	return w.next >= w.hi, nil
 }
 
-// numberedStream returns the name of the stream f, a published frame,
-// names by number. A reader takes that name from the index, so the index
-// must hold the frame's first event where the frame does, under a name
-// confirmed by the stream's first frame (see confirmName).
-func (ix *readIndex) numberedStream(f *record.Frame) (string, error) {
-	ix.mu.RLock()
-	n := f.StreamNumber
-	if n >= uint64(len(ix.numbered)) {
-		ix.mu.RUnlock()
-		return "", fmt.Errorf("%w: frame names stream number %d, of %d streams", record.ErrMalformed, n, len(ix.numbered))
+// numberedStream returns the name of the stream w.f, a published frame
+// read at off in seg, names by number: the index's, confirmed by the
+// stream's first frame (see confirmName). The frame that created the
+// stream was published before w.f, so the index has numbered it. The error
+// is a read error (see readError).
+func (w *walker) numberedStream(seg *segment, off int64) (string, error) {
+	n := w.f.StreamNumber
+	if n >= uint64(len(w.numbered)) {
+		w.ix.mu.RLock()
+		w.numbered = w.ix.numbered
+		w.ix.mu.RUnlock()
+		if n >= uint64(len(w.numbered)) {
+			return "", w.ix.readError(seg, off, fmt.Errorf("%w: frame names stream number %d, of %d streams", record.ErrMalformed, n, len(w.numbered)))
+		}
 	}
-	st := ix.numbered[n]
-	if v := f.FirstVersion; v >= uint64(len(st.positions)) || st.positions[v] != f.Position {
-		ix.mu.RUnlock()
-		return "", fmt.Errorf("%w: frame holds version %d of stream number %d at position %d, where the index does not",
-			record.ErrMalformed, v, n, f.Position)
-	}
-	ix.mu.RUnlock()
-	if err := ix.confirmName(st); err != nil {
+	st := w.numbered[n]
+	if err := w.ix.confirmName(st); err != nil {
 		return "", err
 	}
 	return st.name, nil

@@ -5296,3 +5296,60 @@ func TestEventLog_NumberOfNoStreamIsCorruption(t *testing.T) {
 		})
 	}
 }
+
+// TestWriter_Index_ReadsCheckStreamNumbers rewrites, in a segment an index
+// file covers, the stream number of one frame, with both checksums made
+// good again: Open, which does not read that frame, accepts the store. A
+// read of the stream checks the number against the index's and reports
+// corruption. A read by position follows the frames, as it follows the
+// names frames hold: it reports a number the log never created as
+// corruption, and takes another stream's number as the frame gives it.
+func TestWriter_Index_ReadsCheckStreamNumbers(t *testing.T) {
+	ctx := context.Background()
+	for name, number := range map[string]byte{"no such stream": 99, "another stream": 1} {
+		t.Run(name, func(t *testing.T) {
+			s, dir := openWithFS(t, vfs.OS(), nil)
+			for i := range 6 {
+				_, err := s.Append(ctx, fmt.Sprint("s", i%2), Any, ev(strconv.Itoa(i)))
+				require.NoError(t, err)
+			}
+			require.NoError(t, s.Close())
+			path := filepath.Join(dir, segmentName(0))
+			b, err := os.ReadFile(path)
+			require.NoError(t, err)
+			offs, _ := frameOffsets(t, b)
+			off := offs[2] // position 2: s0's version 1, number 0
+			h, err := record.DecodeHeader(b[off:])
+			require.NoError(t, err)
+			payload := b[off+record.HeaderSize : off+h.FrameSize()]
+			require.NoError(t, record.VerifyPayload(h, payload)) // unmasks it
+			require.Equal(t, byte(0x0f), payload[0], "a numbered frame")
+			require.Equal(t, []byte{1, 0}, payload[9:11], "first version 1, number 0")
+			payload[10] = number
+			payload[len(payload)-1] = 0
+			record.MaskWeyl(payload, h.Position)
+			payload[len(payload)-1] = record.EndMark
+			binary.LittleEndian.PutUint32(b[off+4:], record.Checksum(payload))
+			binary.LittleEndian.PutUint32(b[off+20:], record.Checksum(b[off:off+20]))
+			require.NoError(t, os.WriteFile(path, b, 0o644))
+
+			s, err = Open(dir, &Options{ReadOnly: true})
+			require.NoError(t, err, "Open reads the index file, not the frame")
+			defer s.Close()
+			var ce *CorruptionError
+			all, err := s.ReadAll(ctx, 0, 0)
+			if number == 99 {
+				require.ErrorIs(t, err, ErrCorrupt)
+				require.ErrorAs(t, err, &ce)
+				assert.Equal(t, off, ce.Offset)
+			} else {
+				require.NoError(t, err)
+				assert.Equal(t, "s1", all[2].Stream, "as the frame says")
+			}
+			_, err = s.ReadStream(ctx, "s0", 1, 1)
+			require.ErrorIs(t, err, ErrCorrupt)
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, off, ce.Offset)
+		})
+	}
+}
