@@ -19,7 +19,7 @@ package eventstore
 //	       its stream) are still read
 //	key    the store's ID key, 56 bits: bits 32-55 in bytes 5-7 and bits
 //	       0-31 in bytes 16-19, little-endian. Drawn at random when the
-//	       store's first version-4 segment is created, and written into
+//	       store's first segment of version 4 or later is created, and written into
 //	       every segment after it. Zero before version 4
 //	base   global position of the segment's first event (equals the name)
 //	crc    CRC-32C of bytes 0-19
@@ -47,7 +47,7 @@ package eventstore
 //
 //	length    bits 0-30: payload size, at most record.MaxPayload
 //	          (256 MiB); bit 31: the payload is masked with the Weyl
-//	          keystream (set in every frame of version 3 or 4, in no
+//	          keystream (set in every frame of version 3, 4 or 5, in no
 //	          other)
 //	pcrc      CRC-32C of the payload
 //	position  global position of the frame's first event
@@ -297,8 +297,8 @@ type segment struct {
 	mapped []byte
 }
 
-// rereadHeader reads s's header again, for a first frame that does not
-// fit the version read before: a writing store rewrites the header of an
+// rereadHeader reads s's header again, for its first frame, which may not
+// be of the version read before: a writing store rewrites the header of an
 // empty last segment of an earlier version, and syncs it, before it writes
 // that segment's first frame (eventLog.upgradeEmpty). It takes a header
 // naming the same base and a later version, and reports whether it did; a
@@ -323,20 +323,19 @@ func (s *segment) rereadHeader() (bool, error) {
 // fitFrame checks that f, read at off in s, is of the kind s holds
 // (frameFits), and returns the *CorruptionError if not. A read-only store
 // (reread) may have read the header of an empty older segment just before
-// a writer's first append rewrote it: for the segment's first frame it
-// reads the header again before it calls the frame corrupt.
+// a writer's first append rewrote it: at the segment's first frame, before
+// any frame of it is published, it reads the header again. It does so
+// even if the frame fits, as a version-5 frame naming its stream fits
+// version 4 too, while the frames after it may not; a frame written after
+// the new header, once read, makes the new header readable too.
 func (s *segment) fitFrame(f *record.Frame, off int64, reread bool) error {
-	if frameFits(f, s.version) {
-		return nil
-	}
-	if reread && off == record.SegmentHeaderSize {
-		upgraded, err := s.rereadHeader()
-		if err != nil {
+	if reread && off == record.SegmentHeaderSize && s.version < record.Version {
+		if _, err := s.rereadHeader(); err != nil {
 			return err
 		}
-		if upgraded && frameFits(f, s.version) {
-			return nil
-		}
+	}
+	if frameFits(f, s.version) {
+		return nil
 	}
 	return &CorruptionError{Path: s.path, Offset: off, Reason: frameMisfit}
 }
@@ -1634,16 +1633,20 @@ type verifier struct {
 	next     uint64            // position the next frame should start at
 	versions map[string]uint64 // each stream's next version
 	numbered []string          // the streams by number, in the order the log created them
-	progress func(done, total int64)
-	total    int64
-	reader   frameReader
+	// unnumbered is set once a segment's frames were not all read: the
+	// streams created in the rest are unknown, and the numbers of the
+	// frames after it are not checked.
+	unnumbered bool
+	progress   func(done, total int64)
+	total      int64
+	reader     frameReader
 }
 
 // scanned is what Verify found of a frame, to check an index file against.
 type scanned struct {
 	off, size    int64
 	rel, count   uint32
-	stream       string
+	stream       string // "" if the frame names it by a number unresolved
 	firstVersion uint64
 	hcrc         uint32
 	// fingerprints holds each event's ID's, for an index file of version
@@ -1701,6 +1704,7 @@ func (v *verifier) segment(ctx context.Context, seg *segment, size int64, last b
 			v.rep.TornBytes = size
 		} else {
 			v.problem(seg.path, 0, "segment header: %v", herr)
+			v.unnumbered = true
 		}
 		return nil
 	}
@@ -1724,6 +1728,7 @@ func (v *verifier) segment(ctx context.Context, seg *segment, size int64, last b
 			// Corrupt, as Open finds it: a frame that decodes whole was
 			// written whole, so the torn-write rules do not apply to it.
 			v.problem(seg.path, off, frameMisfit)
+			v.unnumbered = true
 			break
 		}
 		if err != nil {
@@ -1741,8 +1746,10 @@ func (v *verifier) segment(ctx context.Context, seg *segment, size int64, last b
 				v.rep.TornBytes = r.limit - off
 			case later >= 0:
 				v.problem(seg.path, off, "%v, and a later write is intact at offset %d", err, later)
+				v.unnumbered = true
 			default:
 				v.problem(seg.path, off, "%v", err)
+				v.unnumbered = true
 			}
 			break
 		}
@@ -1768,7 +1775,9 @@ func (v *verifier) segment(ctx context.Context, seg *segment, size int64, last b
 		}
 		resolved := true
 		if f.Numbered {
-			if f.StreamNumber < uint64(len(v.numbered)) {
+			if v.unnumbered {
+				resolved = false
+			} else if f.StreamNumber < uint64(len(v.numbered)) {
 				sc.stream = v.numbered[f.StreamNumber]
 			} else {
 				v.problem(seg.path, off, "frame names stream number %d, of %d streams created before it", f.StreamNumber, len(v.numbered))
@@ -1826,7 +1835,7 @@ func (v *verifier) index(seg *segment, size int64, frames []scanned) {
 		}
 		sc := frames[i]
 		if int64(xf.Offset) != sc.off || xf.Rel != sc.rel || xf.Count != sc.count ||
-			x.Names[xf.Name] != sc.stream || xf.FirstVersion != sc.firstVersion ||
+			sc.stream != "" && x.Names[xf.Name] != sc.stream || xf.FirstVersion != sc.firstVersion ||
 			!slices.Equal(x.Fingerprints[fp:fp+int(xf.Count)], sc.prints(x.Version)) {
 			v.problem(path, int64(xf.Offset), "index entry %d does not match the frame at offset %d", i, sc.off)
 			return

@@ -575,8 +575,8 @@ func (ix *readIndex) confirmName(st *streamIndex) error {
 		return ix.readError(loc.seg, loc.off, err)
 	}
 	if f.Position != first || f.FirstVersion != 0 || f.Numbered || string(f.Stream) != st.name {
-		return ix.readError(loc.seg, loc.off, fmt.Errorf("%w: the frame holding the first event of the stream the index has as %q, at position %d, does not name it",
-			record.ErrMalformed, st.name, first))
+		return ix.readError(loc.seg, loc.off, fmt.Errorf("%w: the segment's index file names the stream of its frame at position %d %q, and the frame does not",
+			record.ErrMalformed, first, st.name))
 	}
 	st.named.Store(true)
 	return nil

@@ -309,6 +309,15 @@ func (w *writer) commit() {
 		// Events the stream holds, committed and accepted into this batch:
 		// the version check's subject and the new frame's first version.
 		st := w.index.stream(r.stream)
+		if st != nil {
+			// A stream the index learnt from an index file has its name
+			// confirmed by its first frame before the writer numbers it,
+			// once: the number must name this stream on disk.
+			if err := w.index.confirmName(st); err != nil {
+				w.outcomes = append(w.outcomes, result{err: err})
+				continue
+			}
+		}
 		current := uint64(st.version()+1) + w.pendingAdded(r.stream)
 		res, dup, err := w.check(r, current)
 		if err != nil || dup {

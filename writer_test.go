@@ -5353,3 +5353,160 @@ func TestWriter_Index_ReadsCheckStreamNumbers(t *testing.T) {
 		})
 	}
 }
+
+// A read-only store following a writer whose last segment was an empty one
+// of version 4: the writer's first append rewrites its header as version
+// 5's, and its first frame, naming its stream, fits version 4 too. The
+// follower reads the header again at that frame, so the numbered frames
+// after it are of the version the segment holds.
+func TestStore_ReadOnly_FollowsTheUpgradeOfAnEmptyVersion4Segment(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, segmentName(0)), segmentHeaderOf(4, 0), 0o644))
+	ro, err := Open(dir, &Options{ReadOnly: true})
+	require.NoError(t, err)
+	defer ro.Close()
+	s, err := Open(dir, nil)
+	require.NoError(t, err)
+	defer s.Close()
+	_, err = s.Append(ctx, "a", NoStream, ev("1"))
+	require.NoError(t, err)
+	_, err = s.Append(ctx, "a", Exact(0), ev("2"))
+	require.NoError(t, err)
+	require.Equal(t, uint8(5), s.log.active().version)
+	sub, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var got []string
+	for e, err := range ro.Subscribe(sub, 0) {
+		require.NoError(t, err)
+		got = append(got, e.Stream+":"+string(e.Data))
+		if e.Position == 1 {
+			break
+		}
+	}
+	assert.Equal(t, []string{"a:1", "a:2"}, got)
+}
+
+// TestWriter_Index_AppendsConfirmStreamNames: with the names of two
+// streams swapped in an index file, as in
+// TestWriter_Index_ReadsCheckFramesAgainstTheIndex, an append to either
+// stream is refused as corruption, rather than written with the number of
+// the other stream on disk; appends to other streams go on.
+func TestWriter_Index_AppendsConfirmStreamNames(t *testing.T) {
+	ctx := context.Background()
+	s, dir := openWithFS(t, vfs.OS(), nil)
+	for i := range 6 {
+		_, err := s.Append(ctx, fmt.Sprint("s", i%2), Any, ev(strconv.Itoa(i)))
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.Close())
+	path := strings.TrimSuffix(filepath.Join(dir, segmentName(0)), segmentSuffix) + indexSuffix
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	x, err := record.DecodeSegmentIndex(b, math.MaxUint32)
+	require.NoError(t, err)
+	x.Names[0], x.Names[1] = x.Names[1], x.Names[0]
+	require.NoError(t, os.WriteFile(path, record.AppendSegmentIndex(nil, x), 0o644))
+
+	s, err = Open(dir, nil)
+	require.NoError(t, err)
+	defer s.Close()
+	for _, stream := range []string{"s0", "s1"} {
+		_, err = s.Append(ctx, stream, Any, ev("more"))
+		require.ErrorIs(t, err, ErrCorrupt, stream)
+	}
+	_, err = s.Append(ctx, "other", Any, ev("x"))
+	require.NoError(t, err, "a request error, not the store's")
+	assert.Equal(t, uint64(7), s.Stats().Events)
+}
+
+// Requests of one batch: a stream created by an earlier request of the
+// batch is named again, not numbered, as the index numbers it only once the
+// batch is published; a stream with a committed frame is numbered.
+func TestWriter_Batch_StreamsCreatedInTheBatchAreNamed(t *testing.T) {
+	ctx := context.Background()
+	gate := newGateFS(vfs.OS())
+	s, dir := openWithFS(t, gate, nil)
+	parked := parkWriter(t, s, gate) // creates "park"
+	chans := []<-chan result{
+		appendAsync(ctx, s, "new", Any, ev("a")),
+		appendAsync(ctx, s, "new", Any, ev("b")),
+		appendAsync(ctx, s, "park", Any, ev("c")),
+	}
+	waitQueued(t, s, len(chans))
+	syncs := s.Stats().Syncs
+	gate.open()
+	require.NoError(t, (<-parked).err)
+	for _, ch := range chans {
+		require.NoError(t, (<-ch).err)
+	}
+	require.Equal(t, syncs+1, s.Stats().Syncs, "one batch")
+	b, err := os.ReadFile(filepath.Join(dir, segmentName(0)))
+	require.NoError(t, err)
+	offs, _ := frameOffsets(t, b[:lastNonZero(b)+1])
+	require.Len(t, offs, 4)
+	kinds := map[string]bool{} // stream:first version -> numbered
+	for _, off := range offs {
+		h, err := record.DecodeHeader(b[off:])
+		require.NoError(t, err)
+		f, err := record.DecodePayload(h, bytes.Clone(b[off+record.HeaderSize:off+h.FrameSize()]), nil)
+		require.NoError(t, err)
+		stream := string(f.Stream)
+		if f.Numbered {
+			stream = s.index.numbered[f.StreamNumber].name
+		}
+		kinds[fmt.Sprint(stream, ":", f.FirstVersion)] = f.Numbered
+	}
+	assert.Equal(t, map[string]bool{"park:0": false, "new:0": false, "new:1": false, "park:1": true}, kinds)
+	require.NoError(t, s.Close())
+	for _, indexed := range []bool{true, false} {
+		if !indexed {
+			removeIndexFiles(t, dir)
+		}
+		r, err := Open(dir, &Options{ReadOnly: true})
+		require.NoError(t, err)
+		evs, err := r.ReadStream(ctx, "new", 0, 0)
+		require.NoError(t, err)
+		require.Len(t, evs, 2)
+		evs, err = r.ReadStream(ctx, "park", 1, 0)
+		require.NoError(t, err)
+		require.Len(t, evs, 1)
+		assert.Equal(t, "c", string(evs[0].Data))
+		require.NoError(t, r.Close())
+	}
+	rep, err := Verify(ctx, dir, nil)
+	require.NoError(t, err)
+	assert.Empty(t, rep.Problems)
+}
+
+// TestVerify_DamageStopsStreamNumbering: once Verify cannot read a segment
+// past a damaged frame, the streams created after it are unknown; it
+// reports the damage, and no problem of the later segments' numbered
+// frames, which it cannot resolve.
+func TestVerify_DamageStopsStreamNumbering(t *testing.T) {
+	ctx := context.Background()
+	s, dir := openWithFS(t, vfs.OS(), &Options{SegmentSize: 4096})
+	for i := range 80 {
+		_, err := s.Append(ctx, fmt.Sprint("s", i/4), Any, ev(strings.Repeat("x", 100)))
+		require.NoError(t, err)
+	}
+	require.Greater(t, len(s.index.segments), 2)
+	require.NoError(t, s.Close())
+	path := filepath.Join(dir, segmentName(0))
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	offs, _ := frameOffsets(t, b)
+	b[offs[5]+40] ^= 0x10 // a payload byte of a middle frame: corruption
+	require.NoError(t, os.WriteFile(path, b, 0o644))
+	rep, err := Verify(ctx, dir, nil)
+	require.NoError(t, err)
+	require.NotEmpty(t, rep.Problems)
+	assert.Equal(t, offs[5], rep.Problems[0].Offset)
+	for _, p := range rep.Problems[1:] {
+		// The damaged segment's index file lists the frames not read, and
+		// the next segment starts past the positions read: both are the
+		// damage's. No frame is reported in the wrong stream.
+		assert.NotContains(t, p.Reason, "stream", "%v", p)
+	}
+	assert.GreaterOrEqual(t, rep.Frames, uint64(5))
+}

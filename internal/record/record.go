@@ -41,7 +41,7 @@ const (
 	flagEndMark = 1
 
 	// flagWeyl, in a payload's flags, says that it was masked with
-	// MaskWeyl. It is set in every frame of version 3 or 4, with
+	// MaskWeyl. It is set in every frame of version 3, 4 or 5, with
 	// flagEndMark, and in no other: it lets the decoder check, after unmasking, that the
 	// keystream the header named was the one the writer used.
 	flagWeyl = 2
@@ -62,12 +62,12 @@ const (
 	// gives it. The rest of the tag is the length of the event's type.
 	tagStoredID = 1
 
-	// KeyBits is the size of a store's ID key, which a version-4 segment
-	// header holds (see AssignedID).
+	// KeyBits is the size of a store's ID key, which a segment header of
+	// version 4 or later holds (see AssignedID).
 	KeyBits = 56
 
 	// lengthWeyl is the bit of a frame header's length field that says the
-	// payload is masked with MaskWeyl (versions 3 and 4). The rest of the
+	// payload is masked with MaskWeyl (versions 3 to 5). The rest of the
 	// field is the payload's length, at most MaxPayload, so the bit is zero
 	// in every frame of versions 1 and 2.
 	lengthWeyl = 1 << 31
@@ -142,7 +142,7 @@ var (
 type SegmentHeader struct {
 	// Base is the global position of the first event the segment holds.
 	Base uint64
-	// Version is the segment's format version, 1 to 4. The frames of a
+	// Version is the segment's format version, 1 to 5. The frames of a
 	// segment of version 2 or later all end in EndMark; from version 3
 	// they are masked with MaskWeyl; from version 4 their events open
 	// with a tag.
@@ -202,7 +202,7 @@ type Header struct {
 	// Length is the size of the payload that follows the header.
 	Length uint32
 	// Weyl reports that the payload is masked with MaskWeyl, as in a
-	// segment of version 3 or 4, rather than Mask.
+	// segment of version 3, 4 or 5, rather than Mask.
 	Weyl bool
 	// PayloadCRC is the checksum of the payload.
 	PayloadCRC uint32
@@ -433,9 +433,10 @@ func AppendMarkedFrame(dst []byte, position uint64, syncDelta uint32, timestamp 
 // for version 3 AppendMarkedFrame's but for its keystream: the payload is
 // masked with MaskWeyl, its flags say so too, and so does the top bit of
 // its header's length field; and for version 4 version 3's, with flags
-// saying that its events open with tags. A frame of version 3 or 4 is as
-// large as a version-2 one with the same body. The body's events must be
-// of the same version (see AppendEventOf).
+// saying that its events open with tags, and for version 5 version 4's
+// (a frame naming its stream by number is AppendNumberedFrame's). A frame
+// of version 3, 4 or 5 is as large as a version-2 one with the same body.
+// The body's events must be of the same version (see AppendEventOf).
 func AppendFrameOf(version uint8, dst []byte, position uint64, syncDelta uint32, timestamp int64, firstVersion uint64, body []byte) []byte {
 	var flags byte
 	switch version {
@@ -676,7 +677,7 @@ func Mask(b []byte, position uint64) {
 	}
 }
 
-// MaskWeyl XORs b, the payload of a frame of version 3 or 4 whose first event has
+// MaskWeyl XORs b, the payload of a frame of version 3, 4 or 5 whose first event has
 // the given position, with a keystream drawn from that position, as Mask
 // does for versions 1 and 2; applying it twice gives b back. Its keystream
 // costs an addition a word where Mask's costs two multiplications, so that
@@ -729,7 +730,7 @@ func mask(b []byte, position uint64, weyl bool) {
 // errors.
 func keystreamName(weyl bool) string {
 	if weyl {
-		return "Weyl (versions 3 and 4)"
+		return "Weyl (versions 3 to 5)"
 	}
 	return "splitmix64 (versions 1 and 2)"
 }

@@ -1680,8 +1680,12 @@ func TestDecodePayload_NumberedFrameRules(t *testing.T) {
 	require.ErrorIs(t, err, record.ErrMalformed)
 	assert.ErrorContains(t, err, "version 0")
 
-	for _, flags := range []byte{0x0b, 0x0d, 0x09} { // numbered without tags, Weyl or end mark
+	// Numbered without tags, without the end mark, and with neither: flags
+	// of no version. (Without the Weyl bit they also disagree with the
+	// header, which names that keystream.)
+	for _, flags := range []byte{0x0b, 0x0e, 0x0a} {
 		_, err = decodeFrame(t, forge(1, flags))
 		require.ErrorIs(t, err, record.ErrMalformed, "flags %#x", flags)
+		assert.ErrorContains(t, err, "unknown flags", "flags %#x", flags)
 	}
 }
