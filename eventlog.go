@@ -77,13 +77,13 @@ package eventstore
 //	          read: record.AssignedID of the segment's key, the event's
 //	          position and the frame's timestamp, a UUID of version 7. A
 //	          stored ID is never zero
-//	number    a stream's number: how many streams the log created before
-//	          it, in position order. A stream is created by the frame
-//	          holding its version 0, which names it; its later frames
-//	          may name it by number instead (the writer numbers every
-//	          frame of a stream created by an earlier batch). Readers
-//	          resolve a number through the index, which numbers the
-//	          streams as it meets their first frames
+//	number    a stream's number: the position of its first event, below
+//	          the frame's own. The frame holding a stream's version 0
+//	          names it; its later frames may name it by number instead
+//	          (the writer numbers a stream's frames from the batch after
+//	          the one that created it). Readers resolve a number through
+//	          the index, which keeps where each stream starts, and so
+//	          through the frame there, which names the stream
 //	end mark  record.EndMark, so that no frame ends in a zero byte: the
 //	          space after the frames may read as zeros (below), and a
 //	          frame whose last byte reads zero was cut short
@@ -326,10 +326,12 @@ func (s *segment) rereadHeader() (bool, error) {
 // a writer's first append rewrote it: at the segment's first frame, before
 // any frame of it is published, it reads the header again. It does so
 // even if the frame fits, as a version-5 frame naming its stream fits
-// version 4 too, while the frames after it may not; a frame written after
-// the new header, once read, makes the new header readable too.
+// version 4 too, while the frames after it may not, and whatever the
+// version, as a later release may have rewritten a header of this one's
+// (ErrNewerFormat); a frame written after the new header, once read, makes
+// the new header readable too.
 func (s *segment) fitFrame(f *record.Frame, off int64, reread bool) error {
-	if reread && off == record.SegmentHeaderSize && s.version < record.Version {
+	if reread && off == record.SegmentHeaderSize {
 		if _, err := s.rereadHeader(); err != nil {
 			return err
 		}
@@ -1594,7 +1596,7 @@ func verifyLog(ctx context.Context, fsys vfs.FS, dir string, progress func(done,
 		}
 		defer lock.Close()
 	}
-	v := &verifier{fsys: fsys, rep: &rep, versions: map[string]uint64{}, progress: progress}
+	v := &verifier{fsys: fsys, rep: &rep, versions: map[string]uint64{}, starts: map[uint64]string{}, progress: progress}
 	var segs []*segment
 	for _, name := range names {
 		if base, ok := parseSegmentName(name); ok {
@@ -1632,14 +1634,16 @@ type verifier struct {
 	rep      *VerifyReport
 	next     uint64            // position the next frame should start at
 	versions map[string]uint64 // each stream's next version
-	numbered []string          // the streams by number, in the order the log created them
-	// unnumbered is set once a segment's frames were not all read: the
-	// streams created in the rest are unknown, and the numbers of the
-	// frames after it are not checked.
-	unnumbered bool
-	progress   func(done, total int64)
-	total      int64
-	reader     frameReader
+	starts   map[uint64]string // each stream's name by the position of its first event
+	// skipped is set once frames were not all read: a segment's frames
+	// past damage, or a segment missing. The streams they created and the
+	// versions they held are unknown, so from there a frame's version is
+	// not checked against its stream's before, and a number naming none
+	// of the streams read is reported once (noted), not at every frame.
+	skipped, noted bool
+	progress       func(done, total int64)
+	total          int64
+	reader         frameReader
 }
 
 // scanned is what Verify found of a frame, to check an index file against.
@@ -1704,7 +1708,7 @@ func (v *verifier) segment(ctx context.Context, seg *segment, size int64, last b
 			v.rep.TornBytes = size
 		} else {
 			v.problem(seg.path, 0, "segment header: %v", herr)
-			v.unnumbered = true
+			v.skipped = true
 		}
 		return nil
 	}
@@ -1714,6 +1718,7 @@ func (v *verifier) segment(ctx context.Context, seg *segment, size int64, last b
 	if seg.base != v.next {
 		v.problem(seg.path, 0, "segment starts at position %d, want %d", seg.base, v.next)
 		v.next = seg.base
+		v.skipped = true
 	}
 	var frames []scanned
 	var events []record.Event
@@ -1728,7 +1733,7 @@ func (v *verifier) segment(ctx context.Context, seg *segment, size int64, last b
 			// Corrupt, as Open finds it: a frame that decodes whole was
 			// written whole, so the torn-write rules do not apply to it.
 			v.problem(seg.path, off, frameMisfit)
-			v.unnumbered = true
+			v.skipped = true
 			break
 		}
 		if err != nil {
@@ -1746,10 +1751,10 @@ func (v *verifier) segment(ctx context.Context, seg *segment, size int64, last b
 				v.rep.TornBytes = r.limit - off
 			case later >= 0:
 				v.problem(seg.path, off, "%v, and a later write is intact at offset %d", err, later)
-				v.unnumbered = true
+				v.skipped = true
 			default:
 				v.problem(seg.path, off, "%v", err)
-				v.unnumbered = true
+				v.skipped = true
 			}
 			break
 		}
@@ -1775,19 +1780,32 @@ func (v *verifier) segment(ctx context.Context, seg *segment, size int64, last b
 		}
 		resolved := true
 		if f.Numbered {
-			if v.unnumbered {
+			name, ok := v.starts[f.StreamStart]
+			switch {
+			case ok:
+				sc.stream = name
+			case !v.skipped:
+				v.problem(seg.path, off, "frame names the stream starting at position %d, and none does", f.StreamStart)
 				resolved = false
-			} else if f.StreamNumber < uint64(len(v.numbered)) {
-				sc.stream = v.numbered[f.StreamNumber]
-			} else {
-				v.problem(seg.path, off, "frame names stream number %d, of %d streams created before it", f.StreamNumber, len(v.numbered))
+			default:
+				if !v.noted {
+					v.problem(seg.path, off, "frame names the stream starting at position %d, which was not read; such frames are not checked from here", f.StreamStart)
+					v.noted = true
+				}
 				resolved = false
 			}
 		}
-		if want, known := v.versions[sc.stream]; resolved && f.FirstVersion != want {
+		want, known := v.versions[sc.stream]
+		switch {
+		case !resolved:
+		case v.skipped:
+			if !known && f.FirstVersion == 0 {
+				v.starts[f.Position] = sc.stream
+			}
+		case f.FirstVersion != want:
 			v.problem(seg.path, off, "stream %q continues at version %d, want %d", sc.stream, f.FirstVersion, want)
-		} else if resolved && !known {
-			v.numbered = append(v.numbered, sc.stream)
+		case !known:
+			v.starts[f.Position] = sc.stream
 		}
 		v.next = f.Position + uint64(len(f.Events))
 		if resolved {

@@ -38,13 +38,12 @@ type frameRef struct {
 // keeping IDs in memory.
 type streamIndex struct {
 	name         string
-	number       uint64   // how many streams the log created before this one
 	positions    []uint64 // by version
 	fingerprints []uint32 // by version
 	// named is set once the name is known to be the one the stream's
 	// first frame holds: at once for a stream the index learnt from that
-	// frame, at the first read needing it for one it learnt from an index
-	// file (see confirmName).
+	// frame, at the first read or append needing it for one it learnt
+	// from an index file (see confirmName).
 	named atomic.Bool
 }
 
@@ -71,14 +70,20 @@ type readIndex struct {
 	mu       sync.RWMutex            // guards the fields below, and segment.frames and segment.end
 	segments []*segment              // ascending by base
 	streams  map[string]*streamIndex // by name
-	// numbered holds the streams by number, in the order the log created
-	// them: a stream is created by the frame holding its version 0. It
-	// only grows, so a reader may keep a copy of the slice taken under
-	// mu and read the entries below its length without the lock.
-	numbered []*streamIndex
-	next     uint64 // position the next event will get; readers see [0, next)
-	closed   bool   // set by Close; reads return ErrClosed
-	heap     int64  // bytes the index holds, kept up to date by addFrameLocked
+	// created holds the streams in the order the log created them, and
+	// starts the position of each one's first event, ascending: a frame
+	// naming its stream by number gives that position. Both only grow,
+	// so a reader may keep copies of the slices taken under mu and read
+	// the entries below their length without the lock.
+	created []*streamIndex
+	starts  []uint64
+	next    uint64 // position the next event will get; readers see [0, next)
+	closed  bool   // set by Close; reads return ErrClosed
+	heap    int64  // bytes the index holds, kept up to date by addFrameLocked
+	// unconfirmed counts the streams whose name is not confirmed yet (see
+	// streamIndex.named), so that appends and walks skip the check when
+	// there are none.
+	unconfirmed atomic.Int64
 
 	notify  *notifier          // wakes subscriptions; has its own lock
 	metrics *telemetry.Metrics // set by Open before anyone reads
@@ -137,7 +142,7 @@ func (ix *readIndex) addFrameLocked(seg *segment, off int64, position, firstVers
 		if firstVersion != 0 {
 			return fmt.Errorf("stream %q starts at version %d", stream, firstVersion)
 		}
-		st = ix.createLocked(stream)
+		st = ix.createLocked(stream, position)
 		st.named.Store(true) // from its first frame
 		ix.heap += perStreamBytes + int64(len(stream))
 	} else if firstVersion != uint64(len(st.positions)) {
@@ -155,31 +160,56 @@ func (ix *readIndex) addFrameLocked(seg *segment, off int64, position, firstVers
 	return nil
 }
 
-// createLocked adds a stream with no events yet, numbered as the next
-// stream the log creates. The caller holds mu for writing, or is Open.
-func (ix *readIndex) createLocked(name string) *streamIndex {
-	st := &streamIndex{name: name, number: uint64(len(ix.numbered))}
+// createLocked adds a stream with no events yet, whose first event will
+// have position start, past every stream's before. The caller holds mu for
+// writing, or is Open.
+func (ix *readIndex) createLocked(name string, start uint64) *streamIndex {
+	st := &streamIndex{name: name}
 	ix.streams[name] = st
-	ix.numbered = append(ix.numbered, st)
+	ix.created = append(ix.created, st)
+	ix.starts = append(ix.starts, start)
 	return st
+}
+
+// startedAt returns the stream of created whose first event has position
+// start, or nil; starts holds their starts.
+func startedAt(created []*streamIndex, starts []uint64, start uint64) *streamIndex {
+	if i, ok := slices.BinarySearch(starts, start); ok {
+		return created[i]
+	}
+	return nil
+}
+
+// createdStream is a stream created by a frame read but not yet added to
+// the index: the follower's.
+type createdStream struct {
+	start uint64
+	name  string
+}
+
+// errNoStreamStarts is why a numbered frame is corrupt when no stream
+// starts where it says.
+func errNoStreamStarts(start uint64) error {
+	return fmt.Errorf("%w: frame names the stream starting at position %d, and none does", record.ErrMalformed, start)
 }
 
 // streamName returns the index's copy of the name of the stream of f, a
 // frame read while building the index or following the log, whose
-// numbered frames name streams the index holds. created holds the names
-// of the streams frames already read have created beyond the index's, in
-// order (the follower's, not yet published). It does not allocate a
-// string for a stream the index or created has.
-func (ix *readIndex) streamName(f *record.Frame, created []string) (string, error) {
+// numbered frames name streams the index holds. created holds the streams
+// frames already read have created beyond the index's, in order (the
+// follower's, not yet published). It does not allocate a string for a
+// stream the index or created has.
+func (ix *readIndex) streamName(f *record.Frame, created []createdStream) (string, error) {
 	if f.Numbered {
-		n := f.StreamNumber
-		if n < uint64(len(ix.numbered)) {
-			return ix.numbered[n].name, nil
+		if st := startedAt(ix.created, ix.starts, f.StreamStart); st != nil {
+			return st.name, nil
 		}
-		if n-uint64(len(ix.numbered)) < uint64(len(created)) {
-			return created[n-uint64(len(ix.numbered))], nil
+		for _, c := range created {
+			if c.start == f.StreamStart {
+				return c.name, nil
+			}
 		}
-		return "", fmt.Errorf("%w: frame names stream number %d, of %d streams created before it", record.ErrMalformed, n, uint64(len(ix.numbered))+uint64(len(created)))
+		return "", errNoStreamStarts(f.StreamStart)
 	}
 	if st, ok := ix.streams[string(f.Stream)]; ok {
 		return st.name, nil
@@ -188,9 +218,9 @@ func (ix *readIndex) streamName(f *record.Frame, created []string) (string, erro
 }
 
 // perStreamBytes is what a stream costs the index beyond its name and
-// slices: its streamIndex, its map key and value, and its entry in
-// numbered.
-const perStreamBytes = int64(unsafe.Sizeof(streamIndex{})) + 16 + 8 + 8
+// slices: its streamIndex, its map key and value, and its entries in
+// created and starts.
+const perStreamBytes = int64(unsafe.Sizeof(streamIndex{})) + 16 + 8 + 8 + 8
 
 // sliceBytes is what the slices one frame grows hold, at their capacity.
 func sliceBytes(seg *segment, st *streamIndex) int64 {
@@ -265,7 +295,8 @@ func (r *indexBuilder) index(seg *segment, x *record.SegmentIndex, keepOwners bo
 	for _, f := range x.Frames {
 		st := streams[f.Name]
 		if st == nil {
-			st = ix.createLocked(x.Names[f.Name])
+			st = ix.createLocked(x.Names[f.Name], seg.base+uint64(f.Rel))
+			ix.unconfirmed.Add(1) // its name is the index file's
 			streams[f.Name] = st
 		}
 		seg.frames = append(seg.frames, frameRef{rel: f.Rel, off: f.Offset})
@@ -486,10 +517,27 @@ type walker struct {
 	// f is the frame being passed to fn, one for the walk, decoded in
 	// place: fn's pointer to it escapes.
 	f record.Frame
-	// numbered is the index's numbered as the walk last took it, for
-	// frames naming their stream by number.
-	numbered []*streamIndex
+	// created and starts are the index's as the walk last took them, for
+	// frames naming their stream by number, and found caches the streams
+	// found there by their numbers.
+	created []*streamIndex
+	starts  []uint64
+	found   *[foundSlots]foundSlot
 }
+
+// foundSlot is a stream a walk found by its number, the position where it
+// starts.
+type foundSlot struct {
+	start uint64
+	st    *streamIndex
+}
+
+// foundSlots is the size of a walk's cache of streams by number: 32 KiB,
+// so that a thousand streams read in turn mostly hit.
+const (
+	foundBits  = 11
+	foundSlots = 1 << foundBits
+)
 
 // frame takes w.f, read at off in seg; done is set once it reaches hi.
 func (w *walker) frame(seg *segment, off int64, stream string) (done bool, err error) {
@@ -506,7 +554,7 @@ func (w *walker) frame(seg *segment, off int64, stream string) (done bool, err e
 		if stream, err = w.numberedStream(seg, off); err != nil {
 			return true, err
 		}
-	} else if f.FirstVersion == 0 {
+	} else if f.FirstVersion == 0 && w.ix.unconfirmed.Load() > 0 {
 		w.ix.firstFrame(f)
 	}
 	if err := w.fn(f, stream); err != nil {
@@ -518,22 +566,30 @@ func (w *walker) frame(seg *segment, off int64, stream string) (done bool, err e
 // numberedStream returns the name of the stream w.f, a published frame
 // read at off in seg, names by number: the index's, confirmed by the
 // stream's first frame (see confirmName). The frame that created the
-// stream was published before w.f, so the index has numbered it. The error
-// is a read error (see readError).
+// stream was published before w.f, so the index holds the stream. The
+// error is a read error (see readError).
 func (w *walker) numberedStream(seg *segment, off int64) (string, error) {
-	n := w.f.StreamNumber
-	if n >= uint64(len(w.numbered)) {
+	start := w.f.StreamStart
+	if w.found == nil {
+		w.found = new([foundSlots]foundSlot)
+	}
+	slot := &w.found[(start*0x9e3779b97f4a7c15)>>(64-foundBits)]
+	if slot.st != nil && slot.start == start && slot.st.named.Load() {
+		return slot.st.name, nil
+	}
+	st := startedAt(w.created, w.starts, start)
+	if st == nil {
 		w.ix.mu.RLock()
-		w.numbered = w.ix.numbered
+		w.created, w.starts = w.ix.created, w.ix.starts
 		w.ix.mu.RUnlock()
-		if n >= uint64(len(w.numbered)) {
-			return "", w.ix.readError(seg, off, fmt.Errorf("%w: frame names stream number %d, of %d streams", record.ErrMalformed, n, len(w.numbered)))
+		if st = startedAt(w.created, w.starts, start); st == nil {
+			return "", w.ix.readError(seg, off, errNoStreamStarts(start))
 		}
 	}
-	st := w.numbered[n]
 	if err := w.ix.confirmName(st); err != nil {
 		return "", err
 	}
+	*slot = foundSlot{start: start, st: st}
 	return st.name, nil
 }
 
@@ -545,7 +601,7 @@ func (ix *readIndex) firstFrame(f *record.Frame) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	if st := ix.streams[string(f.Stream)]; st != nil && !st.named.Load() && st.positions[0] == f.Position {
-		st.named.Store(true)
+		st.confirmed(ix)
 	}
 }
 
@@ -578,8 +634,34 @@ func (ix *readIndex) confirmName(st *streamIndex) error {
 		return ix.readError(loc.seg, loc.off, fmt.Errorf("%w: the segment's index file names the stream of its frame at position %d %q, and the frame does not",
 			record.ErrMalformed, first, st.name))
 	}
-	st.named.Store(true)
+	st.confirmed(ix)
 	return nil
+}
+
+// confirmed sets st.named, once, for the stream's first frame has been
+// read and names it.
+func (st *streamIndex) confirmed(ix *readIndex) {
+	if st.named.CompareAndSwap(false, true) {
+		ix.unconfirmed.Add(-1)
+	}
+}
+
+// confirmStream confirms the name of the stream the caller is about to
+// append to, if the index learnt it from an index file and nothing has
+// confirmed it yet, so that the writer may name the stream by number
+// without reading its first frame itself. It costs an atomic load when
+// every stream is confirmed.
+func (ix *readIndex) confirmStream(name string) error {
+	if ix.unconfirmed.Load() == 0 {
+		return nil
+	}
+	ix.mu.RLock()
+	st := ix.streams[name]
+	ix.mu.RUnlock()
+	if st == nil {
+		return nil
+	}
+	return ix.confirmName(st)
 }
 
 // short is the error of a walk whose frames ended before hi.
@@ -947,7 +1029,7 @@ func (ix *readIndex) scanStream(ctx context.Context, stream string, bounds func(
 		return nil
 	}
 	positions := st.positions // elements below len never change
-	name, number := st.name, st.number
+	name, start := st.name, positions[0]
 	lo, hi := bounds(uint64(len(positions)))
 	if lo >= hi {
 		ix.mu.RUnlock()
@@ -992,8 +1074,8 @@ func (ix *readIndex) scanStream(ctx context.Context, stream string, bounds func(
 		}
 		f.Key = loc.seg.key
 		// The index sent the read here: the frame must agree with it.
-		if f.Numbered && f.StreamNumber != number {
-			return ix.readError(loc.seg, loc.off, fmt.Errorf("%w: frame of stream number %d where the index has %q, number %d", record.ErrMalformed, f.StreamNumber, stream, number))
+		if f.Numbered && f.StreamStart != start {
+			return ix.readError(loc.seg, loc.off, fmt.Errorf("%w: frame of the stream starting at position %d where the index has %q, starting at %d", record.ErrMalformed, f.StreamStart, stream, start))
 		}
 		if !f.Numbered && string(f.Stream) != stream {
 			return ix.readError(loc.seg, loc.off, fmt.Errorf("%w: frame of stream %q where the index has %q", record.ErrMalformed, f.Stream, stream))
@@ -1003,6 +1085,9 @@ func (ix *readIndex) scanStream(ctx context.Context, stream string, bounds func(
 		if f.FirstVersion > want || f.FirstVersion+uint64(len(f.Events)) <= want || positions[want] != f.Position+(want-f.FirstVersion) {
 			return ix.readError(loc.seg, loc.off, fmt.Errorf("%w: frame holds versions %d to %d at position %d; the index has version %d at position %d",
 				record.ErrMalformed, f.FirstVersion, f.FirstVersion+uint64(len(f.Events))-1, f.Position, want, positions[want]))
+		}
+		if f.FirstVersion == 0 && !st.named.Load() {
+			st.confirmed(ix) // the frame names the stream, where the index starts it
 		}
 		for k := range f.Events {
 			if v := f.FirstVersion + uint64(k); v >= lo && v < hi {

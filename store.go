@@ -537,6 +537,11 @@ func (s *Store) Append(ctx context.Context, stream string, expected ExpectedVers
 	if s.opts.ReadOnly {
 		return AppendResult{}, ErrReadOnly
 	}
+	// A stream learnt from an index file has its name confirmed here, once,
+	// so that the writer may name it by number without a read of its own.
+	if err := s.index.confirmStream(stream); err != nil {
+		return AppendResult{}, err
+	}
 	r, err := s.newRequest(stream, expected, events)
 	if err != nil {
 		return AppendResult{}, err

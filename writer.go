@@ -309,15 +309,6 @@ func (w *writer) commit() {
 		// Events the stream holds, committed and accepted into this batch:
 		// the version check's subject and the new frame's first version.
 		st := w.index.stream(r.stream)
-		if st != nil {
-			// A stream the index learnt from an index file has its name
-			// confirmed by its first frame before the writer numbers it,
-			// once: the number must name this stream on disk.
-			if err := w.index.confirmName(st); err != nil {
-				w.outcomes = append(w.outcomes, result{err: err})
-				continue
-			}
-		}
 		current := uint64(st.version()+1) + w.pendingAdded(r.stream)
 		res, dup, err := w.check(r, current)
 		if err != nil || dup {
@@ -326,14 +317,17 @@ func (w *writer) commit() {
 		}
 		count := uint64(len(r.ids))
 		firstVersion := current
-		// A stream with a committed frame is named by its number. The
-		// frame creating a stream names it, as readers number streams by
-		// those frames; so do the stream's later frames in the same
-		// batch, whose number the index gives only once it is published.
-		numbered := st != nil
+		// A stream with a committed frame is named by its number, the
+		// position of its first event, once its name is confirmed by the
+		// frame there (which Append sees to, off this goroutine, for a
+		// stream learnt from an index file): the number must name this
+		// stream on disk whatever the index files say. The frame
+		// creating a stream names it; so do the stream's later frames in
+		// the same batch, which the index holds only once it is published.
+		numbered := st != nil && st.named.Load()
 		size := int64(record.FrameSize(firstVersion, r.body)) + record.EndMarkSize
 		if numbered {
-			size = int64(record.NumberedFrameSize(firstVersion, st.number, r.stream, r.body))
+			size = int64(record.NumberedFrameSize(firstVersion, st.positions[0], r.stream, r.body))
 		}
 		if err := w.ensureRoom(size); err != nil {
 			w.fail(err)
@@ -350,7 +344,7 @@ func (w *writer) commit() {
 		// Every roll-over syncs, so it stays below the events a segment can
 		// hold (under 2^32).
 		if numbered {
-			w.buf = record.AppendNumberedFrame(w.buf, w.next, uint32(w.next-w.synced), now, firstVersion, st.number, r.stream, r.body)
+			w.buf = record.AppendNumberedFrame(w.buf, w.next, uint32(w.next-w.synced), now, firstVersion, st.positions[0], r.stream, r.body)
 		} else {
 			w.buf = record.AppendFrameOf(seg.version, w.buf, w.next, uint32(w.next-w.synced), now, firstVersion, r.body)
 		}
@@ -876,9 +870,9 @@ type follower struct {
 	reader frameReader
 	events []record.Event
 	frames []followedFrame
-	// created names the streams frames holds the first frames of, in
+	// created lists the streams frames holds the first frames of, in
 	// order: those its numbered frames may name beyond the index's.
-	created []string
+	created []createdStream
 }
 
 // followedFrame is a frame found, waiting to be published.
@@ -977,7 +971,7 @@ func (f *follower) scan(seg *segment) error {
 			return &CorruptionError{Path: seg.path, Offset: off, Reason: err.Error()}
 		}
 		if fr.FirstVersion == 0 {
-			f.created = append(f.created, name)
+			f.created = append(f.created, createdStream{start: fr.Position, name: name})
 		}
 		ff := followedFrame{seg: seg, off: off, size: fr.FrameSize(), position: fr.Position, firstVersion: fr.FirstVersion, stream: name}
 		for i := range fr.Events {

@@ -4466,7 +4466,7 @@ func TestEventLog_OlderSegmentsStayReadableAndWritable(t *testing.T) {
 			assert.True(t, f.Tagged, "the new segment's frames are of the current version")
 			assert.True(t, f.Assigned(0), "and leave the ID to the store")
 			assert.True(t, f.Numbered, "and name the stream the older segment created by number")
-			assert.Zero(t, f.StreamNumber)
+			assert.Zero(t, f.StreamStart)
 			for i := 4; i < 10; i++ {
 				_, err = s.Append(context.Background(), "old", Exact(uint64(i-1)), EventData{Type: "t", Data: []byte(fmt.Sprint("old-", i))})
 				require.NoError(t, err)
@@ -4859,8 +4859,11 @@ func TestEventLog_FrameFlagsMustMatchTheSegmentVersion(t *testing.T) {
 					body := record.AppendBodyHead(nil, "s", 1)
 					body = record.AppendEventOf(frame, body, idFor(0, 0), "t", nil, data)
 					b := record.AppendFrameOf(frame, segmentHeaderOf(seg, 0), 0, 0, 1700000000000000000, 0, body)
-					if frame == 5 {
-						b = record.AppendNumberedFrame(segmentHeaderOf(seg, 0), 0, 0, 1700000000000000000, 1, 0, "s", body)
+					if frame == 5 { // after a frame of the segment's version creating the stream
+						first := record.AppendBodyHead(nil, "s", 1)
+						first = record.AppendEventOf(seg, first, idFor(0, 1), "t", nil, data)
+						b = record.AppendFrameOf(seg, segmentHeaderOf(seg, 0), 0, 0, 1700000000000000000, 0, first)
+						b = record.AppendNumberedFrame(b, 1, 0, 1700000000000000000, 1, 0, "s", body)
 					}
 					require.NoError(t, os.WriteFile(filepath.Join(dir, segmentName(0)), b, 0o644))
 					before := snapshot(t, dir)
@@ -5122,9 +5125,10 @@ func TestWriter_StreamsByNumber(t *testing.T) {
 		want = append(want, stream)
 	}
 	require.Greater(t, len(s.index.segments), 3, "the log spans segments")
-	for i, st := range s.index.numbered {
-		require.Equal(t, order[i], st.name, "number %d", i)
-		require.Equal(t, uint64(i), st.number)
+	for i, st := range s.index.created {
+		require.Equal(t, order[i], st.name, "created %d", i)
+		require.Equal(t, s.index.starts[i], st.positions[0])
+		require.Equal(t, order[i], want[st.positions[0]])
 	}
 
 	// On disk: each stream's first frame names it, every other frame
@@ -5145,7 +5149,8 @@ func TestWriter_StreamsByNumber(t *testing.T) {
 				assert.Equal(t, stream, string(f.Stream))
 			} else {
 				require.True(t, f.Numbered, "position %d", f.Position)
-				assert.Equal(t, order[f.StreamNumber], stream, "position %d", f.Position)
+				assert.Equal(t, stream, want[f.StreamStart], "position %d", f.Position)
+				assert.Equal(t, f.StreamStart, uint64(slices.Index(want, stream)), "the stream's first position")
 				numbered++
 			}
 			frames++
@@ -5242,23 +5247,24 @@ func countPrefix(ss []string, prefix string) int {
 	return n
 }
 
-// TestReadIndex_StreamNameResolvesNumbers: numbers past the index's streams
-// name the streams created by frames read but not yet published, in order,
-// as a follower has them; a number past those too is malformed.
+// TestReadIndex_StreamNameResolvesNumbers: a number is the position where
+// a stream starts, in the index or among the streams created by frames read
+// but not yet published, as a follower has them; a number where no stream
+// starts is malformed.
 func TestReadIndex_StreamNameResolvesNumbers(t *testing.T) {
 	ix := newReadIndex()
-	ix.createLocked("a")
-	ix.createLocked("b")
-	created := []string{"c", "d"}
-	for n, want := range []string{"a", "b", "c", "d"} {
-		got, err := ix.streamName(&record.Frame{Numbered: true, StreamNumber: uint64(n), FirstVersion: 1}, created)
+	ix.createLocked("a", 0)
+	ix.createLocked("b", 3)
+	created := []createdStream{{7, "c"}, {9, "d"}}
+	for start, want := range map[uint64]string{0: "a", 3: "b", 7: "c", 9: "d"} {
+		got, err := ix.streamName(&record.Frame{Numbered: true, StreamStart: start, FirstVersion: 1}, created)
 		require.NoError(t, err)
 		assert.Equal(t, want, got)
 	}
-	_, err := ix.streamName(&record.Frame{Numbered: true, StreamNumber: 4, FirstVersion: 1}, created)
-	require.ErrorIs(t, err, record.ErrMalformed)
-	_, err = ix.streamName(&record.Frame{Numbered: true, StreamNumber: math.MaxUint64, FirstVersion: 1}, created)
-	require.ErrorIs(t, err, record.ErrMalformed)
+	for _, start := range []uint64{1, 4, 8, 10, math.MaxUint64} {
+		_, err := ix.streamName(&record.Frame{Numbered: true, StreamStart: start, FirstVersion: 1}, created)
+		require.ErrorIs(t, err, record.ErrMalformed, "start %d", start)
+	}
 	got, err := ix.streamName(&record.Frame{Stream: []byte("b")}, created)
 	require.NoError(t, err)
 	assert.Equal(t, "b", got)
@@ -5266,7 +5272,7 @@ func TestReadIndex_StreamNameResolvesNumbers(t *testing.T) {
 }
 
 // TestEventLog_NumberOfNoStreamIsCorruption: a frame naming its stream by
-// a number no earlier frame created, or by the number of another stream
+// a number where no stream starts, or by the number of another stream
 // than the one whose versions it continues, is corrupt to Open and Verify.
 func TestEventLog_NumberOfNoStreamIsCorruption(t *testing.T) {
 	frame := func(seg []byte, position, firstVersion uint64, stream string, number int) []byte {
@@ -5281,8 +5287,8 @@ func TestEventLog_NumberOfNoStreamIsCorruption(t *testing.T) {
 		number int
 		reason string
 	}{
-		"unknown number": {2, "stream number 2, of 2 streams"},
-		"other stream":   {1, `stream "b" continues at version 2, want 1`},
+		"no stream starts there": {2, "stream starting at position 2, and none does"},
+		"other stream":           {1, `stream "b" continues at version 2, want 1`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -5432,7 +5438,7 @@ func TestWriter_Batch_StreamsCreatedInTheBatchAreNamed(t *testing.T) {
 		require.NoError(t, err)
 		stream := string(f.Stream)
 		if f.Numbered {
-			stream = s.index.numbered[f.StreamNumber].name
+			stream = startedAt(s.index.created, s.index.starts, f.StreamStart).name
 		}
 		kinds[fmt.Sprint(stream, ":", f.FirstVersion)] = f.Numbered
 	}
@@ -5459,14 +5465,17 @@ func TestWriter_Batch_StreamsCreatedInTheBatchAreNamed(t *testing.T) {
 }
 
 // TestVerify_DamageStopsStreamNumbering: once Verify cannot read a segment
-// past a damaged frame, the streams created after it are unknown; it
-// reports the damage, and no problem of the later segments' numbered
-// frames, which it cannot resolve.
+// past a damaged frame, the streams created after it and the versions the
+// frames skipped held are unknown. It reports the damage, what follows from
+// it (the damaged segment's index file lists frames not read; the next
+// segment starts past the positions read), and once that later frames name
+// streams it did not read; no frame is reported in a wrong stream or at a
+// wrong version. Streams created before the damage are still resolved.
 func TestVerify_DamageStopsStreamNumbering(t *testing.T) {
 	ctx := context.Background()
 	s, dir := openWithFS(t, vfs.OS(), &Options{SegmentSize: 4096})
 	for i := range 80 {
-		_, err := s.Append(ctx, fmt.Sprint("s", i/4), Any, ev(strings.Repeat("x", 100)))
+		_, err := s.Append(ctx, fmt.Sprint("s", i%10), Any, ev(strings.Repeat("x", 100)))
 		require.NoError(t, err)
 	}
 	require.Greater(t, len(s.index.segments), 2)
@@ -5475,17 +5484,65 @@ func TestVerify_DamageStopsStreamNumbering(t *testing.T) {
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	offs, _ := frameOffsets(t, b)
-	b[offs[5]+40] ^= 0x10 // a payload byte of a middle frame: corruption
+	b[offs[5]+40] ^= 0x10 // a payload byte of s5's first frame: corruption
 	require.NoError(t, os.WriteFile(path, b, 0o644))
+
 	rep, err := Verify(ctx, dir, nil)
 	require.NoError(t, err)
-	require.NotEmpty(t, rep.Problems)
+	require.Len(t, rep.Problems, 4, "%v", rep.Problems)
+	assert.Equal(t, path, rep.Problems[0].Path)
 	assert.Equal(t, offs[5], rep.Problems[0].Offset)
-	for _, p := range rep.Problems[1:] {
-		// The damaged segment's index file lists the frames not read, and
-		// the next segment starts past the positions read: both are the
-		// damage's. No frame is reported in the wrong stream.
-		assert.NotContains(t, p.Reason, "stream", "%v", p)
+	assert.Contains(t, rep.Problems[1].Reason, "index lists a frame the segment does not hold whole")
+	assert.Contains(t, rep.Problems[2].Reason, "segment starts at position")
+	assert.Contains(t, rep.Problems[3].Reason, "which was not read; such frames are not checked from here")
+	assert.Equal(t, uint64(80), rep.Frames+uint64(len(offs))-5, "every frame but those of the damaged segment from the damage on")
+}
+
+// TestWriter_Index_NumbersNameTheStreamOnDisk forges an index file that
+// leaves a stream's creation out: the frame creating b is listed as a's
+// version 1, and c, created after b, is then the second stream the index
+// knows. A number is the position where a stream starts, and the writer
+// numbers a stream only once the frame there is confirmed to name it, so an
+// append to c still names c on disk: read back without the index files, b
+// and c hold what they should, and Verify finds nothing wrong.
+func TestWriter_Index_NumbersNameTheStreamOnDisk(t *testing.T) {
+	ctx := context.Background()
+	s, dir := openWithFS(t, vfs.OS(), nil)
+	for _, stream := range []string{"a", "b", "c"} {
+		_, err := s.Append(ctx, stream, NoStream, ev(stream+"0"))
+		require.NoError(t, err)
 	}
-	assert.GreaterOrEqual(t, rep.Frames, uint64(5))
+	require.NoError(t, s.Close())
+	path := strings.TrimSuffix(filepath.Join(dir, segmentName(0)), segmentSuffix) + indexSuffix
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	x, err := record.DecodeSegmentIndex(b, math.MaxUint32)
+	require.NoError(t, err)
+	require.Equal(t, []string{"a", "b", "c"}, x.Names)
+	x.Names = []string{"a", "c"}
+	x.Frames[1].Name, x.Frames[1].FirstVersion = 0, 1
+	x.Frames[2].Name = 1
+	require.NoError(t, os.WriteFile(path, record.AppendSegmentIndex(nil, x), 0o644))
+
+	s, err = Open(dir, nil)
+	require.NoError(t, err, "the forgery passes Open's checks")
+	_, err = s.Append(ctx, "c", Exact(0), ev("c1"))
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	removeIndexFiles(t, dir)
+	s, err = Open(dir, &Options{ReadOnly: true})
+	require.NoError(t, err)
+	defer s.Close()
+	for stream, want := range map[string][]string{"b": {"b0"}, "c": {"c0", "c1"}} {
+		evs, err := s.ReadStream(ctx, stream, 0, 0)
+		require.NoError(t, err)
+		var got []string
+		for _, e := range evs {
+			got = append(got, string(e.Data))
+		}
+		assert.Equal(t, want, got, stream)
+	}
+	rep, err := Verify(ctx, dir, nil)
+	require.NoError(t, err)
+	assert.Empty(t, rep.Problems)
 }

@@ -24,8 +24,8 @@ const (
 	// headers hold the store's ID key and its events open with a tag,
 	// so that an ID the store assigned is not stored (see AppendEventOf
 	// and AssignedID); version 5 differs from 4 only in that a frame
-	// continuing a stream may name it by number (see
-	// AppendNumberedFrame). DecodeSegmentHeader accepts all five.
+	// continuing a stream may name it by number, the position of its
+	// first event (see AppendNumberedFrame). DecodeSegmentHeader accepts all five.
 	Version = 5
 
 	// EndMark is the byte that ends every frame of a segment of version 2
@@ -52,7 +52,8 @@ const (
 	flagTagged = 4
 
 	// flagNumbered, in a payload's flags, says that the frame names its
-	// stream by number rather than by name (see AppendNumberedFrame). It
+	// stream by number, the position of its first event, rather than by
+	// name (see AppendNumberedFrame). It
 	// may be set in a version-5 frame, with the three flags before it,
 	// and in no other.
 	flagNumbered = 8
@@ -277,15 +278,16 @@ type Frame struct {
 	// Stream is the stream name; it aliases the decoded buffer. It is
 	// nil in a frame that names its stream by number.
 	Stream []byte
-	// Numbered reports that the frame names its stream by StreamNumber,
-	// not by name, as a version-5 frame may when it does not hold the
-	// stream's first event.
+	// Numbered reports that the frame names its stream by a number,
+	// StreamStart, not by name, as a version-5 frame may when it does not
+	// hold the stream's first event.
 	Numbered bool
-	// StreamNumber is the stream's number when Numbered is set: how many
-	// streams the log had created before it, in position order. A
-	// stream is created by the frame holding its version 0, which names
-	// it, so a reader resolves the number from the frames before.
-	StreamNumber uint64
+	// StreamStart is the stream's number when Numbered is set: the
+	// position of the stream's first event, which an earlier frame holds
+	// with the stream's name (that of its version 0). A reader resolves
+	// it through the frame at that position, or an index of the streams'
+	// first positions.
+	StreamStart uint64
 	// Events holds the events in order; their slices alias the buffer.
 	Events []Event
 	// Marked reports that the frame ends in EndMark, as every frame of a
@@ -454,35 +456,36 @@ func AppendFrameOf(version uint8, dst []byte, position uint64, syncDelta uint32,
 }
 
 // NumberedFrameSize returns the size of the whole frame AppendNumberedFrame
-// appends for the stream numbered number and body, its end mark included.
-func NumberedFrameSize(firstVersion, number uint64, stream string, body []byte) int {
-	return FrameSize(firstVersion, body) - StreamFieldSize(stream) + uvarintLen(number) + EndMarkSize
+// appends for the stream starting at start and body, its end mark
+// included.
+func NumberedFrameSize(firstVersion, start uint64, stream string, body []byte) int {
+	return FrameSize(firstVersion, body) - StreamFieldSize(stream) + uvarintLen(start) + EndMarkSize
 }
 
 // AppendNumberedFrame appends a frame of the current version, as
 // AppendFrameOf does for Version, that names its stream by number rather
 // than by name: body, built with AppendBodyHead for the stream's name and
 // AppendEventOf, has its stream field (StreamFieldSize(stream) bytes)
-// replaced by the uvarint of number, and the flags say so. The stream's
-// number is how many streams the log created before it, in position
-// order; a stream is created by the frame holding its version 0, which
-// must name it, so firstVersion is above 0. It is NumberedFrameSize bytes.
-func AppendNumberedFrame(dst []byte, position uint64, syncDelta uint32, timestamp int64, firstVersion, number uint64, stream string, body []byte) []byte {
-	if firstVersion == 0 { // a stream's first frame creates it: see the doc comment
-		panic("record: AppendNumberedFrame of a stream's first frame")
+// replaced by the uvarint of start, the position of the stream's first
+// event, and the flags say so. The frame holding a stream's version 0
+// must name it, so firstVersion is above 0, and start is below position.
+// It is NumberedFrameSize bytes.
+func AppendNumberedFrame(dst []byte, position uint64, syncDelta uint32, timestamp int64, firstVersion, start uint64, stream string, body []byte) []byte {
+	if firstVersion == 0 || start >= position { // see the doc comment
+		panic("record: AppendNumberedFrame of a stream's first frame, or of one not started before it")
 	}
 	flags := byte(flagEndMark | flagWeyl | flagTagged | flagNumbered)
-	return appendFrame(dst, position, syncDelta, timestamp, firstVersion, number, body[StreamFieldSize(stream):], flags)
+	return appendFrame(dst, position, syncDelta, timestamp, firstVersion, start, body[StreamFieldSize(stream):], flags)
 }
 
-func appendFrame(dst []byte, position uint64, syncDelta uint32, timestamp int64, firstVersion, number uint64, body []byte, flags byte) []byte {
+func appendFrame(dst []byte, position uint64, syncDelta uint32, timestamp int64, firstVersion, streamStart uint64, body []byte, flags byte) []byte {
 	start := len(dst)
 	dst = append(dst, make([]byte, HeaderSize)...)
 	dst = append(dst, flags)
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(timestamp))
 	dst = binary.AppendUvarint(dst, firstVersion)
 	if flags&flagNumbered != 0 {
-		dst = binary.AppendUvarint(dst, number)
+		dst = binary.AppendUvarint(dst, streamStart)
 	}
 	dst = append(dst, body...)
 	if flags&flagEndMark != 0 {
@@ -590,10 +593,10 @@ func (f *Frame) DecodeVerified(h Header, payload []byte) error {
 	}
 	f.Timestamp = int64(d.uint64())
 	f.FirstVersion = d.uvarint()
-	f.Stream, f.StreamNumber = nil, 0
+	f.Stream, f.StreamStart = nil, 0
 	if flags&flagNumbered != 0 {
 		f.Numbered = true
-		f.StreamNumber = d.uvarint()
+		f.StreamStart = d.uvarint()
 	} else {
 		f.Stream = d.bytes()
 	}
@@ -611,6 +614,9 @@ func (f *Frame) DecodeVerified(h Header, payload []byte) error {
 	if f.Numbered {
 		if f.FirstVersion == 0 {
 			return fmt.Errorf("%w: stream number in the frame of a stream's version 0", ErrMalformed)
+		}
+		if f.StreamStart >= h.Position {
+			return fmt.Errorf("%w: stream number %d, not a position before the frame's, %d", ErrMalformed, f.StreamStart, h.Position)
 		}
 	} else if len(f.Stream) == 0 || !validUTF8(f.Stream) {
 		return fmt.Errorf("%w: invalid stream name", ErrMalformed)

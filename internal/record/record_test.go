@@ -756,7 +756,7 @@ func TestDecodeHeader_LengthAtBounds(t *testing.T) {
 	// 1, whose events store their IDs, far more.
 	var id [record.IDSize]byte
 	body := record.AppendEventOf(5, record.AppendBodyHead(nil, "s", 1), id, "t", nil, nil)
-	smallest := record.AppendNumberedFrame(nil, 0, 0, 1, 1, 0, "s", body)
+	smallest := record.AppendNumberedFrame(nil, 1, 0, 1, 1, 0, "s", body)
 	minLen := uint32(len(smallest) - record.HeaderSize)
 	require.Equal(t, uint32(17), minLen)
 	require.Len(t, record.AppendFrameOf(5, nil, 0, 0, 1, 0, body), len(smallest)+1)
@@ -1052,8 +1052,8 @@ func checkDecodeFrame(t *testing.T, in []byte) {
 	}
 	var got []byte
 	if f.Numbered {
-		got = record.AppendNumberedFrame(nil, f.Position, f.SyncDelta, f.Timestamp, f.FirstVersion, f.StreamNumber, stream, body)
-		require.Len(t, got, record.NumberedFrameSize(f.FirstVersion, f.StreamNumber, stream, body))
+		got = record.AppendNumberedFrame(nil, f.Position, f.SyncDelta, f.Timestamp, f.FirstVersion, f.StreamStart, stream, body)
+		require.Len(t, got, record.NumberedFrameSize(f.FirstVersion, f.StreamStart, stream, body))
 	} else {
 		got = record.AppendFrameOf(version, nil, f.Position, f.SyncDelta, f.Timestamp, f.FirstVersion, body)
 	}
@@ -1621,7 +1621,7 @@ func TestAppendNumberedFrame_Golden(t *testing.T) {
 	f, err := decodeFrame(t, bytes.Clone(got))
 	require.NoError(t, err)
 	assert.True(t, f.Numbered)
-	assert.Equal(t, uint64(1000), f.StreamNumber)
+	assert.Equal(t, uint64(1000), f.StreamStart)
 	assert.Nil(t, f.Stream)
 	assert.Equal(t, uint64(goldenFirstVersion), f.FirstVersion)
 	require.Len(t, f.Events, 2)
@@ -1635,7 +1635,7 @@ func TestAppendNumberedFrame_Golden(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, f.DecodeVerified(h, unmasked(t, h, named)))
 	assert.False(t, f.Numbered)
-	assert.Zero(t, f.StreamNumber)
+	assert.Zero(t, f.StreamStart)
 	assert.Equal(t, goldenStream, string(f.Stream))
 
 	assert.Panics(t, func() {
@@ -1652,18 +1652,21 @@ func unmasked(t *testing.T, h record.Header, frame []byte) []byte {
 }
 
 // TestDecodePayload_NumberedFrameRules: a numbered frame never holds a
-// stream's version 0, and only a tagged frame is numbered.
+// stream's version 0, names a stream started before it, and is tagged.
 func TestDecodePayload_NumberedFrameRules(t *testing.T) {
 	body := record.AppendBodyHead(nil, "s", 1)
 	body = record.AppendEventOf(5, body, [record.IDSize]byte{}, "t", nil, []byte("x"))
 	// Forge each wrong frame by rewriting the payload of a valid one and
 	// sealing it again, so that only the rule under test fails.
-	forge := func(firstVersion uint64, flags byte) []byte {
+	forge := func(firstVersion uint64, flags byte, start ...byte) []byte {
 		frame := record.AppendNumberedFrame(nil, 9, 0, 1, max(firstVersion, 1), 2, "s", body)
 		h := record.HeaderOf(frame)
 		payload := unmasked(t, h, frame)
 		payload[0] = flags
 		payload[9] = byte(firstVersion) // a one-byte uvarint either way
+		if len(start) > 0 {
+			payload[10] = start[0]
+		}
 		payload[len(payload)-1] = 0
 		record.MaskWeyl(payload, 9)
 		payload[len(payload)-1] = record.EndMark
@@ -1674,11 +1677,19 @@ func TestDecodePayload_NumberedFrameRules(t *testing.T) {
 	}
 	f, err := decodeFrame(t, forge(1, 0x0f))
 	require.NoError(t, err, "the forgery itself is sound")
-	assert.Equal(t, uint64(2), f.StreamNumber)
+	assert.Equal(t, uint64(2), f.StreamStart)
 
 	_, err = decodeFrame(t, forge(0, 0x0f))
 	require.ErrorIs(t, err, record.ErrMalformed)
 	assert.ErrorContains(t, err, "version 0")
+	for _, start := range []byte{9, 10} { // the frame's own position, or later
+		_, err = decodeFrame(t, forge(1, 0x0f, start))
+		require.ErrorIs(t, err, record.ErrMalformed)
+		assert.ErrorContains(t, err, "not a position before")
+	}
+	f, err = decodeFrame(t, forge(1, 0x0f, 8))
+	require.NoError(t, err)
+	assert.Equal(t, uint64(8), f.StreamStart)
 
 	// Numbered without tags, without the end mark, and with neither: flags
 	// of no version. (Without the Weyl bit they also disagree with the
