@@ -4663,28 +4663,34 @@ func (f *headerHookFile) ReadAt(p []byte, off int64) (int, error) {
 // allocated ahead, just before a writer's first append rewrites it reads
 // the header again when the first frame does not fit, and opens.
 func TestStore_ReadOnly_OpenRacingTheUpgradeOfAnEmptyOlderSegment(t *testing.T) {
-	dir := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, segmentName(0)), append(segmentHeaderOf(3, 0), make([]byte, 1000)...), 0o644))
-	var w *Store
-	hook := &headerHookFS{FS: vfs.OS()}
-	hook.onHeader = func() {
-		var err error
-		w, err = Open(dir, &Options{SegmentSize: 1024})
-		require.NoError(t, err)
-		_, err = w.Append(context.Background(), "s", NoStream, EventData{Type: "t", Data: []byte("new")})
-		require.NoError(t, err)
+	for _, version := range []uint8{3, 4} { // a version-4 first frame fits, the numbered second does not
+		t.Run(fmt.Sprint("version ", version), func(t *testing.T) {
+			dir := t.TempDir()
+			require.NoError(t, os.WriteFile(filepath.Join(dir, segmentName(0)), append(segmentHeaderOf(version, 0), make([]byte, 1000)...), 0o644))
+			var w *Store
+			hook := &headerHookFS{FS: vfs.OS()}
+			hook.onHeader = func() {
+				var err error
+				w, err = Open(dir, &Options{SegmentSize: 1024})
+				require.NoError(t, err)
+				_, err = w.Append(context.Background(), "s", NoStream, EventData{Type: "t", Data: []byte("new")})
+				require.NoError(t, err)
+				_, err = w.Append(context.Background(), "s", Exact(0), EventData{Type: "t", Data: []byte("numbered")})
+				require.NoError(t, err)
+			}
+			r, err := Open(dir, &Options{ReadOnly: true, fs: hook})
+			require.NoError(t, err)
+			defer r.Close()
+			require.NotNil(t, w, "the writer appended between the header and the frames")
+			defer w.Close()
+			want, err := w.ReadAll(context.Background(), 0, 0)
+			require.NoError(t, err)
+			got, err := r.ReadAll(context.Background(), 0, 0)
+			require.NoError(t, err)
+			require.Len(t, got, 2)
+			assert.Equal(t, want, got)
+		})
 	}
-	r, err := Open(dir, &Options{ReadOnly: true, fs: hook})
-	require.NoError(t, err)
-	defer r.Close()
-	require.NotNil(t, w, "the writer appended between the header and the frames")
-	defer w.Close()
-	want, err := w.ReadAll(context.Background(), 0, 0)
-	require.NoError(t, err)
-	got, err := r.ReadAll(context.Background(), 0, 0)
-	require.NoError(t, err)
-	require.Len(t, got, 1)
-	assert.Equal(t, want, got)
 }
 
 // A read-only store opened on a store whose last segment is an empty one
@@ -5401,7 +5407,7 @@ func TestWriter_Index_AppendsConfirmStreamNames(t *testing.T) {
 		require.ErrorIs(t, err, ErrCorrupt, stream)
 	}
 	_, err = s.Append(ctx, "other", Any, ev("x"))
-	require.NoError(t, err, "a request error, not the store's")
+	require.NoError(t, err, "the refusal was the request's: the store goes on")
 	assert.Equal(t, uint64(7), s.Stats().Events)
 }
 
