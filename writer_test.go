@@ -3121,15 +3121,10 @@ func TestWriter_Index_ReadsCheckFramesAgainstTheIndex(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.NoError(t, s.Close())
-	path := filepath.Join(dir, segmentName(0))
-	path = strings.TrimSuffix(path, segmentSuffix) + indexSuffix
-	b, err := os.ReadFile(path)
-	require.NoError(t, err)
-	x, err := record.DecodeSegmentIndex(b, math.MaxUint32)
-	require.NoError(t, err)
-	require.Equal(t, []string{"s0", "s1"}, x.Names)
-	x.Names[0], x.Names[1] = x.Names[1], x.Names[0]
-	require.NoError(t, os.WriteFile(path, record.AppendSegmentIndex(nil, x), 0o644))
+	editIndexFile(t, dir, func(x *record.SegmentIndex) {
+		require.Equal(t, []string{"s0", "s1"}, x.Names)
+		x.Names[0], x.Names[1] = x.Names[1], x.Names[0]
+	})
 
 	reopen := func() *Store { // each store's first reads confirm names
 		if s != nil {
@@ -3140,6 +3135,7 @@ func TestWriter_Index_ReadsCheckFramesAgainstTheIndex(t *testing.T) {
 		return s
 	}
 	ctx := context.Background()
+	var err error
 	s = nil
 	defer func() { require.NoError(t, s.Close()) }()
 	s = reopen()
@@ -5391,15 +5387,12 @@ func TestWriter_Index_AppendsConfirmStreamNames(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.NoError(t, s.Close())
-	path := strings.TrimSuffix(filepath.Join(dir, segmentName(0)), segmentSuffix) + indexSuffix
-	b, err := os.ReadFile(path)
-	require.NoError(t, err)
-	x, err := record.DecodeSegmentIndex(b, math.MaxUint32)
-	require.NoError(t, err)
-	x.Names[0], x.Names[1] = x.Names[1], x.Names[0]
-	require.NoError(t, os.WriteFile(path, record.AppendSegmentIndex(nil, x), 0o644))
+	editIndexFile(t, dir, func(x *record.SegmentIndex) {
+		require.Equal(t, []string{"s0", "s1"}, x.Names)
+		x.Names[0], x.Names[1] = x.Names[1], x.Names[0]
+	})
 
-	s, err = Open(dir, nil)
+	s, err := Open(dir, nil)
 	require.NoError(t, err)
 	defer s.Close()
 	for _, stream := range []string{"s0", "s1"} {
@@ -5519,18 +5512,14 @@ func TestWriter_Index_NumbersNameTheStreamOnDisk(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.NoError(t, s.Close())
-	path := strings.TrimSuffix(filepath.Join(dir, segmentName(0)), segmentSuffix) + indexSuffix
-	b, err := os.ReadFile(path)
-	require.NoError(t, err)
-	x, err := record.DecodeSegmentIndex(b, math.MaxUint32)
-	require.NoError(t, err)
-	require.Equal(t, []string{"a", "b", "c"}, x.Names)
-	x.Names = []string{"a", "c"}
-	x.Frames[1].Name, x.Frames[1].FirstVersion = 0, 1
-	x.Frames[2].Name = 1
-	require.NoError(t, os.WriteFile(path, record.AppendSegmentIndex(nil, x), 0o644))
+	editIndexFile(t, dir, func(x *record.SegmentIndex) {
+		require.Equal(t, []string{"a", "b", "c"}, x.Names)
+		x.Names = []string{"a", "c"}
+		x.Frames[1].Name, x.Frames[1].FirstVersion = 0, 1
+		x.Frames[2].Name = 1
+	})
 
-	s, err = Open(dir, nil)
+	s, err := Open(dir, nil)
 	require.NoError(t, err, "the forgery passes Open's checks")
 	_, err = s.Append(ctx, "c", Exact(0), ev("c1"))
 	require.NoError(t, err)
@@ -5551,4 +5540,17 @@ func TestWriter_Index_NumbersNameTheStreamOnDisk(t *testing.T) {
 	rep, err := Verify(ctx, dir, nil)
 	require.NoError(t, err)
 	assert.Empty(t, rep.Problems)
+}
+
+// editIndexFile rewrites the index file of the segment at position 0 in dir
+// as edit changes it, with a checksum that passes.
+func editIndexFile(t *testing.T, dir string, edit func(x *record.SegmentIndex)) {
+	t.Helper()
+	path := strings.TrimSuffix(filepath.Join(dir, segmentName(0)), segmentSuffix) + indexSuffix
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	x, err := record.DecodeSegmentIndex(b, math.MaxUint32)
+	require.NoError(t, err)
+	edit(x)
+	require.NoError(t, os.WriteFile(path, record.AppendSegmentIndex(nil, x), 0o644))
 }
