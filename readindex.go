@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -204,10 +205,11 @@ func (ix *readIndex) streamName(f *record.Frame, created []createdStream) (strin
 		if st := startedAt(ix.created, ix.starts, f.StreamStart); st != nil {
 			return st.name, nil
 		}
-		for _, c := range created {
-			if c.start == f.StreamStart {
-				return c.name, nil
-			}
+		// created is in position order, as the frames creating them were.
+		if i, ok := slices.BinarySearchFunc(created, f.StreamStart, func(c createdStream, start uint64) int {
+			return cmp.Compare(c.start, start)
+		}); ok {
+			return created[i].name, nil
 		}
 		return "", errNoStreamStarts(f.StreamStart)
 	}
@@ -519,7 +521,9 @@ type walker struct {
 	f record.Frame
 	// created and starts are the index's as the walk last took them, for
 	// frames naming their stream by number, and found caches the streams
-	// found there by their numbers.
+	// found there by their numbers, for a walk long enough to verify
+	// ahead (a short one, such as a subscription's at the head, would
+	// spend more clearing it than it saves).
 	created []*streamIndex
 	starts  []uint64
 	found   *[foundSlots]foundSlot
@@ -570,12 +574,12 @@ func (w *walker) frame(seg *segment, off int64, stream string) (done bool, err e
 // error is a read error (see readError).
 func (w *walker) numberedStream(seg *segment, off int64) (string, error) {
 	start := w.f.StreamStart
-	if w.found == nil {
-		w.found = new([foundSlots]foundSlot)
-	}
-	slot := &w.found[(start*0x9e3779b97f4a7c15)>>(64-foundBits)]
-	if slot.st != nil && slot.start == start && slot.st.named.Load() {
-		return slot.st.name, nil
+	var slot *foundSlot
+	if w.found != nil {
+		slot = &w.found[(start*0x9e3779b97f4a7c15)>>(64-foundBits)]
+		if slot.st != nil && slot.start == start {
+			return slot.st.name, nil // confirmed when cached
+		}
 	}
 	st := startedAt(w.created, w.starts, start)
 	if st == nil {
@@ -589,7 +593,9 @@ func (w *walker) numberedStream(seg *segment, off int64) (string, error) {
 	if err := w.ix.confirmName(st); err != nil {
 		return "", err
 	}
-	*slot = foundSlot{start: start, st: st}
+	if slot != nil {
+		*slot = foundSlot{start: start, st: st}
+	}
 	return st.name, nil
 }
 
@@ -772,6 +778,7 @@ func (w *walker) pipelined(parts, jobs []walkPart) error {
 	}()
 
 	names := nameCache{conv: w.ix.newConverter(subscriptionCache), seed: maphash.MakeSeed()}
+	w.found = new([foundSlots]foundSlot)
 	for k := range jobs {
 		c, ok := <-outs[k%verifiers]
 		if !ok {

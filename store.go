@@ -530,6 +530,13 @@ func (s *Store) Close() error {
 //
 // After a write or fsync has failed, Append returns a *StorageError
 // (ErrStorageFailed) until the store is reopened.
+//
+// The first Append to a stream the store learnt from an index file, and
+// has not read since Open, reads the frame where the stream starts, to
+// confirm its name (see the File format section of the README): if that
+// frame does not name the stream, Append returns a *CorruptionError
+// (ErrCorrupt) and writes nothing, and so does every Append to the stream
+// after it; other streams are not affected.
 func (s *Store) Append(ctx context.Context, stream string, expected ExpectedVersion, events ...EventData) (AppendResult, error) {
 	if err := ctx.Err(); err != nil {
 		return AppendResult{}, err
@@ -537,13 +544,14 @@ func (s *Store) Append(ctx context.Context, stream string, expected ExpectedVers
 	if s.opts.ReadOnly {
 		return AppendResult{}, ErrReadOnly
 	}
+	r, err := s.newRequest(stream, expected, events)
+	if err != nil {
+		return AppendResult{}, err
+	}
 	// A stream learnt from an index file has its name confirmed here, once,
 	// so that the writer may name it by number without a read of its own.
 	if err := s.index.confirmStream(stream); err != nil {
-		return AppendResult{}, err
-	}
-	r, err := s.newRequest(stream, expected, events)
-	if err != nil {
+		putRequest(r)
 		return AppendResult{}, err
 	}
 	start := time.Now()

@@ -5218,9 +5218,18 @@ func TestWriter_StreamsByNumber(t *testing.T) {
 	check(t, follower)
 
 	require.NoError(t, s.Close())
-	s, err = Open(dir, opts) // from index files
+	s, err = Open(dir, opts) // from index files, but for the last segment
 	require.NoError(t, err)
+	unconfirmed := 0
+	for _, st := range s.index.created {
+		if !st.named.Load() {
+			unconfirmed++
+		}
+	}
+	require.Positive(t, unconfirmed, "streams from index files")
+	require.Equal(t, int64(unconfirmed), s.index.unconfirmed.Load())
 	check(t, s)
+	require.Zero(t, s.index.unconfirmed.Load(), "a replay from the start confirms every stream")
 	require.NoError(t, s.Close())
 	idx, err := filepath.Glob(filepath.Join(dir, "*"+indexSuffix))
 	require.NoError(t, err)
@@ -5326,7 +5335,9 @@ func TestEventLog_NumberOfNoStreamIsCorruption(t *testing.T) {
 // corruption, and takes another stream's number as the frame gives it.
 func TestWriter_Index_ReadsCheckStreamNumbers(t *testing.T) {
 	ctx := context.Background()
-	for name, number := range map[string]byte{"no such stream": 99, "another stream": 1} {
+	// Position 3 is s1's version 1, where no stream starts; 1 is where s1
+	// starts.
+	for name, number := range map[string]byte{"no stream starts there": 3, "another stream": 1} {
 		t.Run(name, func(t *testing.T) {
 			s, dir := openWithFS(t, vfs.OS(), nil)
 			for i := range 6 {
@@ -5338,13 +5349,13 @@ func TestWriter_Index_ReadsCheckStreamNumbers(t *testing.T) {
 			b, err := os.ReadFile(path)
 			require.NoError(t, err)
 			offs, _ := frameOffsets(t, b)
-			off := offs[2] // position 2: s0's version 1, number 0
+			off := offs[4] // position 4: s0's version 2, number 0
 			h, err := record.DecodeHeader(b[off:])
 			require.NoError(t, err)
 			payload := b[off+record.HeaderSize : off+h.FrameSize()]
 			require.NoError(t, record.VerifyPayload(h, payload)) // unmasks it
 			require.Equal(t, byte(0x0f), payload[0], "a numbered frame")
-			require.Equal(t, []byte{1, 0}, payload[9:11], "first version 1, number 0")
+			require.Equal(t, []byte{2, 0}, payload[9:11], "first version 2, number 0")
 			payload[10] = number
 			payload[len(payload)-1] = 0
 			record.MaskWeyl(payload, h.Position)
@@ -5357,16 +5368,25 @@ func TestWriter_Index_ReadsCheckStreamNumbers(t *testing.T) {
 			require.NoError(t, err, "Open reads the index file, not the frame")
 			defer s.Close()
 			var ce *CorruptionError
-			all, err := s.ReadAll(ctx, 0, 0)
-			if number == 99 {
-				require.ErrorIs(t, err, ErrCorrupt)
-				require.ErrorAs(t, err, &ce)
-				assert.Equal(t, off, ce.Offset)
-			} else {
-				require.NoError(t, err)
-				assert.Equal(t, "s1", all[2].Stream, "as the frame says")
+			for _, from := range []uint64{0, 3} { // a walk verifying ahead, and a short one
+				old := pipelineEvents
+				pipelineEvents = 1
+				if from > 0 {
+					pipelineEvents = math.MaxUint64
+				}
+				all, err := s.ReadAll(ctx, from, 0)
+				pipelineEvents = old
+				if number == 3 {
+					require.ErrorIs(t, err, ErrCorrupt)
+					require.ErrorAs(t, err, &ce)
+					assert.Equal(t, off, ce.Offset)
+					assert.Contains(t, ce.Reason, "none does")
+				} else {
+					require.NoError(t, err)
+					assert.Equal(t, "s1", all[4-from].Stream, "as the frame says")
+				}
 			}
-			_, err = s.ReadStream(ctx, "s0", 1, 1)
+			_, err = s.ReadStream(ctx, "s0", 2, 1)
 			require.ErrorIs(t, err, ErrCorrupt)
 			require.ErrorAs(t, err, &ce)
 			assert.Equal(t, off, ce.Offset)
@@ -5553,4 +5573,28 @@ func editIndexFile(t *testing.T, dir string, edit func(x *record.SegmentIndex)) 
 	require.NoError(t, err)
 	edit(x)
 	require.NoError(t, os.WriteFile(path, record.AppendSegmentIndex(nil, x), 0o644))
+}
+
+// TestWalker_FoundCacheTellsStartsApart: two streams whose starts share a
+// slot of a walk's cache are each found as themselves.
+func TestWalker_FoundCacheTellsStartsApart(t *testing.T) {
+	slot := func(start uint64) uint64 { return (start * 0x9e3779b97f4a7c15) >> (64 - foundBits) }
+	a := uint64(1)
+	b := a + 1
+	for slot(b) != slot(a) {
+		b++
+	}
+	ix := newReadIndex()
+	for _, start := range []uint64{a, b} {
+		st := ix.createLocked(fmt.Sprint("from-", start), start)
+		st.positions = []uint64{start}
+		st.named.Store(true)
+	}
+	w := walker{ix: ix, found: new([foundSlots]foundSlot)}
+	for _, start := range []uint64{a, b, a, b} {
+		w.f = record.Frame{Numbered: true, StreamStart: start, FirstVersion: 1}
+		name, err := w.numberedStream(nil, 0)
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprint("from-", start), name)
+	}
 }
