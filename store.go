@@ -57,6 +57,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"iter"
 	"log/slog"
@@ -534,9 +535,9 @@ func (s *Store) Close() error {
 // The first Append to a stream the store learnt from an index file, and
 // has not read since Open, reads the frame where the stream starts, to
 // confirm its name (see the File format section of the README): if that
-// frame does not name the stream, Append returns a *CorruptionError
-// (ErrCorrupt) and writes nothing, and so does every Append to the stream
-// after it; other streams are not affected.
+// frame is damaged or does not name the stream, Append returns a
+// *CorruptionError (ErrCorrupt) and writes nothing, and so does every
+// Append to the stream after it; other streams are not affected.
 func (s *Store) Append(ctx context.Context, stream string, expected ExpectedVersion, events ...EventData) (AppendResult, error) {
 	if err := ctx.Err(); err != nil {
 		return AppendResult{}, err
@@ -550,7 +551,10 @@ func (s *Store) Append(ctx context.Context, stream string, expected ExpectedVers
 	}
 	// A stream learnt from an index file has its name confirmed here, once,
 	// so that the writer may name it by number without a read of its own.
-	if err := s.index.confirmStream(stream); err != nil {
+	// A name the stream's first frame contradicts refuses the append; a
+	// read that fails otherwise leaves the stream unconfirmed, and the
+	// writer names it, and reports the store's own state.
+	if err := s.index.confirmStream(stream); errors.Is(err, ErrCorrupt) {
 		putRequest(r)
 		return AppendResult{}, err
 	}
