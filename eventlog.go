@@ -301,23 +301,24 @@ type segment struct {
 // be of the version read before: a writing store rewrites the header of an
 // empty last segment of an earlier version, and syncs it, before it writes
 // that segment's first frame (eventLog.upgradeEmpty). It takes a header
-// naming the same base and a later version, and reports whether it did; a
-// version later than this release reads is ErrNewerFormat. The caller
+// naming the same base and a later version, and leaves s as it was
+// otherwise, a header it cannot read included; a version later than this
+// release reads is ErrNewerFormat. The caller
 // publishes no frame of s before this, so no reader has used its key.
-func (s *segment) rereadHeader() (bool, error) {
+func (s *segment) rereadHeader() error {
 	var hb [record.SegmentHeaderSize]byte
 	if _, err := s.file.ReadAt(hb[:], 0); err != nil {
-		return false, nil
+		return nil
 	}
 	h, err := record.DecodeSegmentHeader(hb[:])
 	if errors.Is(err, record.ErrNewerVersion) {
-		return false, newerFormatError(s.path, err)
+		return newerFormatError(s.path, err)
 	}
 	if err != nil || h.Base != s.base || h.Version <= s.version {
-		return false, nil
+		return nil
 	}
 	s.version, s.key = h.Version, h.Key
-	return true, nil
+	return nil
 }
 
 // fitFrame checks that f, read at off in s, is of the kind s holds
@@ -332,7 +333,7 @@ func (s *segment) rereadHeader() (bool, error) {
 // the new header readable too.
 func (s *segment) fitFrame(f *record.Frame, off int64, reread bool) error {
 	if reread && off == record.SegmentHeaderSize {
-		if _, err := s.rereadHeader(); err != nil {
+		if err := s.rereadHeader(); err != nil {
 			return err
 		}
 	}
