@@ -12,28 +12,57 @@ const IndexHeaderSize = 40
 
 // IndexVersion is the index file format's version, the one
 // AppendSegmentIndex writes when asked for none. DecodeSegmentIndex reads
-// it and version 3. It is not the segment format's Version: an index file
-// lists frames, streams and fingerprints of IDs alike for segments of any
-// version.
+// it and every version back to OldestIndexVersion, and AppendSegmentIndex
+// writes any of them. It is not the segment format's Version: an index
+// file lists frames, streams and fingerprints of IDs alike for segments of
+// any version.
 //
 // Version 4 lists each stream's first version in the segment once, with
 // its name, where version 3 listed every frame's, and leaves out the
 // fingerprints of a frame whose events all have fingerprint zero (see
 // SegmentIndex.Fingerprints).
-const IndexVersion = 4
+//
+// Version 5 lists each frame in fewer bytes: its stream's index and two
+// flags in one varint, name<<2 | one<<1 | unlisted, where unlisted is
+// version 4's bit 0 (no fingerprints listed) and one says the frame holds
+// a single event, whose count is then left out; a count that follows is at
+// least 2. Its offset is listed not as the delta from the previous frame's
+// offset but as how much that delta differs from the previous frame's
+// delta, zigzag-encoded: one byte, where version 4 took two, for a frame
+// within 63 bytes of the size of the one before.
+const IndexVersion = 5
 
 // OldestIndexVersion is the oldest index file version DecodeSegmentIndex
 // reads.
 const OldestIndexVersion = 3
 
+// minIndexEntry returns the fewest bytes a frame's entry takes in an index
+// file of the given version: one a field.
+func minIndexEntry(version uint8) uint64 {
+	if version >= 5 {
+		return 2 // name and flags, offset
+	}
+	return 3 // count, offset and name, as the decoder has always checked
+}
+
+// zigzag maps a signed d to an unsigned value that is small when d is near
+// zero: 0, -1, 1, -2, 2, ... to 0, 1, 2, 3, 4, ...
+func zigzag(d int64) uint64 { return uint64(d<<1) ^ uint64(d>>63) }
+
+// unzigzag inverts zigzag.
+func unzigzag(z uint64) int64 { return int64(z>>1) ^ -int64(z&1) }
+
 // MaxIndexSize is the largest index file a segment of segSize bytes can
 // have: twice the segment, and the file's header and checksum. Each frame
-// an index lists takes more bytes in the segment than its entry, its
-// stream's name (once) and its events' fingerprints take in the file.
+// an index lists takes more bytes in the segment than its entry and its
+// stream's name (once) take in the file, and at least half as many as
+// its events' fingerprints: they are listed only for a frame holding an ID
+// of 16 bytes, and every other event takes at least 2 bytes (a compact
+// frame's last; the others 3) where its fingerprint takes 4.
 func MaxIndexSize(segSize int64) int64 { return 2*max(segSize, 0) + IndexHeaderSize + 4 }
 
-// listed4 reports whether version 4 lists a frame's fingerprints: some
-// are not zero.
+// listed4 reports whether version 4 and later list a frame's
+// fingerprints: some are not zero.
 func listed4(prints []uint32) bool {
 	return slices.ContainsFunc(prints, func(fp uint32) bool { return fp != 0 })
 }
@@ -45,8 +74,8 @@ var indexMagic = [4]byte{'E', 'S', 'I', 'X'}
 // in-memory index of a segment's first End bytes without reading them.
 type SegmentIndex struct {
 	// Version is the index format version of the file: IndexVersion, or
-	// OldestIndexVersion for one written before it. AppendSegmentIndex
-	// writes IndexVersion when it is zero.
+	// an older one, back to OldestIndexVersion, for one written before it.
+	// AppendSegmentIndex writes IndexVersion when it is zero.
 	Version uint8
 	// Base is the global position of the segment's first event.
 	Base uint64
@@ -60,9 +89,10 @@ type SegmentIndex struct {
 	Names []string
 	// Frames are the segment's frames in file order.
 	Frames []IndexedFrame
-	// Fingerprints holds one fingerprint per event, in position order. In
-	// version 4, zero stands for an event whose ID the store assigned,
-	// which needs none: a frame whose events all have zero lists none.
+	// Fingerprints holds one fingerprint per event, in position order.
+	// From version 4 on, zero stands for an event whose ID the store
+	// assigned, which needs none: a frame whose events all have zero lists
+	// none.
 	Fingerprints []uint32
 }
 
@@ -78,12 +108,12 @@ type IndexedFrame struct {
 // Events returns how many events the index covers.
 func (x *SegmentIndex) Events() uint64 { return uint64(len(x.Fingerprints)) }
 
-// AppendSegmentIndex appends the encoding of x, which must be valid: of
-// version IndexVersion, OldestIndexVersion or zero (IndexVersion), frames
-// in ascending offset order from SegmentHeaderSize, below End, each holding
-// at least one event, their counts adding up to len(Fingerprints), their
-// relative positions running on from 0 without a gap; in version 4, each
-// stream's frames continuing its versions.
+// AppendSegmentIndex appends the encoding of x, which must be valid: of a
+// version from OldestIndexVersion to IndexVersion, or zero (IndexVersion),
+// frames in ascending offset order from SegmentHeaderSize, below End, each
+// holding at least one event, their counts adding up to len(Fingerprints),
+// their relative positions running on from 0 without a gap; from version 4
+// on, each stream's frames continuing its versions.
 func AppendSegmentIndex(dst []byte, x *SegmentIndex) []byte {
 	version := x.Version
 	if version == 0 {
@@ -99,7 +129,7 @@ func AppendSegmentIndex(dst []byte, x *SegmentIndex) []byte {
 	binary.LittleEndian.PutUint32(h[28:32], uint32(len(x.Names)))
 	binary.LittleEndian.PutUint32(h[32:36], x.LastHeaderCRC)
 	dst = append(dst, h[:]...)
-	var first []uint64 // version 4: each name's first version, from its first frame
+	var first []uint64 // from version 4: each name's first version, from its first frame
 	if version != OldestIndexVersion {
 		first = make([]uint64, len(x.Names))
 		for i := len(x.Frames) - 1; i >= 0; i-- {
@@ -114,24 +144,42 @@ func AppendSegmentIndex(dst []byte, x *SegmentIndex) []byte {
 		}
 	}
 	prev := uint32(SegmentHeaderSize)
-	listed := make([]bool, 0, len(x.Frames)) // version 4: the frames whose fingerprints are listed
+	var prevDelta int64                      // version 5: the previous frame's offset delta
+	listed := make([]bool, 0, len(x.Frames)) // from version 4: the frames whose fingerprints are listed
 	for _, f := range x.Frames {
-		if first != nil {
-			fps := x.Fingerprints[f.Rel : f.Rel+f.Count]
-			list := listed4(fps)
+		delta := f.Offset - prev
+		switch {
+		case first == nil:
+			dst = binary.AppendUvarint(dst, uint64(f.Count))
+			dst = binary.AppendUvarint(dst, uint64(delta))
+			dst = binary.AppendUvarint(dst, uint64(f.Name))
+			dst = binary.AppendUvarint(dst, f.FirstVersion)
+		case version == 4:
+			list := listed4(x.Fingerprints[f.Rel : f.Rel+f.Count])
 			listed = append(listed, list)
 			head := uint64(f.Count) << 1
 			if !list {
 				head |= 1
 			}
 			dst = binary.AppendUvarint(dst, head)
-			dst = binary.AppendUvarint(dst, uint64(f.Offset-prev))
+			dst = binary.AppendUvarint(dst, uint64(delta))
 			dst = binary.AppendUvarint(dst, uint64(f.Name))
-		} else {
-			dst = binary.AppendUvarint(dst, uint64(f.Count))
-			dst = binary.AppendUvarint(dst, uint64(f.Offset-prev))
-			dst = binary.AppendUvarint(dst, uint64(f.Name))
-			dst = binary.AppendUvarint(dst, f.FirstVersion)
+		default:
+			list := listed4(x.Fingerprints[f.Rel : f.Rel+f.Count])
+			listed = append(listed, list)
+			kind := uint64(f.Name) << 2
+			if f.Count == 1 {
+				kind |= 2
+			}
+			if !list {
+				kind |= 1
+			}
+			dst = binary.AppendUvarint(dst, kind)
+			if f.Count != 1 {
+				dst = binary.AppendUvarint(dst, uint64(f.Count))
+			}
+			dst = binary.AppendUvarint(dst, zigzag(int64(delta)-prevDelta))
+			prevDelta = int64(delta)
 		}
 		prev = f.Offset
 	}
@@ -166,10 +214,10 @@ func DecodeSegmentIndex(b []byte, size int64) (*SegmentIndex, error) {
 		return nil, fmt.Errorf("%w: bad index magic %q", ErrMalformed, body[0:4])
 	}
 	version := body[4]
-	if version != IndexVersion && version != OldestIndexVersion {
+	if version < OldestIndexVersion || version > IndexVersion {
 		return nil, fmt.Errorf("%w: unsupported index version %d", ErrMalformed, version)
 	}
-	v4 := version != OldestIndexVersion
+	v4, v5 := version >= 4, version >= 5 // from version 4 on, from version 5 on
 	if [3]byte(body[5:8]) != [3]byte{} || [4]byte(body[36:40]) != [4]byte{} {
 		return nil, fmt.Errorf("%w: reserved index header bytes are not zero", ErrMalformed)
 	}
@@ -186,17 +234,18 @@ func DecodeSegmentIndex(b []byte, size int64) (*SegmentIndex, error) {
 	maxEvents := (end - SegmentHeaderSize) / MinEventSize
 	x.End = int64(end)
 	d := decoder{b: body[IndexHeaderSize:]}
-	// Every name takes at least 2 bytes and every frame at least 3; every
-	// frame holds an event, and every name is a frame's: so corrupt counts
-	// cannot make the decoder allocate far past its input or End.
-	if uint64(names)*2+uint64(frames)*3 > uint64(len(d.b)) {
+	// Every name takes at least 2 bytes and every frame at least
+	// minIndexEntry (3, or 2 from version 5 on); every frame holds an event,
+	// and every name is a frame's: so corrupt counts cannot make the
+	// decoder allocate far past its input or End.
+	if uint64(names)*2+uint64(frames)*minIndexEntry(version) > uint64(len(d.b)) {
 		return nil, fmt.Errorf("%w: %d names and %d frames cannot fit in %d bytes", ErrMalformed, names, frames, len(d.b))
 	}
 	if uint64(frames) > maxEvents || names > frames {
 		return nil, fmt.Errorf("%w: %d names and %d frames for %d bytes of segment", ErrMalformed, names, frames, end)
 	}
 	x.Names = make([]string, names)
-	var next []uint64 // version 4: each stream's version of its next event
+	var next []uint64 // from version 4: each stream's version of its next event
 	if v4 {
 		next = make([]uint64, names)
 	}
@@ -213,29 +262,55 @@ func DecodeSegmentIndex(b []byte, size int64) (*SegmentIndex, error) {
 		}
 	}
 	x.Frames = make([]IndexedFrame, frames)
-	listed := make([]bool, 0, frames) // version 4: the frames whose fingerprints are listed
+	listed := make([]bool, 0, frames) // from version 4: the frames whose fingerprints are listed
 	var rel, off, fps uint64 = 0, SegmentHeaderSize, 0
+	var prevDelta uint64 // version 5: the previous frame's offset delta
 	for i := range x.Frames {
 		var count, delta, name, first uint64
-		if v4 {
+		var step int64 // version 5: delta less the previous frame's
+		var one bool   // version 5: the frame says it holds one event
+		switch {
+		case v5:
+			kind := d.uvarint()
+			name, one = kind>>2, kind&2 != 0
+			if count = 1; !one {
+				count = d.uvarint()
+			}
+			step = unzigzag(d.uvarint())
+			listed = append(listed, kind&1 == 0)
+		case v4:
 			head := d.uvarint()
 			count, delta, name = head>>1, d.uvarint(), d.uvarint()
 			listed = append(listed, head&1 == 0)
-		} else {
+		default:
 			count, delta, name, first = d.uvarint(), d.uvarint(), d.uvarint(), d.uvarint()
 		}
 		if d.err != nil {
 			break
 		}
-		off += delta
+		if v5 {
+			if !one && count < 2 {
+				return nil, fmt.Errorf("%w: frame %d lists a count of %d, not flagged as one event", ErrMalformed, i, count)
+			}
+			// prevDelta is below 2^32, as End is: a step that would take
+			// the delta below zero or past 2^32 places no frame.
+			if step < -int64(prevDelta) || step > math.MaxUint32 {
+				return nil, fmt.Errorf("%w: frame %d changes offset delta %d by %d, out of range", ErrMalformed, i, prevDelta, step)
+			}
+			delta = uint64(int64(prevDelta) + step)
+			prevDelta = delta
+		}
+		// off < end here, so end-off does not wrap; off+delta, which
+		// could, is taken only once delta is known to keep it below end.
 		switch {
 		case count == 0 || count > maxEvents-rel:
 			return nil, fmt.Errorf("%w: frame %d holds %d events", ErrMalformed, i, count)
-		case i > 0 && delta == 0, off >= end:
-			return nil, fmt.Errorf("%w: frame %d at offset %d out of order or past the end", ErrMalformed, i, off)
+		case i > 0 && delta == 0, delta >= end-off:
+			return nil, fmt.Errorf("%w: frame %d at offset delta %d from %d out of order or past the end", ErrMalformed, i, delta, off)
 		case name >= uint64(names):
 			return nil, fmt.Errorf("%w: frame %d names stream %d of %d", ErrMalformed, i, name, names)
 		}
+		off += delta
 		if v4 {
 			first = next[name]
 			next[name] += count
