@@ -13,10 +13,10 @@ package eventstore
 //	+-------+-----+--------+----------------+--------+-------+
 //
 //	magic  "ESLG"
-//	ver    format version: 5; segments of version 1 (frames without the
+//	ver    format version: 6; segments of version 1 (frames without the
 //	       end mark), version 2 (payloads masked with splitmix64),
-//	       version 3 (events untagged) and version 4 (every frame naming
-//	       its stream) are still read
+//	       version 3 (events untagged), version 4 (every frame naming
+//	       its stream) and version 5 (frames not compact) are still read
 //	key    the store's ID key, 56 bits: bits 32-55 in bytes 5-7 and bits
 //	       0-31 in bytes 16-19, little-endian. Drawn at random when the
 //	       store's first segment of version 4 or later is created, and written into
@@ -25,7 +25,25 @@ package eventstore
 //	crc    CRC-32C of bytes 0-19
 //
 // Frames follow back to back, one per Append call, holding all of its events,
-// so that recovery keeps or drops a call whole:
+// so that recovery keeps or drops a call whole. A version-6 frame (compact):
+//
+//	0            4            8            12           16      20
+//	+------------+------------+------------+------------+-------+
+//	| length u32 | pcrc u32   | rel u32    | delta u32  | hcrc  |
+//	+------------+------------+------------+------------+-------+
+//	| payload (length bytes, masked):                           |
+//	|   flags u8 | timestamp i64 | first version uv             |
+//	|   stream field | count uv, unless flags bit 5 | events    |
+//	| stream field: stream len uv | stream, or (flags bit 3)    |
+//	|   stream number uv                                        |
+//	| event: tag uv | id [16], if tag bit 0 is set              |
+//	|   type (tag >> 2 bytes) | meta len uv | meta, if tag      |
+//	|   bit 1 is set | data len uv, but not in the last | data  |
+//	| end mark 0xff, stored unmasked                            |
+//	+-----------------------------------------------------------+
+//
+// A frame of versions 1 to 5 has a header of 24 bytes, holding the
+// position whole, and a payload without the compact layout's savings:
 //
 //	0            4            8                    16           20      24
 //	+------------+------------+--------------------+------------+-------+
@@ -47,22 +65,28 @@ package eventstore
 //
 //	length    bits 0-30: payload size, at most record.MaxPayload
 //	          (256 MiB); bit 31: the payload is masked with the Weyl
-//	          keystream (set in every frame of version 3, 4 or 5, in no
+//	          keystream (set in every frame of version 3 to 6, in no
 //	          other)
 //	pcrc      CRC-32C of the payload
 //	position  global position of the frame's first event
+//	rel       the same, less the segment's base (version 6)
 //	delta     events written since the last completed fsync before this
 //	          frame, so that position-delta is the first position a crash
 //	          at this point could lose
-//	hcrc      CRC-32C of header bytes 0-19, so length is trusted before use
+//	hcrc      CRC-32C of the header's other bytes (0-15 in version 6,
+//	          0-19 before), so length is trusted before use
 //	masked    the payload is stored XORed with a keystream drawn from
 //	          position, so that no frame holds a long run of zero bytes
 //	          whatever its events hold; pcrc covers the stored bytes.
-//	          Versions 3 to 5: a Weyl sequence (record.MaskWeyl), whose
+//	          Versions 3 to 6: a Weyl sequence (record.MaskWeyl), whose
 //	          start is splitmix64 of the position and which adds an odd
 //	          constant a word, an addition where splitmix64 costs two
 //	          multiplications; versions 1 and 2: splitmix64 (record.Mask)
-//	flags     15 or 7 in a version-5 segment: 7 as in version 4, and bit
+//	flags     23 in a version-6 segment: 7 as in version 4, and bit 4
+//	          (compact); with bit 3 set if the frame names its stream by
+//	          number, and bit 5 if it holds one event, whose count it
+//	          does not store (without bit 5 the count is 2 or more);
+//	          15 or 7 in a version-5 segment: 7 as in version 4, and bit
 //	          3 set if the frame names its stream by number; 7 in a
 //	          version-4 segment: the payload ends in the end mark,
 //	          is masked with the Weyl keystream, and its events are
@@ -71,8 +95,11 @@ package eventstore
 //	          segment: it ends in the end mark; 0 in a version-1 segment,
 //	          which has none; other values, and values that do not match
 //	          length's bit 31, are rejected
-//	tag       the event type's length shifted left once, with bit 0 set
-//	          if the event's ID follows. Without it the store assigned
+//	tag       the event type's length shifted left twice (once before
+//	          version 6), with bit 0 set if the event's ID follows, and
+//	          in version 6 bit 1 set if its metadata does (without it
+//	          the event has none; with it, the metadata is not empty).
+//	          Without bit 0 the store assigned
 //	          the ID, which is not stored but derived when the event is
 //	          read: record.AssignedID of the segment's key, the event's
 //	          position and the frame's timestamp, a UUID of version 7. A
@@ -84,6 +111,8 @@ package eventstore
 //	          the one that created it). Readers resolve a number through
 //	          the index, which keeps where each stream starts, and so
 //	          through the frame there, which names the stream
+//	data      in version 6 the frame's last event's data has no length:
+//	          it runs to the end mark
 //	end mark  record.EndMark, so that no frame ends in a zero byte: the
 //	          space after the frames may read as zeros (below), and a
 //	          frame whose last byte reads zero was cut short
@@ -94,15 +123,19 @@ package eventstore
 // segments without a gap; a stream's versions run on across frames.
 //
 // Versions 2 and 3 differ only in the keystream, versions 3 and 4 only in
-// the key and the events' layout, and versions 4 and 5 only in the stream
-// field, so what this file says of a version-2 segment holds for one of
-// version 3, 4 or 5 too: all end every frame in the
+// the key and the events' layout, versions 4 and 5 only in the stream
+// field, and versions 5 and 6 only in the header's size and the payload's
+// layout, so what this file says of a version-2 segment holds for one of
+// version 3 to 6 too (a header's size aside): all end every frame in the
 // end mark, and the torn-write rules below rest on no more than any masked
 // payload's lack of long runs of zeros, which both keystreams give. A
 // writable store whose last segment is of an earlier version seals it at
-// its first append and appends to a new segment of version 5 (or, if the
-// segment holds no frame, rewrites its header as version 5's), so that it
-// writes frames of version 5 only.
+// its first append and appends to a new segment of version 6 (or, if the
+// segment holds no frame, rewrites its header as version 6's), so that it
+// writes frames of version 6 only. A read-only store that fails to read
+// a segment's first frame reads the segment's header again, in case a
+// writer rewrote it, and its frame headers' size with it, since it was
+// read (segment.rereadFirst).
 //
 // The active segment, if of the current version, has its space allocated
 // up to the size at which the log rolls over (vfs.File.Allocate) when it
@@ -123,29 +156,37 @@ package eventstore
 //	| magic | ver | rsvd  | base u64 | end u64  | frames u32| names u32 | lcrc | rsvd |
 //	+-------+-----+-------+----------+----------+-----------+-----------+------+------+
 //	| names × (len uv | stream name | first version uv)                           |
-//	| frames × (head uv | offset delta uv | name uv)                              |
-//	| fingerprints: u32 per event of each frame whose head's bit 0 is clear,     |
+//	| frames × (kind uv | count uv, if kind's bit 1 is clear | offset uv)       |
+//	| fingerprints: u32 per event of each frame whose kind's bit 0 is clear,     |
 //	|   in position order                                                        |
 //	| crc u32                                                                    |
 //	+----------------------------------------------------------------------------+
 //
 //	magic   "ESIX"
-//	ver     4 (record.IndexVersion). Version 3, which listed no first
-//	        version with the names, every frame's count, offset delta,
-//	        name and first version, and every event's fingerprint, is
-//	        still used for a sealed segment it covers whole; a segment
-//	        that may be appended to, or that it covers in part, is read
-//	        instead and indexed again in version 4
+//	ver     5 (record.IndexVersion). Version 4, which listed each frame
+//	        as head uv (count<<1 | bit 0 as kind's) | offset delta uv |
+//	        name uv, is still read and trusted as version 5 is; version 3,
+//	        which listed no first version with the names, every frame's
+//	        count, offset delta, name and first version, and every event's
+//	        fingerprint, is still used for a sealed segment it covers
+//	        whole; a segment that may be appended to, or that it covers in
+//	        part, is read instead and indexed again in version 5
 //	base    the segment's base
 //	end     bytes of the segment the index covers: the end of its last frame
 //	lcrc    hcrc of the last frame listed, binding the index to that frame
 //	first   the stream's version of its first event in the segment; each
 //	        frame of it continues from the one before
-//	head    the frame's event count shifted left once, bit 0 set if the
-//	        store assigned every one of its events its ID: their
-//	        fingerprints are not listed
-//	offset  delta from the previous frame's offset (the first's: from 24)
-//	name    index into the names, each stream listed once, by a frame
+//	kind    the frame's name (index into the names, each stream listed
+//	        once, by a frame) shifted left twice; bit 1 set if the frame
+//	        holds one event, and no count follows; bit 0 set if the store
+//	        assigned every one of its events its ID: their fingerprints
+//	        are not listed
+//	count   the frame's event count, at least 2; there only when kind's
+//	        bit 1 is clear
+//	offset  zigzag ((d << 1) ^ (d >> 63)) of d, the frame's offset delta
+//	        (from the previous frame's offset; the first's, from 24) less
+//	        the previous frame's delta (0 before the first): one byte for
+//	        a frame within 63 bytes of the size of the one before
 //	print   a 32-bit digest of the event's ID, for idempotent retries; 0
 //	        for an ID the store assigned, which a retry finds by the
 //	        position it was derived from (record.AssignedPosition)
@@ -192,7 +233,7 @@ package eventstore
 //     fails its checksum), in 16 or more zero bytes, or holds fewer than 16
 //     of the frame's bytes and they are all zero (a sector written in part
 //     or not at all: no header holds such a run, and masked payloads hold
-//     none but by a 2^-128 chance, 2^-64 at worst in versions 3 to 5 (see
+//     none but by a 2^-128 chance, 2^-64 at worst in versions 3 to 6 (see
 //     record.MaskWeyl)). A header that fails its checksum is
 //     never trusted for the frame's length. Bytes past the frame are never
 //     looked at: they are another frame's, or zeros allocated ahead, which
@@ -259,13 +300,14 @@ type segment struct {
 	path string
 	file vfs.File
 	size int64 // bytes written; touched only by the writer goroutine (and Open)
-	// version is the segment's format version, from its header: 1 to 5,
+	// version is the segment's format version, from its header: 1 to 6,
 	// and record.Version for every segment this build creates. From
 	// version 2 its frames all end in record.EndMark, and only such a
 	// segment has space allocated ahead (see eventLog.allocate); from
 	// version 3 they are masked with record.MaskWeyl; from version 4 an
 	// ID the store assigned is not stored, but derived from key; from
-	// version 5 a frame may name its stream by number. Set when
+	// version 5 a frame may name its stream by number; from version 6
+	// frames are compact, with smaller headers (layout). Set when
 	// the segment is created or opened, and changed, before any frame of
 	// the segment is published, by the writer's eventLog.upgradeEmpty and
 	// a read-only store's segment.rereadHeader.
@@ -343,6 +385,32 @@ func (s *segment) fitFrame(f *record.Frame, off int64, reread bool) error {
 	return &CorruptionError{Path: s.path, Offset: off, Reason: frameMisfit}
 }
 
+// layout returns what decoding the segment's frame headers takes of its
+// header: its base and version, and its key.
+func (s *segment) layout() record.SegmentHeader {
+	return record.SegmentHeader{Base: s.base, Version: s.version, Key: s.key}
+}
+
+// rereadFirst is for a read-only store whose read of a segment's frame at
+// off failed: at the segment's first frame, the header it read may have
+// been rewritten since, to a version whose frame headers differ
+// (eventLog.upgradeEmpty syncs the new header before that frame is
+// written, so a header read after the frame's bytes is the one they were
+// written under). It reads the header again and reports whether the
+// version changed, r ready to read the frame again; a header of a later
+// release is ErrNewerFormat.
+func (r *frameReader) rereadFirst(s *segment, off int64) (bool, error) {
+	if off != record.SegmentHeaderSize {
+		return false, nil
+	}
+	v := s.version
+	if err := s.rereadHeader(); err != nil || s.version == v {
+		return false, err
+	}
+	r.lay, r.marked, r.buf = s.layout(), s.marked(), r.buf[:0]
+	return true, nil
+}
+
 // newerFormatError is the error for a segment whose header err, from
 // record.DecodeSegmentHeader, says a later release wrote it.
 func newerFormatError(path string, err error) error {
@@ -356,11 +424,12 @@ func (s *segment) marked() bool { return s.version >= 2 }
 // frameFits reports that a frame is of the kind a segment of the given
 // version holds: ending in the end mark from version 2 on, masked with
 // record.MaskWeyl from version 3 on, its events tagged from version 4 on,
-// naming its stream by number only from version 5 on. A frame that does
+// naming its stream by number only from version 5 on, compact from version
+// 6 on (which the segment's version also chose its header by). A frame that does
 // not is corrupt, for the reason frameMisfit.
 func frameFits(f *record.Frame, version uint8) bool {
 	return f.Marked == (version >= 2) && f.Weyl == (version >= 3) && f.Tagged == (version >= 4) &&
-		(!f.Numbered || version >= 5)
+		(!f.Numbered || version >= 5) && f.Compact == (version >= 6)
 }
 
 // frameMisfit is why a frame frameFits refuses is corrupt.
@@ -738,7 +807,7 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last, keepOwners bo
 			rec.next += x.Events()
 		}
 	}
-	if err := r.readSegment(seg.file, size, off, seg.marked(), last); err != nil {
+	if err := r.readSegment(seg.file, seg.layout(), size, off, last); err != nil {
 		return false, fmt.Errorf("eventstore: open %s: %w", seg.path, err)
 	}
 	// f is one Frame for this segment's scan, decoded into frame after frame:
@@ -749,6 +818,13 @@ func (l *eventLog) scanSegment(r *frameReader, seg *segment, last, keepOwners bo
 	for off < r.limit {
 		var ferr error
 		f, ferr = r.frame(off, f.Events) // its events slice too is reused
+		if ferr != nil && l.readOnly {
+			if again, err := r.rereadFirst(seg, off); err != nil {
+				return false, err
+			} else if again {
+				f, ferr = r.frame(off, f.Events)
+			}
+		}
 		if ferr == nil && f.Position != rec.next {
 			return false, &CorruptionError{Path: seg.path, Offset: off, Reason: fmt.Sprintf("frame position %d, want %d", f.Position, rec.next)}
 		}
@@ -939,7 +1015,7 @@ func (l *eventLog) readIndexFile(seg *segment, size int64, active bool) *record.
 		lf := x.Frames[len(x.Frames)-1]
 		var h record.Header
 		var hcrc uint32
-		if h, hcrc, err = frameHeader(seg.file, int64(lf.Offset)); err == nil &&
+		if h, hcrc, err = frameHeader(seg, int64(lf.Offset)); err == nil &&
 			(h.Position != x.Base+uint64(lf.Rel) || h.FrameSize() != x.End-int64(lf.Offset) || hcrc != x.LastHeaderCRC) {
 			err = fmt.Errorf("its last frame, at offset %d, is not the segment's", lf.Offset)
 		}
@@ -1084,15 +1160,17 @@ func writeSynced(fsys vfs.FS, path string, b []byte) error {
 	return err
 }
 
-// frameHeader reads and decodes the header of the frame at off, and returns
-// its checksum too.
-func frameHeader(f vfs.File, off int64) (record.Header, uint32, error) {
-	var b [record.HeaderSize]byte
-	if _, err := f.ReadAt(b[:], off); err != nil {
+// frameHeader reads and decodes the header of the frame at off in seg, and
+// returns its checksum too, its last four bytes.
+func frameHeader(seg *segment, off int64) (record.Header, uint32, error) {
+	lay := seg.layout()
+	var hb [record.HeaderSize]byte // the larger of the two sizes
+	b := hb[:lay.HeaderSize()]
+	if _, err := seg.file.ReadAt(b, off); err != nil {
 		return record.Header{}, 0, err
 	}
-	h, err := record.DecodeHeader(b[:])
-	return h, binary.LittleEndian.Uint32(b[20:24]), err
+	h, err := lay.DecodeHeader(b)
+	return h, binary.LittleEndian.Uint32(b[len(b)-4:]), err
 }
 
 // readIndexBytes reads the whole index file at path through fsys, of a
@@ -1215,8 +1293,9 @@ func (l *eventLog) close() error {
 // bytes, not two per frame. It is not safe for concurrent use; each reader has its own.
 type frameReader struct {
 	file   vfs.File
-	limit  int64 // bytes past limit are never read
-	marked bool  // the segment's frames end in record.EndMark (version 2 or later)
+	lay    record.SegmentHeader // the segment's base and version, for its frame headers
+	limit  int64                // bytes past limit are never read
+	marked bool                 // the segment's frames end in record.EndMark (version 2 or later)
 	// written is where what was written to a marked segment ends: no byte
 	// from it to the end of the file is non-zero (see writtenEnd). Until
 	// known is set, it is limit.
@@ -1227,20 +1306,22 @@ type frameReader struct {
 	chunk   int // next read size: grows from firstReadChunk to readChunk
 }
 
-func (r *frameReader) reset(f vfs.File, limit int64) {
-	r.file, r.limit, r.marked, r.written, r.known = f, limit, false, limit, false
+func (r *frameReader) reset(f vfs.File, limit int64, lay record.SegmentHeader) {
+	r.file, r.lay, r.limit, r.marked, r.written, r.known = f, lay, limit, false, limit, false
 	r.buf, r.bufOff, r.chunk = r.buf[:0], 0, firstReadChunk
 }
 
 // readSegment readies r to read the frames of a segment file of size
-// bytes from offset from on, marked if it is of version 2 or later. The last
+// bytes from offset from on, its header lay (marked if it is of version 2
+// or later). The last
 // segment of a version-2 log may end in space allocated ahead and never
 // written, which reads as zeros: its frames are read up to tornZeroRun bytes
 // past the file's last non-zero byte, the most zeros a written frame can end
 // in, and no further. A version-1 segment is never allocated ahead: it keeps
 // the rules it was written under, against the end of the file.
-func (r *frameReader) readSegment(f vfs.File, size, from int64, marked, last bool) error {
-	r.reset(f, size)
+func (r *frameReader) readSegment(f vfs.File, lay record.SegmentHeader, size, from int64, last bool) error {
+	r.reset(f, size, lay)
+	marked := lay.Version >= 2
 	r.marked = marked
 	if !marked || !last || from >= size {
 		return nil
@@ -1355,15 +1436,16 @@ func (r *frameReader) bytes(off int64, n int) ([]byte, error) {
 // frame reads, verifies and decodes the frame at off. The frame's slices
 // alias the reader's window; events is reused for the frame's events.
 func (r *frameReader) frame(off int64, events []record.Event) (record.Frame, error) {
-	hb, err := r.bytes(off, record.HeaderSize)
+	hsize := r.lay.HeaderSize()
+	hb, err := r.bytes(off, hsize)
 	if err != nil {
 		return record.Frame{}, err
 	}
-	h, err := record.DecodeHeader(hb)
+	h, err := r.lay.DecodeHeader(hb)
 	if err != nil {
 		return record.Frame{}, err
 	}
-	payload, err := r.bytes(off+record.HeaderSize, int(h.Length))
+	payload, err := r.bytes(off+int64(hsize), int(h.Length))
 	if err != nil {
 		return record.Frame{}, err
 	}
@@ -1387,8 +1469,8 @@ func (r *frameReader) tornTail(off int64, next uint64) (torn bool, later int64) 
 	// header is sound (its payload is the caller's bytes, which may hold
 	// anything), else anywhere after its start.
 	from := off + 1
-	if hb, err := r.bytes(off, record.HeaderSize); err == nil {
-		if h, err := record.DecodeHeader(hb); err == nil {
+	if hb, err := r.bytes(off, r.lay.HeaderSize()); err == nil {
+		if h, err := r.lay.DecodeHeader(hb); err == nil {
 			from = off + h.FrameSize()
 		}
 	}
@@ -1420,15 +1502,16 @@ func (r *frameReader) tornTail(off int64, next uint64) (torn bool, later int64) 
 // makes a mark read zero. So only segments of version 2 or later are
 // allocated ahead.
 func (r *frameReader) tornFrame(off int64) bool {
-	if off+record.HeaderSize > r.written {
+	hsize := int64(r.lay.HeaderSize())
+	if off+hsize > r.written {
 		return true
 	}
-	hb, err := r.bytes(off, record.HeaderSize)
+	hb, err := r.bytes(off, int(hsize))
 	if err != nil {
 		return true
 	}
-	end := min((off+record.HeaderSize+sectorSize-1)/sectorSize*sectorSize, r.written)
-	if h, err := record.DecodeHeader(hb); err == nil {
+	end := min((off+hsize+sectorSize-1)/sectorSize*sectorSize, r.written)
+	if h, err := r.lay.DecodeHeader(hb); err == nil {
 		end = off + h.FrameSize()
 		if end > r.limit {
 			return true
@@ -1447,7 +1530,8 @@ func (r *frameReader) tornFrame(off int64) bool {
 // unwrittenSector reports whether a 512-byte sector touched by [off, end)
 // ends, within [off, end), in a run of at least tornZeroRun zero bytes: the
 // mark of a sector written only in part, or not at all. A written frame
-// holds no such run: the longest in a header is 11 bytes, before the header
+// holds no such run: the longest in a header is 11 bytes (8 in a compact
+// one), before the header
 // checksum, and payloads are masked. Where less than tornZeroRun bytes of
 // the sector lie in [off, end) (the frame starts just before the sector's
 // end, or ends just after its start), those bytes all being zero is the mark
@@ -1487,12 +1571,13 @@ func (r *frameReader) unwrittenSector(off, end int64) bool {
 // reach (each event takes at least record.MinEventSize bytes), so stray
 // frame-like bytes seldom pass, and cost little when they do.
 func (r *frameReader) findLaterWrite(bad, from int64, p uint64) (int64, bool) {
-	for off := from; off+record.HeaderSize <= r.limit; off++ {
-		hb, err := r.bytes(off, record.HeaderSize)
+	hsize := r.lay.HeaderSize()
+	for off := from; off+int64(hsize) <= r.limit; off++ {
+		hb, err := r.bytes(off, hsize)
 		if err != nil {
 			return 0, false
 		}
-		h, err := record.DecodeHeader(hb)
+		h, err := r.lay.DecodeHeader(hb)
 		if err != nil || h.SyncStart() <= p || h.Position-p > uint64(off-bad)/record.MinEventSize {
 			continue
 		}
@@ -1699,7 +1784,7 @@ func (v *verifier) segment(ctx context.Context, seg *segment, size int64, last b
 		h, herr = record.DecodeSegmentHeader(hb[:])
 		version, key = h.Version, h.Key
 	}
-	if err := r.readSegment(seg.file, size, record.SegmentHeaderSize, version >= 2, last); err != nil {
+	if err := r.readSegment(seg.file, record.SegmentHeader{Base: seg.base, Version: version}, size, record.SegmentHeaderSize, last); err != nil {
 		return fmt.Errorf("eventstore: verify: %w", err)
 	}
 	if herr != nil {
@@ -1771,11 +1856,11 @@ func (v *verifier) segment(ctx context.Context, seg *segment, size int64, last b
 		}
 		// Only now: reading the header again may move the reader's window,
 		// which f's slices alias.
-		hdr, err := r.bytes(off, record.HeaderSize)
+		hdr, err := r.bytes(off, f.Header.Size())
 		if err != nil {
 			return fmt.Errorf("eventstore: verify: %w", err)
 		}
-		sc.hcrc = binary.LittleEndian.Uint32(hdr[20:24])
+		sc.hcrc = binary.LittleEndian.Uint32(hdr[len(hdr)-4:])
 		if f.Position != v.next {
 			v.problem(seg.path, off, "frame position %d, want %d", f.Position, v.next)
 		}

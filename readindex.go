@@ -109,7 +109,7 @@ func fingerprint(id EventID) uint32 {
 // assignedPrint stands in the index for the fingerprint of an ID the store
 // assigned, which needs none: the idempotency check finds such an ID by
 // the position record.AssignedPosition reads out of it. Index files of
-// version 4 leave it out. Those of version 3 hold fingerprints of every
+// version 4 and later leave it out. Those of version 3 hold fingerprints of every
 // ID, assigned or not, in which 0 reads as 1, as fingerprint returns it;
 // Open uses one only for a sealed segment it covers whole, whose file is
 // never written again (see readIndexFile).
@@ -481,7 +481,7 @@ func (ix *readIndex) walk(ctx context.Context, lo, hi uint64, fn func(f *record.
 	r := getReader()
 	defer putReader(r)
 	for _, p := range parts {
-		r.reset(p.seg.file, p.end)
+		r.reset(p.seg.file, p.end, p.seg.layout())
 		for off := p.off; off < p.end; {
 			f, err := r.frame(off, w.f.Events)
 			if err != nil {
@@ -631,7 +631,7 @@ func (ix *readIndex) confirmName(st *streamIndex) error {
 	ix.mu.RUnlock()
 	r := getReader()
 	defer putReader(r)
-	r.reset(loc.seg.file, loc.end)
+	r.reset(loc.seg.file, loc.end, loc.seg.layout())
 	f, err := r.frame(loc.off, nil)
 	if err != nil {
 		return ix.readError(loc.seg, loc.off, err)
@@ -785,11 +785,12 @@ func (w *walker) pipelined(parts, jobs []walkPart) error {
 			break // the store is closing
 		}
 		held = c.buf
+		lay := c.seg.layout()
 		for used := 0; used < len(c.buf); {
 			off := c.off + int64(used)
-			h := record.HeaderOf(c.buf[used:]) // verified ahead
+			h := lay.HeaderOf(c.buf[used:]) // verified ahead
 			end := used + int(h.FrameSize())
-			if err := w.f.DecodeVerified(h, c.buf[used+record.HeaderSize:end]); err != nil {
+			if err := w.f.DecodeVerified(h, c.buf[used+h.Size():end]); err != nil {
 				return w.ix.readError(c.seg, off, err)
 			}
 			var stream string // the walker looks up a number
@@ -937,11 +938,13 @@ func verifyChunk(p walkPart, buf *[]byte) (used int, err error) {
 	// Release this chunk's pages once copied, so a walk leaves no more of
 	// the log resident than its chunks.
 	defer func() { p.seg.release(off, off+int64(len(b))) }() // b may grow for a large frame
+	lay := p.seg.layout()
+	hsize := lay.HeaderSize()
 	for off+int64(used) < p.end {
 		rest := b[used:]
 		at := off + int64(used)
-		if len(rest) < record.HeaderSize {
-			if at+record.HeaderSize > p.end {
+		if len(rest) < hsize {
+			if at+int64(hsize) > p.end {
 				return used, io.ErrUnexpectedEOF
 			}
 			if rerr != nil {
@@ -949,7 +952,7 @@ func verifyChunk(p walkPart, buf *[]byte) (used int, err error) {
 			}
 			return used, nil // the next chunk starts here
 		}
-		h, err := record.DecodeHeader(rest)
+		h, err := lay.DecodeHeader(rest)
 		if err != nil {
 			return used, err
 		}
@@ -972,7 +975,7 @@ func verifyChunk(p walkPart, buf *[]byte) (used int, err error) {
 			}
 			rest = b
 		}
-		if err := record.VerifyPayload(h, rest[record.HeaderSize:size]); err != nil {
+		if err := record.VerifyPayload(h, rest[hsize:size]); err != nil {
 			return used, err
 		}
 		used += int(size)
@@ -1076,7 +1079,8 @@ func (ix *readIndex) scanStream(ctx context.Context, stream string, bounds func(
 	// deliver decodes a frame fetchGroups has verified, checks it against
 	// the index and passes fn the events wanted.
 	deliver := func(loc frameLoc, fb []byte) error {
-		if err := f.DecodeVerified(record.HeaderOf(fb), fb[record.HeaderSize:]); err != nil {
+		h := loc.seg.layout().HeaderOf(fb)
+		if err := f.DecodeVerified(h, fb[h.Size():]); err != nil {
 			return ix.readError(loc.seg, loc.off, err)
 		}
 		f.Key = loc.seg.key
@@ -1225,12 +1229,12 @@ func (g *readGroup) fetch(buf []byte) {
 	}
 	for _, loc := range g.locs {
 		fb := b[loc.off-base : loc.end-base]
-		h, err := record.DecodeHeader(fb)
+		h, err := loc.seg.layout().DecodeHeader(fb)
 		if err == nil && h.FrameSize() != int64(len(fb)) {
 			err = fmt.Errorf("%w: frame of %d bytes in a slot of %d", record.ErrMalformed, h.FrameSize(), len(fb))
 		}
 		if err == nil {
-			err = record.VerifyPayload(h, fb[record.HeaderSize:])
+			err = record.VerifyPayload(h, fb[h.Size():])
 		}
 		if err != nil {
 			g.err, g.errOff = err, loc.off

@@ -627,11 +627,14 @@ func (s *Store) newRequest(stream string, expected ExpectedVersion, events []Eve
 		return nil, err
 	}
 	body := slices.Grow(r.body[:0], size)
-	body = record.AppendBodyHead(body, stream, len(events))
-	for i := range events {
+	body = record.AppendBodyHeadOf(record.Version, body, stream, len(events))
+	last := len(events) - 1
+	for i := range events[:last] {
 		e := &events[i]
 		body = record.AppendEventOf(record.Version, body, r.ids[i], e.Type, e.Metadata, e.Data)
 	}
+	e := &events[last]
+	body = record.AppendLastEventOf(record.Version, body, r.ids[last], e.Type, e.Metadata, e.Data)
 	r.body = body
 	return r, nil
 }

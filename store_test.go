@@ -737,13 +737,22 @@ func writeLog(t *testing.T, n, dataLen int, zeros bool) (string, []byte, int64) 
 	// Close cut the segment to its frames; the last one ends the file.
 	lastStart := int64(record.SegmentHeaderSize)
 	for {
-		h, err := record.DecodeHeader(b[lastStart:])
+		h, err := fileLayout(t, b).DecodeHeader(b[lastStart:])
 		require.NoError(t, err)
 		if lastStart+h.FrameSize() == int64(len(b)) {
 			return dir, b, lastStart
 		}
 		lastStart += h.FrameSize()
 	}
+}
+
+// fileLayout returns the header at the start of a segment file's bytes b,
+// which decodes the headers of its frames.
+func fileLayout(t testing.TB, b []byte) record.SegmentHeader {
+	t.Helper()
+	h, err := record.DecodeSegmentHeader(b)
+	require.NoError(t, err)
+	return h
 }
 
 // removeIndexFiles deletes the index files Close wrote, so that the next
@@ -797,7 +806,7 @@ func TestStore_Open_CorruptionIsReportedNotRepaired(t *testing.T) {
 	const n = 5
 	dir, full, last := writeLog(t, n, 300, false)
 	seg := segmentFile(t, dir)
-	// Frame offsets: the header is 24 bytes, each small frame follows.
+	// Frame offsets: the segment header is 24 bytes, each small frame follows.
 	s := reopen(t, dir, nil)
 	var offsets []int64
 	off := int64(24)
@@ -805,14 +814,15 @@ func TestStore_Open_CorruptionIsReportedNotRepaired(t *testing.T) {
 		offsets = append(offsets, off)
 		evs, err := s.ReadAll(context.Background(), uint64(i), 1)
 		require.NoError(t, err)
-		// header, flags, timestamp, first version, stream (its name in the
-		// first frame, its number, 0, in the others), count, tag and type
-		// (no ID: the store assigned it), metadata, data, end mark
+		// a compact frame: its header, flags, timestamp, first version,
+		// stream (its name in the first frame, its number, 0, in the
+		// others), tag and type (no ID: the store assigned it; no
+		// metadata), data (no count, no length: one event), end mark
 		stream := 1
 		if i == 0 {
 			stream = 2
 		}
-		off += int64(24 + 1 + 8 + 1 + stream + 1 + 2 + 1 + 1 + len(evs[0].Data) + 1)
+		off += int64(record.CompactHeaderSize + 1 + 8 + 1 + stream + 2 + len(evs[0].Data) + 1)
 	}
 	require.Equal(t, last, off, "frame layout as documented")
 	offsets = append(offsets, last)
@@ -1064,8 +1074,9 @@ func lastSegmentFrames(t *testing.T, dir string) int {
 	require.NoError(t, err)
 	frames := 0
 	// Past the frames, the open store's segment reads as zeros.
-	for off := 24; off+24 <= len(b) && binary.LittleEndian.Uint32(b[off:]) != 0; frames++ {
-		off += int(record.HeaderOf(b[off:]).FrameSize())
+	lay := fileLayout(t, b)
+	for off := 24; off+lay.HeaderSize() <= len(b) && binary.LittleEndian.Uint32(b[off:]) != 0; frames++ {
+		off += int(lay.HeaderOf(b[off:]).FrameSize())
 	}
 	return frames
 }
@@ -1257,9 +1268,9 @@ func damagedStore(t *testing.T) (*eventstore.Store, string, int64) {
 	b, err := os.ReadFile(seg)
 	require.NoError(t, err)
 	// The second frame follows the segment header (24 bytes) and the first
-	// frame (a 24-byte header and the payload length it states).
-	second := 24 + record.HeaderOf(b[24:]).FrameSize()
-	at := second + 24 + 20 // inside its payload
+	// frame (a 20-byte header and the payload length it states).
+	second := 24 + fileLayout(t, b).HeaderOf(b[24:]).FrameSize()
+	at := second + record.CompactHeaderSize + 20 // inside its payload
 	f, err := os.OpenFile(seg, os.O_WRONLY, 0)
 	require.NoError(t, err)
 	_, err = f.WriteAt([]byte{b[at] ^ 0x01}, at) // damage the committed log under the open store

@@ -325,9 +325,9 @@ func (w *writer) commit() {
 		// creating a stream names it; so do the stream's later frames in
 		// the same batch, which the index holds only once it is published.
 		numbered := st != nil && st.named.Load()
-		size := int64(record.FrameSize(firstVersion, r.body)) + record.EndMarkSize
+		size := int64(record.CompactFrameSize(firstVersion, r.body))
 		if numbered {
-			size = int64(record.NumberedFrameSize(firstVersion, st.positions[0], r.stream, r.body))
+			size = int64(record.CompactNumberedFrameSize(firstVersion, st.positions[0], r.stream, r.body))
 		}
 		if err := w.ensureRoom(size); err != nil {
 			w.fail(err)
@@ -344,9 +344,9 @@ func (w *writer) commit() {
 		// Every roll-over syncs, so it stays below the events a segment can
 		// hold (under 2^32).
 		if numbered {
-			w.buf = record.AppendNumberedFrame(w.buf, w.next, uint32(w.next-w.synced), now, firstVersion, st.positions[0], r.stream, r.body)
+			w.buf = record.AppendCompactNumberedFrame(w.buf, seg.base, w.next, uint32(w.next-w.synced), now, firstVersion, st.positions[0], r.stream, int(count), r.body)
 		} else {
-			w.buf = record.AppendFrameOf(seg.version, w.buf, w.next, uint32(w.next-w.synced), now, firstVersion, r.body)
+			w.buf = record.AppendCompactFrame(w.buf, seg.base, w.next, uint32(w.next-w.synced), now, firstVersion, int(count), r.body)
 		}
 		ps := w.pending[r.stream]
 		if ps == nil {
@@ -832,7 +832,7 @@ func (x *indexer) write(seg *segment, sealed bool) {
 		return
 	}
 	si := ix.segmentIndex(seg, frames, end, endOff)
-	_, hcrc, err := frameHeader(seg.file, int64(si.Frames[frames-1].Offset))
+	_, hcrc, err := frameHeader(seg, int64(si.Frames[frames-1].Offset))
 	if err == nil {
 		si.LastHeaderCRC = hcrc
 		err = x.log.writeIndexFile(seg, record.AppendSegmentIndex(nil, si))
@@ -953,9 +953,18 @@ func (f *follower) scan(seg *segment) error {
 		return &CorruptionError{Path: seg.path, Offset: size, Reason: fmt.Sprintf("segment shrank from %d bytes to %d under a read-only store; open it again", off, size)}
 	}
 	r := &f.reader
-	r.reset(seg.file, size)
+	r.reset(seg.file, size, seg.layout())
 	for off < size {
 		fr, err := r.frame(off, f.events)
+		if err != nil {
+			again, rerr := r.rereadFirst(seg, off)
+			if rerr != nil {
+				return rerr
+			}
+			if again {
+				fr, err = r.frame(off, f.events)
+			}
+		}
 		if err != nil {
 			break // a write in progress, or damage the writing store will report
 		}

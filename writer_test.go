@@ -602,7 +602,7 @@ func TestWriter_Recovery_HeaderFlipInLastBatchIsCorruption(t *testing.T) {
 	require.NoError(t, err)
 	off := int64(record.SegmentHeaderSize)
 	for {
-		h, err := record.DecodeHeader(b[off:])
+		h, err := fileLayout(t, b).DecodeHeader(b[off:])
 		require.NoError(t, err)
 		if h.Position == first {
 			break
@@ -792,14 +792,23 @@ func segFiles(t *testing.T, dir string) []string {
 	return f
 }
 
+// fileLayout returns the header at the start of a segment file's bytes b,
+// which decodes the headers of its frames.
+func fileLayout(t testing.TB, b []byte) record.SegmentHeader {
+	t.Helper()
+	h, err := record.DecodeSegmentHeader(b)
+	require.NoError(t, err)
+	return h
+}
+
 // frameOffsets walks a segment file's frames (assumed sound).
 func frameOffsets(t *testing.T, b []byte) (offs []int64, counts []int) {
 	t.Helper()
 	off := int64(record.SegmentHeaderSize)
 	for off < int64(len(b)) {
-		h, err := record.DecodeHeader(b[off:])
+		h, err := fileLayout(t, b).DecodeHeader(b[off:])
 		require.NoError(t, err)
-		f, err := record.DecodePayload(h, bytes.Clone(b[off+record.HeaderSize:off+h.FrameSize()]), nil)
+		f, err := record.DecodePayload(h, bytes.Clone(b[off+int64(h.Size()):off+h.FrameSize()]), nil)
 		require.NoError(t, err)
 		offs = append(offs, off)
 		counts = append(counts, len(f.Events))
@@ -2922,7 +2931,7 @@ func TestWriter_Index_CleanReopenReadsOnlyIndexFiles(t *testing.T) {
 	dir, model := indexedLog(t, 21)
 	var want int64
 	for _, size := range indexFiles(t, dir) {
-		want += size + record.SegmentHeaderSize + record.HeaderSize
+		want += size + record.SegmentHeaderSize + record.CompactHeaderSize
 	}
 	ffs := vfs.NewFaultFS(vfs.OS())
 	s, err := Open(dir, &Options{SegmentSize: 600, fs: ffs})
@@ -3023,7 +3032,7 @@ func TestWriter_Index_CrashReopenReadsOnlyTheUnindexedTail(t *testing.T) {
 	require.Len(t, idx, len(segs)-1, "every sealed segment is indexed, the active one is not")
 	want := 2 * fileSize(t, segs[len(segs)-1])
 	for _, size := range idx {
-		want += size + record.SegmentHeaderSize + record.HeaderSize
+		want += size + record.SegmentHeaderSize + record.CompactHeaderSize
 	}
 
 	ffs := vfs.NewFaultFS(vfs.OS())
@@ -3092,7 +3101,7 @@ func TestWriter_Index_UnusableIndexFilesAreIgnored(t *testing.T) {
 			defer s.Close()
 			var want int64
 			for _, size := range indexFiles(t, dir) {
-				want += size + record.SegmentHeaderSize + record.HeaderSize
+				want += size + record.SegmentHeaderSize + record.CompactHeaderSize
 			}
 			assert.Equal(t, want, ffs.BytesRead(), "rewritten: the second Open reads only index files")
 		})
@@ -3949,7 +3958,7 @@ func TestReadStream_SharedReadsMatchOneReader(t *testing.T) {
 	st := s.index.streams["s-5"]
 	loc := s.index.locateLocked(st.positions[len(st.positions)-3])
 	s.index.mu.RUnlock()
-	flipBits(t, loc.seg.path, loc.off+record.HeaderSize+3, 0x04)
+	flipBits(t, loc.seg.path, loc.off+record.CompactHeaderSize+3, 0x04)
 	walk := func() (int, error) {
 		n := 0
 		for _, err := range s.Stream(ctx, "s-5", 0) {
@@ -4341,8 +4350,8 @@ func TestEventLog_Allocated_DamageInLastFrameIsCorruption(t *testing.T) {
 		at   func(off, end int64) int64
 	}{
 		{"header position", func(off, _ int64) int64 { return off + 9 }},
-		{"header checksum", func(off, _ int64) int64 { return off + 22 }},
-		{"payload", func(off, end int64) int64 { return (off + record.HeaderSize + end) / 2 }},
+		{"header checksum", func(off, _ int64) int64 { return off + record.CompactHeaderSize - 2 }},
+		{"payload", func(off, end int64) int64 { return (off + record.CompactHeaderSize + end) / 2 }},
 		{"end mark", func(_, end int64) int64 { return end - 1 }},
 	} {
 		for _, bit := range []byte{0x01, 0x10, 0x80} {
@@ -4455,9 +4464,9 @@ func TestEventLog_OlderSegmentsStayReadableAndWritable(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, uint8(record.Version), sh.Version)
 			assert.Equal(t, byte(record.EndMark), b[lastNonZero(b)])
-			h, err := record.DecodeHeader(b[record.SegmentHeaderSize:])
+			h, err := fileLayout(t, b).DecodeHeader(b[record.SegmentHeaderSize:])
 			require.NoError(t, err)
-			f, err := record.DecodePayload(h, b[record.SegmentHeaderSize+record.HeaderSize:record.SegmentHeaderSize+h.FrameSize()], nil)
+			f, err := record.DecodePayload(h, b[record.SegmentHeaderSize+int64(h.Size()):record.SegmentHeaderSize+h.FrameSize()], nil)
 			require.NoError(t, err)
 			assert.True(t, f.Tagged, "the new segment's frames are of the current version")
 			assert.True(t, f.Assigned(0), "and leave the ID to the store")
@@ -4657,9 +4666,10 @@ func (f *headerHookFile) ReadAt(p []byte, off int64) (int, error) {
 
 // A read-only Open that reads the header of an empty older segment,
 // allocated ahead, just before a writer's first append rewrites it reads
-// the header again when the first frame does not fit, and opens.
+// the header again when the first frame does not read (its header is of
+// another size: a compact frame's) or does not fit, and opens.
 func TestStore_ReadOnly_OpenRacingTheUpgradeOfAnEmptyOlderSegment(t *testing.T) {
-	for _, version := range []uint8{3, 4} { // a version-4 first frame fits, the numbered second does not
+	for _, version := range []uint8{3, 4, 5} {
 		t.Run(fmt.Sprint("version ", version), func(t *testing.T) {
 			dir := t.TempDir()
 			require.NoError(t, os.WriteFile(filepath.Join(dir, segmentName(0)), append(segmentHeaderOf(version, 0), make([]byte, 1000)...), 0o644))
@@ -4691,12 +4701,11 @@ func TestStore_ReadOnly_OpenRacingTheUpgradeOfAnEmptyOlderSegment(t *testing.T) 
 
 // A read-only store opened on a store whose last segment is an empty one
 // of an earlier version follows the writer that upgrades it: it reads the
-// header again at the segment's first frame. That frame, naming its
-// stream, fits a version-4 header too, while the numbered frame after it
-// does not.
+// header again at the segment's first frame, which, compact, does not
+// read under the header it had.
 func TestStore_ReadOnly_FollowsTheUpgradeOfAnEmptyOlderSegment(t *testing.T) {
 	ctx := context.Background()
-	for _, version := range []uint8{3, 4} {
+	for _, version := range []uint8{3, 4, 5} {
 		t.Run(fmt.Sprint("version ", version), func(t *testing.T) {
 			dir := t.TempDir()
 			require.NoError(t, os.WriteFile(filepath.Join(dir, segmentName(0)), segmentHeaderOf(version, 0), 0o644))
@@ -4848,40 +4857,59 @@ func TestEventLog_FrameFlagsMustMatchTheSegmentVersion(t *testing.T) {
 	// its own. The frame decodes whole, so it is corrupt, not torn, to Open
 	// and to Verify alike, whatever its last byte. A frame of version 5
 	// here names its stream by number; one naming it, as a version-4 frame
-	// does, fits a version-5 segment too.
+	// does, fits a version-5 segment too. A compact frame (version 6) in a
+	// segment of an earlier version, or a frame of an earlier version in a
+	// version-6 segment, has a header of another size than the segment's:
+	// its header fails its checksum, where it is corrupt just the same.
 	for seg := uint8(1); seg <= record.Version; seg++ {
 		for frame := uint8(1); frame <= record.Version; frame++ {
 			if seg == frame || seg == 5 && frame == 4 {
 				continue
 			}
+			reason := "format version"
+			if seg == 6 || frame == 6 {
+				reason = "header checksum"
+			}
 			for _, last := range []byte{'z', 0} {
 				t.Run(fmt.Sprintf("segment %d, frame %d, last byte %#x", seg, frame, last), func(t *testing.T) {
 					dir := t.TempDir()
 					data := append(bytes.Repeat([]byte{'d'}, 19), last)
-					body := record.AppendBodyHead(nil, "s", 1)
-					body = record.AppendEventOf(frame, body, idFor(0, 0), "t", nil, data)
-					b := record.AppendFrameOf(frame, segmentHeaderOf(seg, 0), 0, 0, 1700000000000000000, 0, body)
+					var b []byte
 					if frame == 5 { // after a frame of the segment's version creating the stream
-						first := record.AppendBodyHead(nil, "s", 1)
-						first = record.AppendEventOf(seg, first, idFor(0, 1), "t", nil, data)
-						b = record.AppendFrameOf(seg, segmentHeaderOf(seg, 0), 0, 0, 1700000000000000000, 0, first)
+						b = appendTestFrame(seg, segmentHeaderOf(seg, 0), 0, 0, "s", idFor(0, 1), data)
+						body := record.AppendBodyHead(nil, "s", 1)
+						body = record.AppendEventOf(frame, body, idFor(0, 0), "t", nil, data)
 						b = record.AppendNumberedFrame(b, 1, 0, 1700000000000000000, 1, 0, "s", body)
+					} else {
+						b = appendTestFrame(frame, segmentHeaderOf(seg, 0), 0, 0, "s", idFor(0, 0), data)
 					}
 					require.NoError(t, os.WriteFile(filepath.Join(dir, segmentName(0)), b, 0o644))
 					before := snapshot(t, dir)
 					_, err := Open(dir, nil)
 					require.ErrorIs(t, err, ErrCorrupt)
-					assert.ErrorContains(t, err, "format version")
+					assert.ErrorContains(t, err, reason)
 					assert.Equal(t, before, snapshot(t, dir), "nothing changed")
 					rep, err := Verify(context.Background(), dir, nil)
 					require.NoError(t, err)
 					require.Len(t, rep.Problems, 1)
-					assert.Contains(t, rep.Problems[0].Reason, "format version")
+					assert.Contains(t, rep.Problems[0].Reason, reason)
 					assert.Zero(t, rep.TornBytes)
 				})
 			}
 		}
 	}
+}
+
+// appendTestFrame appends to dst, a segment file of base 0, a frame of the
+// given version holding one event of type "t" at position: AppendFrameOf's,
+// or a compact frame for version 6.
+func appendTestFrame(version uint8, dst []byte, position, firstVersion uint64, stream string, id [record.IDSize]byte, data []byte) []byte {
+	body := record.AppendBodyHeadOf(version, nil, stream, 1)
+	body = record.AppendLastEventOf(version, body, id, "t", nil, data)
+	if version >= 6 {
+		return record.AppendCompactFrame(dst, 0, position, 0, 1700000000000000000, firstVersion, 1, body)
+	}
+	return record.AppendFrameOf(version, dst, position, 0, 1700000000000000000, firstVersion, body)
 }
 
 // A segment whose header names a later format version is a later
@@ -5026,7 +5054,7 @@ func TestWriter_Index_Version3FilesStayInUse(t *testing.T) {
 	for path, size := range indexFiles(t, dir) {
 		indexed += size
 		if path != lastIndex {
-			indexed += record.SegmentHeaderSize + record.HeaderSize
+			indexed += record.SegmentHeaderSize + record.CompactHeaderSize
 		}
 	}
 	// The last segment's frames are read (Open read them twice here, as
@@ -5141,9 +5169,9 @@ func TestWriter_StreamsByNumber(t *testing.T) {
 		require.NoError(t, err)
 		off := int64(record.SegmentHeaderSize)
 		for off < int64(len(b)) && b[off] != 0 {
-			h, err := record.DecodeHeader(b[off:])
+			h, err := fileLayout(t, b).DecodeHeader(b[off:])
 			require.NoError(t, err)
-			f, err := record.DecodePayload(h, bytes.Clone(b[off+record.HeaderSize:off+h.FrameSize()]), nil)
+			f, err := record.DecodePayload(h, bytes.Clone(b[off+int64(h.Size()):off+h.FrameSize()]), nil)
 			require.NoError(t, err)
 			stream := want[f.Position]
 			if f.FirstVersion == 0 {
@@ -5287,12 +5315,12 @@ func TestReadIndex_StreamNameResolvesNumbers(t *testing.T) {
 // than the one whose versions it continues, is corrupt to Open and Verify.
 func TestEventLog_NumberOfNoStreamIsCorruption(t *testing.T) {
 	frame := func(seg []byte, position, firstVersion uint64, stream string, number int) []byte {
-		body := record.AppendBodyHead(nil, stream, 1)
-		body = record.AppendEventOf(record.Version, body, [record.IDSize]byte{}, "t", nil, []byte("x"))
+		body := record.AppendBodyHeadOf(record.Version, nil, stream, 1)
+		body = record.AppendLastEventOf(record.Version, body, [record.IDSize]byte{}, "t", nil, []byte("x"))
 		if number < 0 {
-			return record.AppendFrameOf(record.Version, seg, position, 0, 1700000000000000000, firstVersion, body)
+			return record.AppendCompactFrame(seg, 0, position, 0, 1700000000000000000, firstVersion, 1, body)
 		}
-		return record.AppendNumberedFrame(seg, position, 0, 1700000000000000000, firstVersion, uint64(number), stream, body)
+		return record.AppendCompactNumberedFrame(seg, 0, position, 0, 1700000000000000000, firstVersion, uint64(number), stream, 1, body)
 	}
 	for name, tc := range map[string]struct {
 		number int
@@ -5350,18 +5378,19 @@ func TestWriter_Index_ReadsCheckStreamNumbers(t *testing.T) {
 			require.NoError(t, err)
 			offs, _ := frameOffsets(t, b)
 			off := offs[4] // position 4: s0's version 2, number 0
-			h, err := record.DecodeHeader(b[off:])
+			h, err := fileLayout(t, b).DecodeHeader(b[off:])
 			require.NoError(t, err)
-			payload := b[off+record.HeaderSize : off+h.FrameSize()]
+			payload := b[off+int64(h.Size()) : off+h.FrameSize()]
 			require.NoError(t, record.VerifyPayload(h, payload)) // unmasks it
-			require.Equal(t, byte(0x0f), payload[0], "a numbered frame")
+			require.Equal(t, byte(0x3f), payload[0], "a compact numbered frame of one event")
 			require.Equal(t, []byte{2, 0}, payload[9:11], "first version 2, number 0")
 			payload[10] = number
 			payload[len(payload)-1] = 0
 			record.MaskWeyl(payload, h.Position)
 			payload[len(payload)-1] = record.EndMark
 			binary.LittleEndian.PutUint32(b[off+4:], record.Checksum(payload))
-			binary.LittleEndian.PutUint32(b[off+20:], record.Checksum(b[off:off+20]))
+			hcrc := off + int64(h.Size()) - 4 // the header's checksum, its last field
+			binary.LittleEndian.PutUint32(b[hcrc:], record.Checksum(b[off:hcrc]))
 			require.NoError(t, os.WriteFile(path, b, 0o644))
 
 			s, err = Open(dir, &Options{ReadOnly: true})
@@ -5451,9 +5480,9 @@ func TestWriter_Batch_StreamsCreatedInTheBatchAreNamed(t *testing.T) {
 	require.Len(t, offs, 4)
 	kinds := map[string]bool{} // stream:first version -> numbered
 	for _, off := range offs {
-		h, err := record.DecodeHeader(b[off:])
+		h, err := fileLayout(t, b).DecodeHeader(b[off:])
 		require.NoError(t, err)
-		f, err := record.DecodePayload(h, bytes.Clone(b[off+record.HeaderSize:off+h.FrameSize()]), nil)
+		f, err := record.DecodePayload(h, bytes.Clone(b[off+int64(h.Size()):off+h.FrameSize()]), nil)
 		require.NoError(t, err)
 		stream := string(f.Stream)
 		if f.Numbered {

@@ -222,7 +222,7 @@ func TestInfoFormatVersionOfAnUpgradedStore(t *testing.T) {
 	require.Greater(t, s.Stats().Segments, 1, "the store rolled over")
 	require.NoError(t, s.Close())
 	info := mustRun(t, nil, "info", dir)
-	assert.Regexp(t, `(?m)^format version\s+1, 5$`, info)
+	assert.Regexp(t, fmt.Sprintf(`(?m)^format version\s+1, %d$`, record.Version), info)
 	assert.Regexp(t, `(?m)^events\s+41$`, info)
 
 	// A last segment still being created, with no header yet, has no
@@ -231,7 +231,7 @@ func TestInfoFormatVersionOfAnUpgradedStore(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("%020d.seg", 41)), nil, 0o644))
 	info = mustRun(t, nil, "info", dir)
-	assert.Regexp(t, `(?m)^format version\s+1, 5$`, info)
+	assert.Regexp(t, fmt.Sprintf(`(?m)^format version\s+1, %d$`, record.Version), info)
 	assert.Regexp(t, fmt.Sprintf(`(?m)^segments\s+%d\s`, len(segs)+1), info)
 }
 
@@ -240,7 +240,7 @@ func TestInfoStreamsRead(t *testing.T) {
 	info := mustRun(t, nil, "info", src)
 	assert.Regexp(t, `(?m)^events\s+240$`, info)
 	assert.Regexp(t, `(?m)^streams\s+9$`, info)
-	assert.Regexp(t, `(?m)^format version\s+5$`, info)
+	assert.Regexp(t, fmt.Sprintf(`(?m)^format version\s+%d$`, record.Version), info)
 	assert.Regexp(t, `(?m)^segments\s+\d+\s+\d`, info)
 
 	s, err := eventstore.Open(src, &eventstore.Options{ReadOnly: true})

@@ -25,8 +25,13 @@ const (
 	// so that an ID the store assigned is not stored (see AppendEventOf
 	// and AssignedID); version 5 differs from 4 only in that a frame
 	// continuing a stream may name it by number, the position of its
-	// first event (see AppendNumberedFrame). DecodeSegmentHeader accepts all five.
-	Version = 5
+	// first event (see AppendNumberedFrame); version 6 differs from 5
+	// only in its compact frames: a header of CompactHeaderSize bytes
+	// holding the position relative to the segment's base, no event
+	// count in a frame of one event, no metadata length for an event
+	// without metadata, and no data length for a frame's last event (see
+	// AppendCompactFrame). DecodeSegmentHeader accepts all six.
+	Version = 6
 
 	// EndMark is the byte that ends every frame of a segment of version 2
 	// or later, stored as is. It has more than one bit set, so
@@ -41,34 +46,56 @@ const (
 	flagEndMark = 1
 
 	// flagWeyl, in a payload's flags, says that it was masked with
-	// MaskWeyl. It is set in every frame of version 3, 4 or 5, with
+	// MaskWeyl. It is set in every frame of version 3 to 6, with
 	// flagEndMark, and in no other: it lets the decoder check, after unmasking, that the
 	// keystream the header named was the one the writer used.
 	flagWeyl = 2
 
 	// flagTagged, in a payload's flags, says that each event opens with a
-	// tag (see AppendEventOf). It is set in every frame of version 4 or
-	// 5, with flagEndMark and flagWeyl, and in no other.
+	// tag (see AppendEventOf). It is set in every frame of version 4 to
+	// 6, with flagEndMark and flagWeyl, and in no other.
 	flagTagged = 4
 
 	// flagNumbered, in a payload's flags, says that the frame names its
 	// stream by number, the position of its first event, rather than by
-	// name (see AppendNumberedFrame). It
-	// may be set in a version-5 frame, with the three flags before it,
-	// and in no other.
+	// name (see AppendNumberedFrame). It may be set in a frame of
+	// version 5, with the three flags before it, or 6, with flagCompact
+	// too, and in no other.
 	flagNumbered = 8
+
+	// flagCompact, in a payload's flags, says that the frame is compact,
+	// as every frame of version 6 is and no other: its header is
+	// CompactHeaderSize bytes, its events open with a tag that says
+	// whether metadata follows (tagMetadata), and its last event's data
+	// runs to the end mark, with no length. It is set with the three
+	// flags of version 4 (and flagNumbered, flagOne as they apply).
+	flagCompact = 16
+
+	// compactFlags are the flags every compact frame has.
+	compactFlags = flagEndMark | flagWeyl | flagTagged | flagCompact
+
+	// flagOne, in a compact frame's flags, says that the frame holds one
+	// event, and no event count follows the stream field. A compact
+	// frame without it holds two events or more.
+	flagOne = 32
 
 	// tagStoredID, in an event's tag, says that the event's ID follows
 	// the tag. Without it the store assigned the ID, and AssignedID
 	// gives it. The rest of the tag is the length of the event's type.
 	tagStoredID = 1
 
+	// tagMetadata, in the tag of a compact frame's event, says that the
+	// event's metadata, with its length, follows the type; without it
+	// the event has none. The rest of such a tag, shifted right twice, is
+	// the type's length.
+	tagMetadata = 2
+
 	// KeyBits is the size of a store's ID key, which a segment header of
 	// version 4 or later holds (see AssignedID).
 	KeyBits = 56
 
 	// lengthWeyl is the bit of a frame header's length field that says the
-	// payload is masked with MaskWeyl (versions 3 to 5). The rest of the
+	// payload is masked with MaskWeyl (versions 3 to 6). The rest of the
 	// field is the payload's length, at most MaxPayload, so the bit is zero
 	// in every frame of versions 1 and 2.
 	lengthWeyl = 1 << 31
@@ -77,8 +104,13 @@ const (
 	// segment file.
 	SegmentHeaderSize = 24
 
-	// HeaderSize is the size of a frame header.
+	// HeaderSize is the size of a frame header of versions 1 to 5.
 	HeaderSize = 24
+
+	// CompactHeaderSize is the size of a compact frame's header, as every
+	// frame of version 6 has: HeaderSize's fields with the position
+	// relative to the segment's base, in four bytes.
+	CompactHeaderSize = 20
 
 	// MaxPayload is the largest frame payload any version of the store
 	// writes. The decoder refuses a larger length before allocating, so a
@@ -89,9 +121,13 @@ const (
 	IDSize = 16
 
 	// MinEventSize is the smallest an encoded event of any version can
-	// be: a version-4 event with no stored ID, its tag, a type of one
-	// byte, and two empty lengths.
-	MinEventSize = 1 + 1 + 1 + 1
+	// be: a compact frame's last event with no stored ID, its tag and a
+	// type of one byte (its data, with no length, may be empty).
+	MinEventSize = 1 + 1
+
+	// minTaggedEventSize is the smallest an event of version 4 or 5 can
+	// be: its tag, a type of one byte, and two empty lengths.
+	minTaggedEventSize = 1 + 1 + 1 + 1
 
 	// minUntaggedEventSize is the smallest an encoded event of versions 1
 	// to 3 can be: the ID, a type of at least one byte with its length,
@@ -108,7 +144,12 @@ const (
 	// events has (an untagged event is larger than that by far more than
 	// the end mark; a stream name takes at least two bytes, its length
 	// and one of name).
-	minPayload = payloadPrefixSize + 1 + 1 + 1 + MinEventSize + EndMarkSize
+	minPayload = payloadPrefixSize + 1 + 1 + 1 + minTaggedEventSize + EndMarkSize
+
+	// minCompactPayload is the smallest valid payload of a compact frame:
+	// the prefix, a one-byte first version, a one-byte stream number,
+	// one event of a one-byte tag and a one-byte type, and the end mark.
+	minCompactPayload = payloadPrefixSize + 1 + 1 + 2 + EndMarkSize
 )
 
 // segmentMagic opens every segment file.
@@ -143,10 +184,11 @@ var (
 type SegmentHeader struct {
 	// Base is the global position of the first event the segment holds.
 	Base uint64
-	// Version is the segment's format version, 1 to 5. The frames of a
+	// Version is the segment's format version, 1 to 6. The frames of a
 	// segment of version 2 or later all end in EndMark; from version 3
 	// they are masked with MaskWeyl; from version 4 their events open
-	// with a tag.
+	// with a tag; from version 6 they are compact (see
+	// AppendCompactFrame), their headers CompactHeaderSize bytes.
 	Version uint8
 	// Key is the store's ID key, KeyBits bits, from which AssignedID
 	// derives the IDs the store assigned to the segment's events. Zero
@@ -203,7 +245,7 @@ type Header struct {
 	// Length is the size of the payload that follows the header.
 	Length uint32
 	// Weyl reports that the payload is masked with MaskWeyl, as in a
-	// segment of version 3, 4 or 5, rather than Mask.
+	// segment of version 3 to 6, rather than Mask.
 	Weyl bool
 	// PayloadCRC is the checksum of the payload.
 	PayloadCRC uint32
@@ -215,6 +257,18 @@ type Header struct {
 	// tell frames a crash may have torn together from frames written after
 	// an fsync that made earlier ones durable.
 	SyncDelta uint32
+	// Compact reports that the header is a compact frame's, as in a
+	// segment of version 6: CompactHeaderSize bytes, not HeaderSize.
+	Compact bool
+}
+
+// Size returns the size of the encoded header: CompactHeaderSize for a
+// compact frame's, else HeaderSize.
+func (h Header) Size() int {
+	if h.Compact {
+		return CompactHeaderSize
+	}
+	return HeaderSize
 }
 
 // SyncStart returns the first position written since the last fsync that
@@ -222,9 +276,70 @@ type Header struct {
 func (h Header) SyncStart() uint64 { return h.Position - uint64(h.SyncDelta) }
 
 // FrameSize returns the size of the whole frame, header included.
-func (h Header) FrameSize() int64 { return HeaderSize + int64(h.Length) }
+func (h Header) FrameSize() int64 { return int64(h.Size()) + int64(h.Length) }
 
-// DecodeHeader decodes and verifies the frame header at the start of b. It
+// HeaderSize returns the size of the frame headers of the segment:
+// CompactHeaderSize from version 6, else HeaderSize.
+func (s SegmentHeader) HeaderSize() int {
+	if s.Version >= 6 {
+		return CompactHeaderSize
+	}
+	return HeaderSize
+}
+
+// DecodeHeader decodes and verifies the frame header at the start of b,
+// in the segment s heads, as the package's DecodeHeader does one of a
+// segment of a version before 6. A compact frame's header, in a segment
+// of version 6, holds the position relative to s.Base:
+//
+//	0            4            8            12           16      20
+//	+------------+------------+------------+------------+-------+
+//	| length u32 | pcrc u32   | rel u32    | delta u32  | hcrc  |
+//	+------------+------------+------------+------------+-------+
+//
+// with hcrc the CRC-32C of bytes 0-15.
+func (s SegmentHeader) DecodeHeader(b []byte) (Header, error) {
+	if s.Version < 6 {
+		return DecodeHeader(b)
+	}
+	if len(b) < CompactHeaderSize {
+		return Header{}, ErrShort
+	}
+	if Checksum(b[:16]) != binary.LittleEndian.Uint32(b[16:20]) {
+		return Header{}, ErrHeaderChecksum
+	}
+	if rel := binary.LittleEndian.Uint32(b[8:12]); s.Base+uint64(rel) < s.Base {
+		return Header{}, fmt.Errorf("%w: position %d past base %d overflows", ErrMalformed, rel, s.Base)
+	}
+	h := s.HeaderOf(b)
+	if h.Length > MaxPayload || h.Length < minCompactPayload {
+		return Header{}, fmt.Errorf("%w: payload length %d out of range", ErrMalformed, h.Length)
+	}
+	if uint64(h.SyncDelta) > h.Position {
+		return Header{}, fmt.Errorf("%w: sync delta %d past position %d", ErrMalformed, h.SyncDelta, h.Position)
+	}
+	return h, nil
+}
+
+// HeaderOf returns the header at the start of b, in the segment s heads,
+// which s.DecodeHeader has passed, without checking it again.
+func (s SegmentHeader) HeaderOf(b []byte) Header {
+	if s.Version < 6 {
+		return HeaderOf(b)
+	}
+	length := binary.LittleEndian.Uint32(b[0:4])
+	return Header{
+		Length:     length &^ lengthWeyl,
+		Weyl:       length&lengthWeyl != 0,
+		PayloadCRC: binary.LittleEndian.Uint32(b[4:8]),
+		Position:   s.Base + uint64(binary.LittleEndian.Uint32(b[8:12])),
+		SyncDelta:  binary.LittleEndian.Uint32(b[12:16]),
+		Compact:    true,
+	}
+}
+
+// DecodeHeader decodes and verifies the frame header at the start of b, of
+// a segment of a version before 6 (see SegmentHeader.DecodeHeader). It
 // checks the header checksum and the length bound, so a Header it returns
 // can be trusted to size an allocation of at most MaxPayload bytes.
 func DecodeHeader(b []byte) (Header, error) {
@@ -355,9 +470,10 @@ func AssignedPosition(key uint64, id [IDSize]byte) (position uint64, ok bool) {
 }
 
 // EventSize returns the largest encoded size of one event in a frame
-// body: its size with its ID stored.
+// body of any version: its size with its ID stored, and a compact frame's
+// tag, which takes a bit more than an earlier version's.
 func EventSize(typ string, metadata, data []byte) int {
-	return IDSize + uvarintLen(uint64(len(typ))<<1|tagStoredID) + len(typ) +
+	return IDSize + uvarintLen(uint64(len(typ))<<2|tagMetadata|tagStoredID) + len(typ) +
 		uvarintLen(uint64(len(metadata))) + len(metadata) +
 		uvarintLen(uint64(len(data))) + len(data)
 }
@@ -383,12 +499,65 @@ func AppendBodyHead(dst []byte, stream string, count int) []byte {
 	return binary.AppendUvarint(dst, uint64(count))
 }
 
+// AppendBodyHeadOf appends the stream name and event count that open the
+// body of a frame of the given version: AppendBodyHead's, but for a
+// compact frame (version 6) of one event, which holds no count.
+func AppendBodyHeadOf(version uint8, dst []byte, stream string, count int) []byte {
+	if version >= 6 && count == 1 {
+		dst = binary.AppendUvarint(dst, uint64(len(stream)))
+		return append(dst, stream...)
+	}
+	return AppendBodyHead(dst, stream, count)
+}
+
+// AppendLastEventOf appends the last event of a body of a frame of the
+// given version: AppendEventOf's, but in a compact frame (version 6),
+// whose last event's data runs to the end mark, with no data length.
+func AppendLastEventOf(version uint8, dst []byte, id [IDSize]byte, typ string, metadata, data []byte) []byte {
+	if version < 6 {
+		return AppendEventOf(version, dst, id, typ, metadata, data)
+	}
+	dst = appendCompactEventHead(dst, id, typ, metadata)
+	return append(dst, data...)
+}
+
+// appendCompactEventHead appends a compact frame's event up to its data:
+// the tag, the ID if stored, the type, and metadata if any, with its
+// length.
+func appendCompactEventHead(dst []byte, id [IDSize]byte, typ string, metadata []byte) []byte {
+	tag := uint64(len(typ)) << 2
+	if len(metadata) > 0 {
+		tag |= tagMetadata
+	}
+	if id != [IDSize]byte{} {
+		tag |= tagStoredID
+	}
+	dst = binary.AppendUvarint(dst, tag)
+	if tag&tagStoredID != 0 {
+		dst = append(dst, id[:]...)
+	}
+	dst = append(dst, typ...)
+	if len(metadata) > 0 {
+		dst = binary.AppendUvarint(dst, uint64(len(metadata)))
+		dst = append(dst, metadata...)
+	}
+	return dst
+}
+
 // AppendEventOf appends one encoded event to a body of a frame of the
-// given version. Up to version 3 an event opens with its ID. From version
+// given version. In a compact frame (version 6) this is an event before
+// the last (see AppendLastEventOf): it opens with a tag, the uvarint of
+// its type's length shifted left twice, with tagStoredID set if the ID
+// follows and tagMetadata if metadata does, and its data has a length. Up to version 3 an event opens with its ID. From version
 // 4 it opens with a tag, the uvarint of its type's length shifted left
 // once, with tagStoredID set if the ID follows; a zero id stands for an ID
 // the store assigned, which is not stored (see AssignedID).
 func AppendEventOf(version uint8, dst []byte, id [IDSize]byte, typ string, metadata, data []byte) []byte {
+	if version >= 6 {
+		dst = appendCompactEventHead(dst, id, typ, metadata)
+		dst = binary.AppendUvarint(dst, uint64(len(data)))
+		return append(dst, data...)
+	}
 	if version < 4 {
 		dst = append(dst, id[:]...)
 		dst = binary.AppendUvarint(dst, uint64(len(typ)))
@@ -449,7 +618,7 @@ func AppendFrameOf(version uint8, dst []byte, position uint64, syncDelta uint32,
 		flags = flagEndMark | flagWeyl
 	case 4, 5:
 		flags = flagEndMark | flagWeyl | flagTagged
-	default: // a segment's version comes from a header DecodeSegmentHeader passed
+	default: // version 6 frames are AppendCompactFrame's, which needs the segment's base
 		panic(fmt.Sprintf("record: AppendFrameOf of format version %d", version))
 	}
 	return appendFrame(dst, position, syncDelta, timestamp, firstVersion, 0, body, flags)
@@ -462,8 +631,8 @@ func NumberedFrameSize(firstVersion, start uint64, stream string, body []byte) i
 	return FrameSize(firstVersion, body) - StreamFieldSize(stream) + uvarintLen(start) + EndMarkSize
 }
 
-// AppendNumberedFrame appends a frame of the current version, as
-// AppendFrameOf does for Version, that names its stream by number rather
+// AppendNumberedFrame appends a frame of version 5, as AppendFrameOf does
+// for that version, that names its stream by number rather
 // than by name: body, built with AppendBodyHead for the stream's name and
 // AppendEventOf, has its stream field (StreamFieldSize(stream) bytes)
 // replaced by the uvarint of start, the position of the stream's first
@@ -478,9 +647,69 @@ func AppendNumberedFrame(dst []byte, position uint64, syncDelta uint32, timestam
 	return appendFrame(dst, position, syncDelta, timestamp, firstVersion, start, body[StreamFieldSize(stream):], flags)
 }
 
+// CompactFrameSize returns the size of the whole compact frame
+// AppendCompactFrame appends for body, its end mark included.
+func CompactFrameSize(firstVersion uint64, body []byte) int {
+	return CompactHeaderSize + payloadPrefixSize + uvarintLen(firstVersion) + len(body) + EndMarkSize
+}
+
+// CompactNumberedFrameSize returns the size of the whole compact frame
+// AppendCompactNumberedFrame appends for the stream starting at start and
+// body, its end mark included.
+func CompactNumberedFrameSize(firstVersion, start uint64, stream string, body []byte) int {
+	return CompactFrameSize(firstVersion, body) - StreamFieldSize(stream) + uvarintLen(start)
+}
+
+// AppendCompactFrame appends a frame of version 6, a compact frame, to
+// dst, for a segment whose first event has position base: version 5's
+// frame (see AppendFrameOf) with a header of CompactHeaderSize bytes, the
+// position in it relative to base (see SegmentHeader.DecodeHeader), and
+// flags saying so and, for a frame of one event, that no count follows
+// the stream field. body holds count events, built with AppendBodyHeadOf,
+// AppendEventOf and AppendLastEventOf for version 6: the body must hold
+// exactly count events, as the decoder cannot tell a frame holding more
+// (the data of the last it counts runs on over the others). It is
+// CompactFrameSize bytes.
+func AppendCompactFrame(dst []byte, base, position uint64, syncDelta uint32, timestamp int64, firstVersion uint64, count int, body []byte) []byte {
+	return appendCompactFrame(dst, base, position, syncDelta, timestamp, firstVersion, 0, count, body, 0)
+}
+
+// AppendCompactNumberedFrame appends a compact frame as
+// AppendCompactFrame does, naming its stream by number as
+// AppendNumberedFrame does: body's stream field is replaced by the uvarint
+// of start. firstVersion is above 0, and start below position. It is
+// CompactNumberedFrameSize bytes.
+func AppendCompactNumberedFrame(dst []byte, base, position uint64, syncDelta uint32, timestamp int64, firstVersion, start uint64, stream string, count int, body []byte) []byte {
+	if firstVersion == 0 || start >= position { // see the doc comment
+		panic("record: AppendCompactNumberedFrame of a stream's first frame, or of one not started before it")
+	}
+	return appendCompactFrame(dst, base, position, syncDelta, timestamp, firstVersion, start, count, body[StreamFieldSize(stream):], flagNumbered)
+}
+
+func appendCompactFrame(dst []byte, base, position uint64, syncDelta uint32, timestamp int64, firstVersion, start uint64, count int, body []byte, flags byte) []byte {
+	if position < base || position-base > 1<<32-1 || count < 1 {
+		panic("record: compact frame of a position outside its segment's reach, or of no event")
+	}
+	flags |= flagEndMark | flagWeyl | flagTagged | flagCompact
+	if count == 1 {
+		flags |= flagOne
+	}
+	return appendFrameOf(dst, base, position, syncDelta, timestamp, firstVersion, start, body, flags)
+}
+
 func appendFrame(dst []byte, position uint64, syncDelta uint32, timestamp int64, firstVersion, streamStart uint64, body []byte, flags byte) []byte {
+	return appendFrameOf(dst, 0, position, syncDelta, timestamp, firstVersion, streamStart, body, flags)
+}
+
+// appendFrameOf appends a frame with the given flags; base is the
+// segment's, for a compact frame's header.
+func appendFrameOf(dst []byte, base, position uint64, syncDelta uint32, timestamp int64, firstVersion, streamStart uint64, body []byte, flags byte) []byte {
+	hsize := HeaderSize
+	if flags&flagCompact != 0 {
+		hsize = CompactHeaderSize
+	}
 	start := len(dst)
-	dst = append(dst, make([]byte, HeaderSize)...)
+	dst = append(dst, make([]byte, hsize)...)
 	dst = append(dst, flags)
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(timestamp))
 	dst = binary.AppendUvarint(dst, firstVersion)
@@ -492,8 +721,8 @@ func appendFrame(dst []byte, position uint64, syncDelta uint32, timestamp int64,
 		dst = append(dst, 0)
 	}
 
-	h := dst[start : start+HeaderSize]
-	payload := dst[start+HeaderSize:]
+	h := dst[start : start+hsize]
+	payload := dst[start+hsize:]
 	length := uint32(len(payload))
 	if flags&flagWeyl != 0 {
 		length |= lengthWeyl
@@ -504,6 +733,12 @@ func appendFrame(dst []byte, position uint64, syncDelta uint32, timestamp int64,
 	}
 	binary.LittleEndian.PutUint32(h[0:4], length)
 	binary.LittleEndian.PutUint32(h[4:8], Checksum(payload))
+	if flags&flagCompact != 0 {
+		binary.LittleEndian.PutUint32(h[8:12], uint32(position-base))
+		binary.LittleEndian.PutUint32(h[12:16], syncDelta)
+		binary.LittleEndian.PutUint32(h[16:20], Checksum(h[:16]))
+		return dst
+	}
 	binary.LittleEndian.PutUint64(h[8:16], position)
 	binary.LittleEndian.PutUint32(h[16:20], syncDelta)
 	binary.LittleEndian.PutUint32(h[20:24], Checksum(h[:20]))
@@ -576,10 +811,15 @@ func (f *Frame) DecodeVerified(h Header, payload []byte) error {
 	f.Header, f.Marked, f.Tagged, f.Numbered = h, false, false, false
 	d := decoder{b: payload}
 	flags := d.byte()
+	compact := flags&flagCompact != 0
 	switch flags {
-	case 0, flagEndMark, flagEndMark | flagWeyl, flagEndMark | flagWeyl | flagTagged, flagEndMark | flagWeyl | flagTagged | flagNumbered:
+	case 0, flagEndMark, flagEndMark | flagWeyl, flagEndMark | flagWeyl | flagTagged, flagEndMark | flagWeyl | flagTagged | flagNumbered,
+		compactFlags, compactFlags | flagNumbered, compactFlags | flagOne, compactFlags | flagNumbered | flagOne:
 		if h.Weyl != (flags&flagWeyl != 0) {
 			return fmt.Errorf("%w: flags %#x in a frame whose header says the keystream is %s", ErrMalformed, flags, keystreamName(h.Weyl))
+		}
+		if h.Compact != compact {
+			return fmt.Errorf("%w: flags %#x in a frame whose header is %d bytes", ErrMalformed, flags, h.Size())
 		}
 		if flags&flagEndMark != 0 { // its last byte is no part of the events
 			if len(d.b) > 0 {
@@ -600,13 +840,23 @@ func (f *Frame) DecodeVerified(h Header, payload []byte) error {
 	} else {
 		f.Stream = d.bytes()
 	}
-	count := d.uvarint()
+	var count uint64 = 1
+	if flags&flagOne == 0 {
+		count = d.uvarint()
+		if compact && count == 1 && d.err == nil {
+			// Such a frame says so in its flags; a count of one would give
+			// it a second encoding.
+			return fmt.Errorf("%w: count of one in a compact frame", ErrMalformed)
+		}
+	}
 	if d.err != nil {
 		return d.err
 	}
 	minEvent := uint64(minUntaggedEventSize)
-	if f.Tagged {
+	if compact {
 		minEvent = MinEventSize
+	} else if f.Tagged {
+		minEvent = minTaggedEventSize
 	}
 	if count == 0 || count > uint64(len(d.b))/minEvent {
 		return fmt.Errorf("%w: event count %d does not fit %d bytes", ErrMalformed, count, len(d.b))
@@ -624,10 +874,12 @@ func (f *Frame) DecodeVerified(h Header, payload []byte) error {
 	if f.FirstVersion+count < f.FirstVersion || h.Position+count < h.Position {
 		return fmt.Errorf("%w: version or position overflows", ErrMalformed)
 	}
-	for range count {
+	for i := range count {
 		events = append(events, Event{})
 		e := &events[len(events)-1]
-		if f.Tagged {
+		if compact {
+			d.compactEvent(e, i == count-1)
+		} else if f.Tagged {
 			d.taggedEvent(e)
 		} else {
 			d.event(e)
@@ -683,7 +935,7 @@ func Mask(b []byte, position uint64) {
 	}
 }
 
-// MaskWeyl XORs b, the payload of a frame of version 3, 4 or 5 whose first event has
+// MaskWeyl XORs b, the payload of a frame of version 3 to 6 whose first event has
 // the given position, with a keystream drawn from that position, as Mask
 // does for versions 1 and 2; applying it twice gives b back. Its keystream
 // costs an addition a word where Mask's costs two multiplications, so that
@@ -736,7 +988,7 @@ func mask(b []byte, position uint64, weyl bool) {
 // errors.
 func keystreamName(weyl bool) string {
 	if weyl {
-		return "Weyl (versions 3 to 5)"
+		return "Weyl (versions 3 to 6)"
 	}
 	return "splitmix64 (versions 1 and 2)"
 }
@@ -928,6 +1180,81 @@ func (d *decoder) taggedEvent(e *Event) {
 	}
 	e.Metadata = d.bytes()
 	e.Data = d.bytes()
+}
+
+// compactEvent reads one event of a compact frame into e, as taggedEvent
+// does one of version 4 or 5: its tag says whether metadata follows, and
+// the last event's data is all that is left. Its fast path takes a
+// one-byte tag and lengths of one or two bytes.
+func (d *decoder) compactEvent(e *Event, last bool) {
+	if b := d.b; d.err == nil && len(b) > 1 && b[0] < 0x80 {
+		tag, n := b[0], int(b[0]>>2)
+		b = b[1:]
+		ok := true
+		e.ID = [IDSize]byte{}
+		if tag&tagStoredID != 0 {
+			if ok = len(b) >= IDSize; ok {
+				e.ID = [IDSize]byte(b)
+				b = b[IDSize:]
+				ok = e.ID != [IDSize]byte{} // a stored zero ID: the general path fails it
+			}
+		}
+		if ok && n > 0 && n <= len(b) {
+			e.Type, e.Metadata = b[:n:n], nil
+			b = b[n:]
+			if tag&tagMetadata != 0 {
+				e.Metadata, b, ok = shortBytes(b)
+				ok = ok && e.Metadata != nil // empty: the general path fails it
+			}
+			if ok && last {
+				e.Data = nil
+				if len(b) > 0 {
+					e.Data = b[:len(b):len(b)]
+				}
+				d.b = b[len(b):]
+				return
+			}
+			if ok {
+				if e.Data, b, ok = shortBytes(b); ok {
+					d.b = b
+					return
+				}
+			}
+		}
+	}
+	*e = Event{}
+	tag := d.uvarint()
+	if tag&tagStoredID != 0 {
+		copy(e.ID[:], d.fixed(IDSize))
+		if d.err == nil && e.ID == [IDSize]byte{} {
+			d.err = fmt.Errorf("%w: stored event ID is zero", ErrMalformed)
+		}
+	}
+	n := tag >> 2
+	if d.err != nil || n > uint64(len(d.b)) {
+		d.fail("type length %d past the end", n)
+		return
+	}
+	if n > 0 {
+		e.Type = d.b[:n:n]
+		d.b = d.b[n:]
+	}
+	if tag&tagMetadata != 0 {
+		if e.Metadata = d.bytes(); d.err == nil && e.Metadata == nil {
+			// No metadata is said by the tag; an empty one would give
+			// the event a second encoding.
+			d.err = fmt.Errorf("%w: empty metadata with a length", ErrMalformed)
+			return
+		}
+	}
+	if !last {
+		e.Data = d.bytes()
+		return
+	}
+	if d.err == nil && len(d.b) > 0 {
+		e.Data = d.b[:len(d.b):len(d.b)]
+		d.b = d.b[len(d.b):]
+	}
 }
 
 // shortBytes reads a length in a shortest one- or two-byte uvarint and that

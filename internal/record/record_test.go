@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -119,9 +120,16 @@ const goldenKey = uint64(0xa1b2c3d4e5f607)
 //	c3e3d9d8          crc 0xd8d9e3c3
 const goldenSegmentHeaderV4Hex = "45534c4704c3b2a1c60600000000000007f6e5d4c3e3d9d8"
 
-// goldenSegmentHeaderV5Hex is the same header of version 5, the current
-// one: only the version and the crc (0x2ad5ee3d) differ.
+// goldenSegmentHeaderV5Hex is the same header of version 5: only the
+// version and the crc (0x2ad5ee3d) differ.
 const goldenSegmentHeaderV5Hex = "45534c4705c3b2a1c60600000000000007f6e5d43deed52a"
+
+// goldenSegmentHeaderV6Hex is the same header of version 6, the current
+// one, checked with an independent CRC-32C: goldenSegmentHeaderV5Hex but
+// for byte 4, the version (05 -> 06), and bytes 20-23, the crc
+// (0x2ad5ee3d -> 0x392d8ece); the magic, the key and the base are as in
+// version 5.
+const goldenSegmentHeaderV6Hex = "45534c4706c3b2a1c60600000000000007f6e5d4ce8e2d39"
 
 // goldenV4FrameHex is a version-4 frame of two events in the golden
 // stream: the golden event, and an event of type "Shipped" with data
@@ -198,6 +206,26 @@ func (tf testFrame) encode() []byte {
 	return record.AppendFrame(nil, tf.position, tf.delta, tf.timestamp, tf.firstVersion, tf.body())
 }
 
+// compactBody is body's counterpart in a compact frame (version 6): no
+// count for one event, and the last event's data without a length.
+func (tf testFrame) compactBody() []byte {
+	body := record.AppendBodyHeadOf(6, nil, tf.stream, len(tf.events))
+	for i, e := range tf.events {
+		if i == len(tf.events)-1 {
+			body = record.AppendLastEventOf(6, body, e.id, e.typ, e.metadata, e.data)
+		} else {
+			body = record.AppendEventOf(6, body, e.id, e.typ, e.metadata, e.data)
+		}
+	}
+	return body
+}
+
+// encodeCompact is encode's counterpart in version 6: tf as a compact
+// frame of the segment whose first position is base.
+func (tf testFrame) encodeCompact(base uint64) []byte {
+	return record.AppendCompactFrame(nil, base, tf.position, tf.delta, tf.timestamp, tf.firstVersion, len(tf.events), tf.compactBody())
+}
+
 func idOf(b byte) [record.IDSize]byte {
 	var id [record.IDSize]byte
 	for i := range id {
@@ -251,6 +279,19 @@ func decodeFrame(t testing.TB, frame []byte) (record.Frame, error) {
 	}
 	require.Equal(t, len(frame), int(h.FrameSize()), "test frame must be exactly one frame")
 	return record.DecodePayload(h, frame[record.HeaderSize:], nil)
+}
+
+// decodeFrameIn runs sh.DecodeHeader and DecodePayload on a whole frame
+// of the segment sh heads: decodeFrame's, for a segment of any version.
+func decodeFrameIn(t testing.TB, sh record.SegmentHeader, frame []byte) (record.Frame, error) {
+	t.Helper()
+	h, err := sh.DecodeHeader(frame)
+	if err != nil {
+		return record.Frame{}, err
+	}
+	require.Equal(t, sh.HeaderSize(), h.Size())
+	require.Equal(t, len(frame), int(h.FrameSize()), "test frame must be exactly one frame")
+	return record.DecodePayload(h, frame[h.Size():], nil)
 }
 
 func TestChecksum_KnownVector(t *testing.T) {
@@ -381,17 +422,26 @@ func TestDecodePayload_UnknownFlags(t *testing.T) {
 
 func TestAppendSegmentHeader_Golden(t *testing.T) {
 	got := record.AppendSegmentHeader(nil, goldenSegmentBase, goldenKey)
-	require.Equal(t, goldenSegmentHeaderV5Hex, hex.EncodeToString(got), "segment header encoding changed")
+	require.Equal(t, goldenSegmentHeaderV6Hex, hex.EncodeToString(got), "segment header encoding changed")
+
+	// Version 6 changed nothing in the segment header but its version
+	// byte, and so its crc.
+	v5 := mustHex(t, goldenSegmentHeaderV5Hex)
+	for i := range got {
+		if i != 4 && (i < 20 || i >= 24) {
+			assert.Equal(t, v5[i], got[i], "byte %d as in version 5", i)
+		}
+	}
 
 	require.Len(t, got, record.SegmentHeaderSize)
 	assert.Equal(t, 24, record.SegmentHeaderSize)
 	assert.Equal(t, []byte("ESLG"), got[0:4], "magic at 0")
-	assert.Equal(t, byte(5), got[4], "version at 4")
+	assert.Equal(t, byte(6), got[4], "version at 4")
 	assert.Equal(t, byte(record.Version), got[4])
 	assert.Equal(t, []byte{0xc3, 0xb2, 0xa1}, got[5:8], "key bits 32-55 at 5")
 	assert.Equal(t, goldenSegmentBase, binary.LittleEndian.Uint64(got[8:16]), "base at 8")
 	assert.Equal(t, uint32(0xd4e5f607), binary.LittleEndian.Uint32(got[16:20]), "key bits 0-31 at 16")
-	assert.Equal(t, uint32(0x2ad5ee3d), binary.LittleEndian.Uint32(got[20:24]), "crc at 20")
+	assert.Equal(t, uint32(0x392d8ece), binary.LittleEndian.Uint32(got[20:24]), "crc at 20")
 	assert.Equal(t, record.Checksum(got[:20]), binary.LittleEndian.Uint32(got[20:24]), "crc covers bytes 0-19")
 
 	withPrefix := record.AppendSegmentHeader([]byte{0xee}, goldenSegmentBase, goldenKey)
@@ -439,7 +489,12 @@ func TestDecodeSegmentHeader_Golden(t *testing.T) {
 	assert.Equal(t, record.SegmentHeader{Base: goldenSegmentBase, Version: 4, Key: goldenKey}, sh, "version 4 stays readable")
 	sh, err = record.DecodeSegmentHeader(mustHex(t, goldenSegmentHeaderV5Hex))
 	require.NoError(t, err)
-	assert.Equal(t, record.SegmentHeader{Base: goldenSegmentBase, Version: 5, Key: goldenKey}, sh)
+	assert.Equal(t, record.SegmentHeader{Base: goldenSegmentBase, Version: 5, Key: goldenKey}, sh, "version 5 stays readable")
+	assert.Equal(t, record.HeaderSize, sh.HeaderSize(), "version 5's frame headers are 24 bytes")
+	sh, err = record.DecodeSegmentHeader(mustHex(t, goldenSegmentHeaderV6Hex))
+	require.NoError(t, err)
+	assert.Equal(t, record.SegmentHeader{Base: goldenSegmentBase, Version: 6, Key: goldenKey}, sh)
+	assert.Equal(t, record.CompactHeaderSize, sh.HeaderSize(), "version 6's frame headers are compact")
 }
 
 func TestDecodeSegmentHeader_RoundTrip(t *testing.T) {
@@ -530,18 +585,42 @@ func TestDecodeFrame_RoundTrip(t *testing.T) {
 			f, err := record.DecodePayload(h, payload, nil)
 			require.NoError(t, err)
 			assert.Equal(t, h, f.Header)
-			assert.Equal(t, tf.timestamp, f.Timestamp)
-			assert.Equal(t, tf.firstVersion, f.FirstVersion)
-			assert.Equal(t, []byte(tf.stream), f.Stream)
-			require.Len(t, f.Events, len(tf.events))
-			for i, want := range tf.events {
-				got := f.Events[i]
-				assert.Equal(t, want.id, got.ID, "event %d id", i)
-				assert.Equal(t, []byte(want.typ), got.Type, "event %d type", i)
-				assertBytesOrNil(t, want.metadata, got.Metadata, "event %d metadata", i)
-				assertBytesOrNil(t, want.data, got.Data, "event %d data", i)
-			}
+			assertTestFrame(t, tf, f)
+
+			// The same frame, compact (version 6), in a segment whose base
+			// is as far below it as a compact header reaches.
+			base := tf.position - min(tf.position, math.MaxUint32)
+			sh := record.SegmentHeader{Base: base, Version: 6}
+			compact := tf.encodeCompact(base)
+			require.Equal(t, record.CompactFrameSize(tf.firstVersion, tf.compactBody()), len(compact), "CompactFrameSize")
+			h, err = sh.DecodeHeader(compact)
+			require.NoError(t, err)
+			assert.Equal(t, uint32(len(compact)-record.CompactHeaderSize), h.Length)
+			assert.Equal(t, tf.position, h.Position)
+			assert.Equal(t, tf.delta, h.SyncDelta)
+			assert.Equal(t, int64(len(compact)), h.FrameSize())
+			f, err = record.DecodePayload(h, compact[record.CompactHeaderSize:], nil)
+			require.NoError(t, err)
+			assert.Equal(t, h, f.Header)
+			assert.True(t, f.Compact)
+			assertTestFrame(t, tf, f)
 		})
+	}
+}
+
+// assertTestFrame asserts that f, decoded, holds tf's fields and events.
+func assertTestFrame(t *testing.T, tf testFrame, f record.Frame) {
+	t.Helper()
+	assert.Equal(t, tf.timestamp, f.Timestamp)
+	assert.Equal(t, tf.firstVersion, f.FirstVersion)
+	assert.Equal(t, []byte(tf.stream), f.Stream)
+	require.Len(t, f.Events, len(tf.events))
+	for i, want := range tf.events {
+		got := f.Events[i]
+		assert.Equal(t, want.id, got.ID, "event %d id", i)
+		assert.Equal(t, []byte(want.typ), got.Type, "event %d type", i)
+		assertBytesOrNil(t, want.metadata, got.Metadata, "event %d metadata", i)
+		assertBytesOrNil(t, want.data, got.Data, "event %d data", i)
 	}
 }
 
@@ -601,22 +680,31 @@ func TestDecodePayload_ReusesEvents(t *testing.T) {
 // TestFrame_DecodeVerifiedInPlace decodes frames of every version one
 // after another into one Frame, as a long read does: each must leave it
 // exactly as the function DecodeVerified returns it, with nothing left over
-// from the frame before (its end mark, its keystream, its extra events),
-// and the events' array reused.
+// from the frame before (its end mark, its keystream, its extra events,
+// its stream number, its compact header), and the events' array reused.
 func TestFrame_DecodeVerifiedInPlace(t *testing.T) {
-	frames := [][]byte{
-		goldenWeylFrame(),
-		testFrame{position: 10, stream: "a", events: []testEvent{
+	v1 := record.SegmentHeader{Version: 1} // any version before 6 reads 24-byte headers
+	frames := []struct {
+		sh    record.SegmentHeader
+		frame []byte
+	}{
+		{v1, goldenWeylFrame()},
+		{compactSegment, goldenCompactNumberedFrame()}, // version 6, numbered, two events
+		{v1, testFrame{position: 10, stream: "a", events: []testEvent{
 			{id: idOf(1), typ: "A", data: []byte("x")}, {id: idOf(2), typ: "B"}, {id: idOf(3), typ: "C"},
-		}}.encode(), // version 1, three events
-		goldenMarkedFrame(),
-		goldenFrame(),
+		}}.encode()}, // version 1, three events
+		{compactSegment, goldenCompactFrame()}, // version 6, one event
+		{v1, goldenNumberedFrame()},
+		{v1, goldenMarkedFrame()},
+		{compactSegment, goldenCompactFrame()},
+		{v1, goldenFrame()},
 	}
 	var in record.Frame
-	for i, frame := range frames {
-		h, err := record.DecodeHeader(frame)
+	for i, fr := range frames {
+		frame := fr.frame
+		h, err := fr.sh.DecodeHeader(frame)
 		require.NoError(t, err)
-		payload := bytes.Clone(frame[record.HeaderSize:])
+		payload := bytes.Clone(frame[h.Size():])
 		require.NoError(t, record.VerifyPayload(h, payload))
 		want, err := record.DecodeVerified(h, payload, nil)
 		require.NoError(t, err)
@@ -639,9 +727,9 @@ func TestFrame_DecodeVerifiedInPlace(t *testing.T) {
 	err = in.DecodeVerified(h, payload)
 	require.ErrorIs(t, err, record.ErrMalformed)
 	assert.ErrorContains(t, err, "trailing")
-	h, err = record.DecodeHeader(frames[0])
+	h, err = record.DecodeHeader(frames[0].frame)
 	require.NoError(t, err)
-	payload = bytes.Clone(frames[0][record.HeaderSize:])
+	payload = bytes.Clone(frames[0].frame[record.HeaderSize:])
 	require.NoError(t, record.VerifyPayload(h, payload))
 	want, err := record.DecodeVerified(h, payload, nil)
 	require.NoError(t, err)
@@ -973,22 +1061,57 @@ func fuzzFrameSeeds() [][]byte {
 			firstVersion: 1 << 40, stream: "注文-😀", events: []testEvent{
 				{id: idOf(0xf0), typ: strings.Repeat("T", 130), metadata: make([]byte, 200), data: []byte{0x80}},
 			}}.encode(),
+		// Compact frames (version 6), each of a segment in fuzzSegments.
+		goldenCompactFrame(),
+		goldenCompactNumberedFrame(),
+		testFrame{position: 0, stream: "s", events: []testEvent{{typ: "t"}}}.encodeCompact(0),
+		testFrame{position: 100, delta: 7, timestamp: -5, firstVersion: 41, stream: "account-1", events: []testEvent{
+			{id: idOf(0x10), typ: "Opened", metadata: []byte(`{"by":"a"}`), data: []byte(`{"owner":"x"}`)},
+			{typ: "Deposited"},
+			{id: idOf(0x30), typ: strings.Repeat("T", 40), metadata: []byte("m"), data: make([]byte, 130)},
+			{typ: "Closed", metadata: []byte("m")},
+		}}.encodeCompact(0),
+		testFrame{position: math.MaxUint64 - 1, delta: math.MaxUint32, timestamp: math.MaxInt64,
+			firstVersion: 1 << 40, stream: "注文-😀", events: []testEvent{
+				{id: idOf(0xf0), typ: strings.Repeat("T", 130), metadata: make([]byte, 200), data: []byte{0x80}},
+			}}.encodeCompact(fuzzTopBase),
+		record.AppendCompactNumberedFrame(nil, 0, 1, 0, 0, 1, 0, "s", 1,
+			record.AppendLastEventOf(6, record.AppendBodyHeadOf(6, nil, "s", 1), [record.IDSize]byte{}, "t", nil, nil)), // the smallest
 	}
 }
 
-// resealForFuzz returns a copy of in whose header claims the rest of in as
-// its payload, with both checksums correct. The fuzzer cannot forge a CRC, so
-// without this nearly every mutation stops at the header checksum and the
-// payload decoder is never explored past the seeds.
-func resealForFuzz(in []byte) ([]byte, bool) {
-	if len(in) < record.HeaderSize || len(in)-record.HeaderSize > record.MaxPayload {
+// fuzzTopBase is the base of a segment whose compact frames' positions
+// overflow past a rel of 1<<31.
+const fuzzTopBase = math.MaxUint64 - 1<<31
+
+// fuzzSegments are the segments FuzzDecodeFrame reads each input as a
+// frame of: one of a version before 6, whose frame headers are 24 bytes
+// (the version and base matter to no decoder), and segments of version 6,
+// of compact frames, at a base of 0, the golden compact frames' base, and
+// one where positions overflow.
+var fuzzSegments = []record.SegmentHeader{
+	{Version: 5},
+	{Base: 0, Version: 6},
+	{Base: goldenCompactBase, Version: 6},
+	{Base: fuzzTopBase, Version: 6},
+}
+
+// resealForFuzz returns a copy of in whose header, of the size sh's
+// frames have, claims the rest of in as its payload, with both checksums
+// correct. The fuzzer cannot forge a CRC, so without this nearly every
+// mutation stops at the header checksum and the payload decoder is never
+// explored past the seeds.
+func resealForFuzz(sh record.SegmentHeader, in []byte) ([]byte, bool) {
+	hs := sh.HeaderSize()
+	if len(in) < hs || len(in)-hs > record.MaxPayload {
 		return nil, false
 	}
 	b := bytes.Clone(in)
 	// The length's top bit, which names the keystream, stays as it was.
 	weyl := binary.LittleEndian.Uint32(b[0:4]) & (1 << 31)
-	binary.LittleEndian.PutUint32(b[0:4], uint32(len(b)-record.HeaderSize)|weyl)
-	resealFrame(b)
+	binary.LittleEndian.PutUint32(b[0:4], uint32(len(b)-hs)|weyl)
+	binary.LittleEndian.PutUint32(b[4:8], record.Checksum(b[hs:]))
+	binary.LittleEndian.PutUint32(b[hs-4:hs], record.Checksum(b[:hs-4]))
 	return b, true
 }
 
@@ -997,28 +1120,42 @@ func isSentinel(err error) bool {
 		errors.Is(err, record.ErrPayloadChecksum) || errors.Is(err, record.ErrMalformed)
 }
 
-// checkDecodeFrame is the property FuzzDecodeFrame checks on one input: no
-// panic, errors are sentinels, decoded slices are bounded by the input, and a
-// decoded frame re-encodes to exactly the bytes it came from.
-func checkDecodeFrame(t *testing.T, in []byte) {
-	h, err := record.DecodeHeader(in)
+// checkDecodeFrame is the property FuzzDecodeFrame checks on one input,
+// read as a frame of the segment sh heads: no panic, errors are sentinels,
+// decoded slices are bounded by the input, and a decoded frame re-encodes
+// to exactly the bytes it came from (with the compact API in a segment of
+// version 6).
+func checkDecodeFrame(t *testing.T, sh record.SegmentHeader, in []byte) {
+	h, err := sh.DecodeHeader(in)
 	if err != nil {
 		require.True(t, isSentinel(err), "DecodeHeader error is not a sentinel: %v", err)
 		return
 	}
 	require.LessOrEqual(t, h.Length, uint32(record.MaxPayload))
+	require.Equal(t, sh.Version >= 6, h.Compact)
+	require.Equal(t, sh.HeaderSize(), h.Size())
+	require.Equal(t, int64(h.Size())+int64(h.Length), h.FrameSize())
+	require.Equal(t, h, sh.HeaderOf(in))
+	if h.Compact {
+		require.GreaterOrEqual(t, h.Length, uint32(14), "the smallest compact payload")
+		require.GreaterOrEqual(t, h.Position, sh.Base)
+		require.LessOrEqual(t, h.Position-sh.Base, uint64(math.MaxUint32))
+	}
 	if int64(len(in)) < h.FrameSize() {
 		return
 	}
 	frame := in[:h.FrameSize()]
 	work := bytes.Clone(frame) // DecodePayload unmasks in place
-	f, err := record.DecodePayload(h, work[record.HeaderSize:], nil)
+	f, err := record.DecodePayload(h, work[h.Size():], nil)
 	if err != nil {
 		require.True(t, isSentinel(err), "DecodePayload error is not a sentinel: %v", err)
 		return
 	}
 	require.Equal(t, h, f.Header)
 	require.NotEmpty(t, f.Events)
+	if f.Compact {
+		require.True(t, f.Marked && f.Weyl && f.Tagged, "a compact frame is all version 5's frames are")
+	}
 
 	total := len(f.Stream)
 	if f.Numbered {
@@ -1032,6 +1169,11 @@ func checkDecodeFrame(t *testing.T, in []byte) {
 	require.LessOrEqual(t, total, len(in), "decoded slices exceed the input")
 	require.LessOrEqual(t, len(f.Events), len(in)/record.MinEventSize, "more events than the input can hold")
 
+	if f.Compact {
+		require.Equal(t, hex.EncodeToString(frame), hex.EncodeToString(reencodeCompact(t, sh, f)),
+			"re-encoding the decoded compact frame differs from the input")
+		return
+	}
 	version := uint8(1)
 	if f.Marked {
 		version = 2
@@ -1060,6 +1202,36 @@ func checkDecodeFrame(t *testing.T, in []byte) {
 	require.Equal(t, hex.EncodeToString(frame), hex.EncodeToString(got), "re-encoding the decoded frame differs from the input")
 }
 
+// reencodeCompact encodes f, a compact frame decoded from a segment sh
+// heads, again with the compact API, checking it against the size
+// functions.
+func reencodeCompact(t *testing.T, sh record.SegmentHeader, f record.Frame) []byte {
+	stream := string(f.Stream)
+	if f.Numbered {
+		stream = "numbered" // any name: its field is replaced
+	}
+	n := len(f.Events)
+	body := record.AppendBodyHeadOf(6, nil, stream, n)
+	for i, e := range f.Events {
+		if i < n-1 {
+			body = record.AppendEventOf(6, body, e.ID, string(e.Type), e.Metadata, e.Data)
+		} else {
+			body = record.AppendLastEventOf(6, body, e.ID, string(e.Type), e.Metadata, e.Data)
+		}
+	}
+	if f.Numbered {
+		got := record.AppendCompactNumberedFrame(nil, sh.Base, f.Position, f.SyncDelta, f.Timestamp, f.FirstVersion, f.StreamStart, stream, n, body)
+		require.Len(t, got, record.CompactNumberedFrameSize(f.FirstVersion, f.StreamStart, stream, body))
+		return got
+	}
+	got := record.AppendCompactFrame(nil, sh.Base, f.Position, f.SyncDelta, f.Timestamp, f.FirstVersion, n, body)
+	require.Len(t, got, record.CompactFrameSize(f.FirstVersion, body))
+	return got
+}
+
+// FuzzDecodeFrame reads each input as a frame of every segment in
+// fuzzSegments, as it is and resealed: with 24-byte headers (versions 1 to
+// 5) and with compact ones (version 6).
 func FuzzDecodeFrame(f *testing.F) {
 	seeds := fuzzFrameSeeds()
 	for _, s := range seeds {
@@ -1068,11 +1240,18 @@ func FuzzDecodeFrame(f *testing.F) {
 	for n := range len(seeds[0]) {
 		f.Add(seeds[0][:n])
 	}
+	compact := goldenCompactNumberedFrame()
+	for n := range len(compact) {
+		f.Add(compact[:n])
+	}
 	f.Add(append(bytes.Clone(seeds[2]), seeds[3]...))
+	f.Add(append(goldenCompactFrame(), compact...))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		checkDecodeFrame(t, in)
-		if sealed, ok := resealForFuzz(in); ok {
-			checkDecodeFrame(t, sealed)
+		for _, sh := range fuzzSegments {
+			checkDecodeFrame(t, sh, in)
+			if sealed, ok := resealForFuzz(sh, in); ok {
+				checkDecodeFrame(t, sh, sealed)
+			}
 		}
 	})
 }
@@ -1087,7 +1266,8 @@ func checkDecodeSegmentHeader(t *testing.T, in []byte) {
 		return
 	}
 	require.GreaterOrEqual(t, len(in), record.SegmentHeaderSize)
-	require.Contains(t, []uint8{1, 2, 3, 4, record.Version}, sh.Version)
+	require.GreaterOrEqual(t, sh.Version, uint8(1))
+	require.LessOrEqual(t, sh.Version, uint8(record.Version))
 	got := record.AppendSegmentHeader(nil, sh.Base, sh.Key)
 	if sh.Version != record.Version { // a header of an earlier version, as written before
 		if sh.Version < 4 {
@@ -1107,6 +1287,8 @@ func FuzzDecodeSegmentHeader(f *testing.F) {
 	f.Add(mustHex(f, goldenSegmentHeaderHex))   // version 1
 	f.Add(mustHex(f, goldenSegmentHeaderV2Hex)) // version 2
 	f.Add(mustHex(f, goldenSegmentHeaderV3Hex)) // version 3
+	f.Add(mustHex(f, goldenSegmentHeaderV4Hex)) // version 4
+	f.Add(mustHex(f, goldenSegmentHeaderV5Hex)) // version 5
 	golden := record.AppendSegmentHeader(nil, goldenSegmentBase, goldenKey)
 	for n := range len(golden) {
 		f.Add(golden[:n])
@@ -1286,12 +1468,14 @@ func TestAppendFrameOf_Golden(t *testing.T) {
 	assertGoldenEvents(t, f)
 
 	// Versions 1 and 2 are the frames AppendFrame and AppendMarkedFrame
-	// write; version 4 is TestAppendFrameOf_GoldenVersion4's; there is no
-	// other version to write.
+	// write; version 4 is TestAppendFrameOf_GoldenVersion4's; version 6's
+	// frames are compact, and need the segment's base, so
+	// AppendCompactFrame writes them (TestAppendCompactFrame_Golden);
+	// there is no other version to write.
 	body := goldenBody()
 	assert.Equal(t, goldenFrame(), record.AppendFrameOf(1, nil, goldenPosition, goldenDelta, goldenTimestamp, goldenFirstVersion, body))
 	assert.Equal(t, marked, record.AppendFrameOf(2, nil, goldenPosition, goldenDelta, goldenTimestamp, goldenFirstVersion, body))
-	for _, version := range []uint8{0, record.Version + 1} {
+	for _, version := range []uint8{0, 6, record.Version + 1} {
 		assert.Panics(t, func() { record.AppendFrameOf(version, nil, 0, 0, 0, 0, body) }, "version %d", version)
 	}
 }
@@ -1463,7 +1647,7 @@ func TestDecodePayload_TaggedCountBound(t *testing.T) {
 		for range n {
 			body = record.AppendEventOf(4, body, [record.IDSize]byte{}, "t", nil, nil)
 		}
-		require.Len(t, body, 3+n*record.MinEventSize)
+		require.Len(t, body, 3+n*4) // a tag, a type of one byte and two empty lengths each
 		return record.AppendFrameOf(4, nil, 9, 0, 1, 0, body)
 	}
 	f, err := decodeFrame(t, frame(n))
@@ -1474,23 +1658,42 @@ func TestDecodePayload_TaggedCountBound(t *testing.T) {
 	assert.ErrorContains(t, err, "does not fit")
 }
 
+// TestAppendFrameOf_RoundTripsEveryVersion: frames of every version,
+// AppendFrameOf's up to version 5 and AppendCompactFrame's in version 6,
+// whose frames need the segment's base, decode to what went in.
 func TestAppendFrameOf_RoundTripsEveryVersion(t *testing.T) {
 	for version := uint8(1); version <= record.Version; version++ {
 		for n := range 300 {
 			for _, fill := range []byte{0, 0xff, 0x5a} {
 				data := bytes.Repeat([]byte{fill}, n)
-				body := record.AppendBodyHead(nil, "s", 2)
-				body = record.AppendEventOf(version, body, [record.IDSize]byte{}, "t", nil, data)
-				body = record.AppendEventOf(version, body, idOf(byte(n)), "u", data, nil)
-				frame := record.AppendFrameOf(version, nil, uint64(n)<<20, 0, 0, uint64(n), body)
+				sh := record.SegmentHeader{Version: version}
+				position := uint64(n) << 20
+				var frame []byte
+				if version <= 5 {
+					body := record.AppendBodyHead(nil, "s", 2)
+					body = record.AppendEventOf(version, body, [record.IDSize]byte{}, "t", nil, data)
+					body = record.AppendEventOf(version, body, idOf(byte(n)), "u", data, nil)
+					frame = record.AppendFrameOf(version, nil, position, 0, 0, uint64(n), body)
+				} else {
+					// The same events, the second the frame's last, whose
+					// data runs to the end mark.
+					sh.Base = uint64(n) << 19
+					body := record.AppendBodyHeadOf(version, nil, "s", 2)
+					body = record.AppendEventOf(version, body, [record.IDSize]byte{}, "t", nil, data)
+					body = record.AppendLastEventOf(version, body, idOf(byte(n)), "u", data, nil)
+					frame = record.AppendCompactFrame(nil, sh.Base, position, 0, 0, uint64(n), 2, body)
+					require.Len(t, frame, record.CompactFrameSize(uint64(n), body))
+				}
 				if version >= 2 {
 					require.Equal(t, byte(record.EndMark), frame[len(frame)-1])
 				}
-				f, err := decodeFrame(t, frame)
+				f, err := decodeFrameIn(t, sh, frame)
 				require.NoError(t, err, "version %d, %d bytes of %#x", version, n, fill)
+				assert.Equal(t, position, f.Position)
 				assert.Equal(t, version >= 2, f.Marked)
 				assert.Equal(t, version >= 3, f.Weyl)
 				assert.Equal(t, version >= 4, f.Tagged)
+				assert.Equal(t, version >= 6, f.Compact)
 				require.Len(t, f.Events, 2)
 				assert.Equal(t, version >= 4, f.Assigned(0), "a zero ID is left to the store from version 4")
 				assert.False(t, f.Assigned(1))
@@ -1643,10 +1846,11 @@ func TestAppendNumberedFrame_Golden(t *testing.T) {
 	}, "a stream's version 0 is in the frame that names it")
 }
 
-// unmasked returns a verified, unmasked copy of frame's payload.
+// unmasked returns a verified, unmasked copy of frame's payload; h is
+// frame's header, of either size.
 func unmasked(t *testing.T, h record.Header, frame []byte) []byte {
 	t.Helper()
-	payload := bytes.Clone(frame[record.HeaderSize:h.FrameSize()])
+	payload := bytes.Clone(frame[h.Size():h.FrameSize()])
 	require.NoError(t, record.VerifyPayload(h, payload))
 	return payload
 }
@@ -1698,5 +1902,852 @@ func TestDecodePayload_NumberedFrameRules(t *testing.T) {
 		_, err = decodeFrame(t, forge(1, flags))
 		require.ErrorIs(t, err, record.ErrMalformed, "flags %#x", flags)
 		assert.ErrorContains(t, err, "unknown flags", "flags %#x", flags)
+	}
+}
+
+// goldenCompactBase is the base of the segment the golden compact frames
+// are in: goldenPosition is 0x05060708 past it, four distinct bytes.
+const goldenCompactBase = uint64(0x0102030400000000)
+
+// compactSegment is the header of the segment of version 6 that the
+// golden compact frames are in.
+var compactSegment = record.SegmentHeader{Base: goldenCompactBase, Version: 6, Key: goldenKey}
+
+// goldenCompactFrameHex is goldenCompactFrame's encoding: the golden
+// event, with an ID the store assigned and no metadata, alone in a compact
+// frame. Checked against a separate implementation of the Weyl keystream
+// and of CRC-32C:
+//
+//	2e000080          length 46, its top bit set: the Weyl keystream
+//	353fae98          pcrc 0x98ae3f35, of the 46 stored payload bytes
+//	08070605          rel 0x05060708: goldenPosition less the base
+//	03000000          delta 3
+//	156c1dd2          hcrc 0xd21d6c15, of bytes 0-15
+//
+// then the payload, masked with MaskWeyl at goldenPosition:
+//
+//	37                flags: end mark, Weyl, tags, compact, one event
+//	15cd853dfe9c9717  timestamp
+//	ac02              first version 300
+//	09 6f72646572732d3432   stream "orders-42"
+//	                  no count: the flags say one event
+//	2c                tag: type length 11<<2, no metadata, ID assigned
+//	4f72646572506c61636564  type "OrderPlaced"
+//	                  no metadata length: the tag says none
+//	7b22746f74616c223a39397d  data {"total":99}: the 12 bytes up to the
+//	                  end mark, with no length
+//	ff                end mark, stored unmasked
+const goldenCompactFrameHex = "2e000080353fae980807060503000000156c1dd2" +
+	"2a4219d6d1b4e7d5257f1cdacab6d685353c44666d12a50c38aec18174d94278153cdc24bd4538d7a4f971e9f6ff"
+
+// goldenCompactNumberedFrameHex is goldenCompactNumberedFrame's encoding:
+// goldenNumberedFrame's events, in a compact frame. Checked as
+// goldenCompactFrameHex was:
+//
+//	4a000080          length 74, Weyl
+//	c6f3af73          pcrc 0x73aff3c6
+//	08070605          rel 0x05060708
+//	03000000          delta 3
+//	dbcb292c          hcrc 0x2c29cbdb
+//
+// then, masked:
+//
+//	1f                flags: end mark, Weyl, tags, numbered, compact
+//	15cd853dfe9c9717  timestamp
+//	ac02              first version 300
+//	e807              stream number 1000
+//	02                count 2: without flagOne, a count (at least 2) follows
+//	2f                tag: type length 11<<2, metadata, ID stored
+//	00112233445566778899aabbccddeeff  id
+//	4f72646572506c61636564  type "OrderPlaced"
+//	07 7b2275223a377d        metadata {"u":7}
+//	0c 7b22746f74616c223a39397d  data {"total":99}: not the last event's, so with a length
+//	1c                tag: type length 7<<2, no metadata, ID assigned
+//	53686970706564    type "Shipped"
+//	7b7d              data "{}", the last event's, with no length
+//	ff                end mark
+const goldenCompactNumberedFrameHex = "4a000080c6f3af730807060503000000dbcb292c" +
+	"024219d6d1b4e7d5257f1c3ba2c69de0566d5a160a589df6c561081dc556de5203239b22825d38d8e3a74faba9" +
+	"deb263ac429f346751a783d1d7fff4c7a78289965f413ec87d534fa7ff"
+
+func goldenCompactFrame() []byte {
+	body := record.AppendBodyHeadOf(6, nil, goldenStream, 1)
+	body = record.AppendLastEventOf(6, body, [record.IDSize]byte{}, goldenType, nil, []byte(goldenData))
+	return record.AppendCompactFrame(nil, goldenCompactBase, goldenPosition, goldenDelta, goldenTimestamp, goldenFirstVersion, 1, body)
+}
+
+func goldenCompactNumberedBody() []byte {
+	body := record.AppendBodyHeadOf(6, nil, goldenStream, 2)
+	body = record.AppendEventOf(6, body, goldenID, goldenType, []byte(goldenMetadata), []byte(goldenData))
+	return record.AppendLastEventOf(6, body, [record.IDSize]byte{}, "Shipped", nil, []byte("{}"))
+}
+
+func goldenCompactNumberedFrame() []byte {
+	return record.AppendCompactNumberedFrame(nil, goldenCompactBase, goldenPosition, goldenDelta, goldenTimestamp,
+		goldenFirstVersion, 1000, goldenStream, 2, goldenCompactNumberedBody())
+}
+
+// sealFrame assembles a frame of the segment sh heads around payload, an
+// unmasked payload whose last byte is the end mark's place, as the writer
+// of version 3 or later does: masked with MaskWeyl at position, the end
+// mark stored as is, and a header of sh's size (compact, with position
+// less sh.Base, in a segment of version 6) with the Weyl bit and both
+// checksums. Tests forge frames with it that pass every checksum and break
+// only the rule under test.
+func sealFrame(sh record.SegmentHeader, position uint64, delta uint32, payload []byte) []byte {
+	payload = bytes.Clone(payload)
+	record.MaskWeyl(payload, position)
+	payload[len(payload)-1] = record.EndMark
+	hs := sh.HeaderSize()
+	b := make([]byte, hs, hs+len(payload))
+	binary.LittleEndian.PutUint32(b[0:4], uint32(len(payload))|1<<31)
+	binary.LittleEndian.PutUint32(b[4:8], record.Checksum(payload))
+	if hs == record.CompactHeaderSize {
+		binary.LittleEndian.PutUint32(b[8:12], uint32(position-sh.Base))
+		binary.LittleEndian.PutUint32(b[12:16], delta)
+	} else {
+		binary.LittleEndian.PutUint64(b[8:16], position)
+		binary.LittleEndian.PutUint32(b[16:20], delta)
+	}
+	binary.LittleEndian.PutUint32(b[hs-4:hs], record.Checksum(b[:hs-4]))
+	return append(b, payload...)
+}
+
+// compactPayload assembles an unmasked payload, for sealFrame, from flags
+// and an already encoded body; the timestamp is 1.
+func compactPayload(flags byte, firstVersion uint64, body []byte) []byte {
+	return append(rawPayload(flags, 1, firstVersion, body), 0)
+}
+
+// resealCompactHeader recomputes the checksum of the compact header at
+// the start of frame in place.
+func resealCompactHeader(frame []byte) {
+	binary.LittleEndian.PutUint32(frame[16:20], record.Checksum(frame[:16]))
+}
+
+// Flags of compact frames, spelled out: end mark 1, Weyl 2, tags 4,
+// numbered 8, compact 16, one event 32.
+const (
+	compactFlags    = 1 | 2 | 4 | 16
+	compactOneFlags = compactFlags | 32
+)
+
+func TestAppendCompactFrame_Golden(t *testing.T) {
+	le := binary.LittleEndian.Uint32
+	assert.Equal(t, 20, record.CompactHeaderSize)
+
+	t.Run("one event", func(t *testing.T) {
+		got := goldenCompactFrame()
+		require.Equal(t, goldenCompactFrameHex, hex.EncodeToString(got), "compact frame encoding changed")
+		require.Len(t, got, record.CompactHeaderSize+46)
+		body := record.AppendLastEventOf(6, record.AppendBodyHeadOf(6, nil, goldenStream, 1), [record.IDSize]byte{}, goldenType, nil, []byte(goldenData))
+		assert.Equal(t, len(got), record.CompactFrameSize(goldenFirstVersion, body), "CompactFrameSize")
+
+		// Header fields at the offsets SegmentHeader.DecodeHeader draws.
+		assert.Equal(t, uint32(46|1<<31), le(got[0:4]), "length at 0, its top bit naming the Weyl keystream")
+		assert.Equal(t, uint32(0x98ae3f35), le(got[4:8]), "pcrc at 4")
+		assert.Equal(t, record.Checksum(got[20:]), le(got[4:8]), "pcrc covers the stored payload")
+		assert.Equal(t, uint32(0x05060708), le(got[8:12]), "rel at 8")
+		assert.Equal(t, goldenPosition-goldenCompactBase, uint64(le(got[8:12])), "rel is the position less the base")
+		assert.Equal(t, goldenDelta, le(got[12:16]), "delta at 12")
+		assert.Equal(t, uint32(0xd21d6c15), le(got[16:20]), "hcrc at 16")
+		assert.Equal(t, record.Checksum(got[:16]), le(got[16:20]), "hcrc covers bytes 0-15")
+		assert.Equal(t, byte(record.EndMark), got[len(got)-1], "the end mark is stored as is")
+
+		// The payload, built here byte by byte rather than by the encoder.
+		var payload []byte
+		payload = append(payload, 0x37)                                           // flags: 1|2|4|16|32
+		payload = append(payload, 0x15, 0xcd, 0x85, 0x3d, 0xfe, 0x9c, 0x97, 0x17) // timestamp LE
+		payload = append(payload, 0xac, 0x02)                                     // first version 300
+		payload = append(payload, 9)                                              // stream len
+		payload = append(payload, "orders-42"...)                                 // no count follows
+		payload = append(payload, 11<<2)                                          // tag: type len 11, no metadata, ID assigned
+		payload = append(payload, "OrderPlaced"...)                               // no metadata length
+		payload = append(payload, goldenData...)                                  // data, with no length
+		payload = append(payload, 0)                                              // the end mark's place
+		record.MaskWeyl(payload, goldenPosition)
+		payload[len(payload)-1] = record.EndMark
+		assert.Equal(t, hex.EncodeToString(payload), hex.EncodeToString(got[20:]), "payload layout, masked")
+
+		h, err := compactSegment.DecodeHeader(got)
+		require.NoError(t, err)
+		assert.Equal(t, record.Header{Length: 46, Weyl: true, PayloadCRC: 0x98ae3f35, Position: goldenPosition, SyncDelta: goldenDelta, Compact: true}, h)
+		assert.Equal(t, h, compactSegment.HeaderOf(got))
+		assert.Equal(t, record.CompactHeaderSize, h.Size())
+		assert.Equal(t, int64(record.CompactHeaderSize+46), h.FrameSize())
+		assert.Equal(t, goldenPosition-uint64(goldenDelta), h.SyncStart())
+
+		// Unmasked: the flags, the tag where a count would be, and a data
+		// length implied by the end mark.
+		plain := unmasked(t, h, got)
+		assert.Equal(t, byte(compactOneFlags), plain[0], "flags after unmasking")
+		assert.Equal(t, append([]byte{9}, goldenStream...), plain[11:21], "stream field")
+		assert.Equal(t, byte(11<<2), plain[21], "the tag follows the stream: no count")
+		assert.Equal(t, []byte(goldenType), plain[22:33])
+		assert.Equal(t, len(goldenData), len(plain)-33-record.EndMarkSize, "the data is what lies between the type and the end mark")
+
+		f, err := record.DecodeVerified(h, plain, nil)
+		require.NoError(t, err)
+		assert.Equal(t, h, f.Header)
+		assert.True(t, f.Compact)
+		assert.True(t, f.Marked)
+		assert.True(t, f.Weyl)
+		assert.True(t, f.Tagged)
+		assert.False(t, f.Numbered)
+		assert.Equal(t, goldenTimestamp, f.Timestamp)
+		assert.Equal(t, goldenFirstVersion, f.FirstVersion)
+		assert.Equal(t, goldenStream, string(f.Stream))
+		require.Len(t, f.Events, 1)
+		assert.Equal(t, goldenType, string(f.Events[0].Type))
+		assert.Nil(t, f.Events[0].Metadata)
+		assert.Equal(t, goldenData, string(f.Events[0].Data))
+		assert.True(t, f.Assigned(0))
+		f.Key = compactSegment.Key
+		assert.Equal(t, record.AssignedID(goldenKey, goldenPosition, goldenTimestamp), f.ID(0))
+	})
+
+	t.Run("numbered", func(t *testing.T) {
+		got := goldenCompactNumberedFrame()
+		require.Equal(t, goldenCompactNumberedFrameHex, hex.EncodeToString(got), "compact numbered frame encoding changed")
+		require.Len(t, got, record.CompactHeaderSize+74)
+		assert.Equal(t, len(got), record.CompactNumberedFrameSize(goldenFirstVersion, 1000, goldenStream, goldenCompactNumberedBody()))
+		// goldenNumberedFrame's events take 6 bytes less: 4 of header, the
+		// second event's metadata length and its data length.
+		assert.Len(t, got, len(goldenNumberedFrame())-6)
+
+		assert.Equal(t, uint32(74|1<<31), le(got[0:4]), "length at 0")
+		assert.Equal(t, uint32(0x73aff3c6), le(got[4:8]), "pcrc at 4")
+		assert.Equal(t, record.Checksum(got[20:]), le(got[4:8]))
+		assert.Equal(t, uint32(0x05060708), le(got[8:12]), "rel at 8")
+		assert.Equal(t, goldenDelta, le(got[12:16]), "delta at 12")
+		assert.Equal(t, uint32(0x2c29cbdb), le(got[16:20]), "hcrc at 16")
+		assert.Equal(t, record.Checksum(got[:16]), le(got[16:20]))
+
+		var payload []byte
+		payload = append(payload, 0x1f)                                           // flags: 1|2|4|8|16
+		payload = append(payload, 0x15, 0xcd, 0x85, 0x3d, 0xfe, 0x9c, 0x97, 0x17) // timestamp LE
+		payload = append(payload, 0xac, 0x02)                                     // first version 300
+		payload = append(payload, 0xe8, 0x07)                                     // stream number 1000
+		payload = append(payload, 2)                                              // count
+		payload = append(payload, 11<<2|2|1)                                      // tag: type len 11, metadata, ID stored
+		payload = append(payload, goldenID[:]...)                                 // id
+		payload = append(payload, "OrderPlaced"...)                               //
+		payload = append(payload, 7)                                              // metadata len
+		payload = append(payload, `{"u":7}`...)                                   //
+		payload = append(payload, 12)                                             // data len: not the last event
+		payload = append(payload, `{"total":99}`...)                              //
+		payload = append(payload, 7<<2)                                           // tag: type len 7, no metadata, ID assigned
+		payload = append(payload, "Shipped"...)                                   //
+		payload = append(payload, "{}"...)                                        // the last event's data, no length
+		payload = append(payload, 0)                                              // the end mark's place
+		record.MaskWeyl(payload, goldenPosition)
+		payload[len(payload)-1] = record.EndMark
+		assert.Equal(t, hex.EncodeToString(payload), hex.EncodeToString(got[20:]), "payload layout, masked")
+
+		h, err := compactSegment.DecodeHeader(got)
+		require.NoError(t, err)
+		assert.Equal(t, record.Header{Length: 74, Weyl: true, PayloadCRC: 0x73aff3c6, Position: goldenPosition, SyncDelta: goldenDelta, Compact: true}, h)
+		plain := unmasked(t, h, got)
+		assert.Equal(t, byte(compactFlags|8), plain[0], "flags after unmasking: no flagOne")
+		assert.Equal(t, byte(2), plain[13], "count")
+		assert.Equal(t, byte(0x2f), plain[14], "first tag")
+		assert.Equal(t, byte(0x1c), plain[63], "last tag")
+		assert.Equal(t, "{}", string(plain[71:73]), "the last data is what lies between the type and the end mark")
+
+		f, err := record.DecodeVerified(h, plain, nil)
+		require.NoError(t, err)
+		assert.True(t, f.Compact)
+		assert.True(t, f.Numbered)
+		assert.Equal(t, uint64(1000), f.StreamStart)
+		assert.Nil(t, f.Stream)
+		require.Len(t, f.Events, 2)
+		assert.False(t, f.Assigned(0))
+		assert.Equal(t, goldenID, f.Events[0].ID)
+		assert.Equal(t, goldenType, string(f.Events[0].Type))
+		assert.Equal(t, goldenMetadata, string(f.Events[0].Metadata))
+		assert.Equal(t, goldenData, string(f.Events[0].Data))
+		assert.True(t, f.Assigned(1))
+		assert.Equal(t, "Shipped", string(f.Events[1].Type))
+		assert.Nil(t, f.Events[1].Metadata)
+		assert.Equal(t, "{}", string(f.Events[1].Data))
+		f.Key = goldenKey
+		id := f.ID(1)
+		assert.Equal(t, goldenAssignedIDHex, hex.EncodeToString(id[:]), "the ID the store assigned, as in version 4")
+	})
+
+	assert.Panics(t, func() {
+		record.AppendCompactNumberedFrame(nil, 0, 1, 0, 0, 0, 0, goldenStream, 2, goldenCompactNumberedBody())
+	}, "a stream's version 0 is in the frame that names it")
+	assert.Panics(t, func() {
+		record.AppendCompactNumberedFrame(nil, 0, 5, 0, 0, 1, 5, goldenStream, 2, goldenCompactNumberedBody())
+	}, "a stream starts before the frame that numbers it")
+	for _, pos := range [][2]uint64{{10, 9}, {0, 1 << 32}, {1 << 40, 1<<40 + 1<<32}} {
+		assert.Panics(t, func() {
+			record.AppendCompactFrame(nil, pos[0], pos[1], 0, 0, 0, 1, goldenCompactNumberedBody())
+		}, "position %d in a segment based at %d", pos[1], pos[0])
+	}
+}
+
+// TestDecodeCompactFrame_RoundTrip: compact frames decode to what went
+// in, in a segment of version 6 at any base, with the position up to
+// 2^32-1 past it.
+func TestDecodeCompactFrame_RoundTrip(t *testing.T) {
+	big := bytes.Repeat([]byte{0xab}, 70000) // three-byte length
+	tests := []struct {
+		name     string
+		base     uint64
+		numbered bool   // the frame names its stream by number, start
+		start    uint64 // the stream's number
+		frame    testFrame
+	}{
+		{
+			name: "one event, assigned ID, no metadata",
+			frame: testFrame{position: 0, timestamp: 1, stream: "s", events: []testEvent{
+				{typ: "t", data: []byte("d")},
+			}},
+		},
+		{
+			name: "one event, stored ID, metadata",
+			frame: testFrame{position: 1, delta: 1, timestamp: -1, firstVersion: 7, stream: "s", events: []testEvent{
+				{id: idOf(1), typ: "t", metadata: []byte("m"), data: []byte("d")},
+			}},
+		},
+		{
+			name:  "one event, empty data",
+			frame: testFrame{position: 3, stream: "s", events: []testEvent{{typ: "t"}}},
+		},
+		{
+			name:  "one event, metadata, empty data",
+			frame: testFrame{position: 3, stream: "s", events: []testEvent{{id: idOf(3), typ: "t", metadata: []byte("m")}}},
+		},
+		{
+			name: "several events, mixed, at a large base",
+			base: 1 << 40,
+			frame: testFrame{position: 1<<40 + math.MaxUint32, delta: 9, timestamp: 1700000000000000000, firstVersion: 41, stream: "account-1",
+				events: []testEvent{
+					{id: idOf(0x10), typ: "Opened", metadata: []byte(`{"by":"a"}`), data: []byte(`{"owner":"x"}`)},
+					{typ: "Deposited", data: []byte(`{"amount":5}`)},
+					{id: idOf(0x30), typ: "Noted", metadata: []byte("m")}, // empty data in a middle event
+					{typ: "Closed", metadata: []byte(`{}`), data: []byte("bye")},
+				}},
+		},
+		{
+			name: "empty data in a middle and the last event, numbered",
+			base: 1 << 40, numbered: true, start: 1<<40 - 5,
+			frame: testFrame{position: 1<<40 + 12345, timestamp: 5, firstVersion: 3, stream: "account-2",
+				events: []testEvent{
+					{typ: "A", data: []byte("x")},
+					{id: idOf(2), typ: "B"},
+					{typ: "C"},
+				}},
+		},
+		{
+			name: "numbered, one event, rel at its largest",
+			base: 1 << 40, numbered: true, start: 0,
+			frame: testFrame{position: 1<<40 + math.MaxUint32, delta: math.MaxUint32, timestamp: math.MinInt64, firstVersion: math.MaxUint64 - 1, stream: "s",
+				events: []testEvent{{id: idOf(0xf0), typ: "t", metadata: []byte("m"), data: []byte("d")}}},
+		},
+		{
+			name: "long types, metadata and data",
+			base: 1 << 20,
+			frame: testFrame{position: 1<<20 + 1, firstVersion: 1 << 35, stream: strings.Repeat("stream-", 100),
+				events: []testEvent{
+					{typ: strings.Repeat("T", 31), data: big},                         // a one-byte tag, the largest
+					{typ: strings.Repeat("T", 32), metadata: big},                     // a two-byte tag
+					{id: idOf(1), typ: strings.Repeat("T", 300), metadata: big[:300]}, //
+					{typ: "注文-😀", metadata: big, data: big},                           // the last, 70000 bytes without a length
+				}},
+		},
+		{
+			name: "data that looks like end marks and zeros",
+			frame: testFrame{position: 128, delta: 128, timestamp: 128, firstVersion: 128, stream: "bin",
+				events: []testEvent{
+					{typ: "\x00", data: bytes.Repeat([]byte{0xff}, 300)},
+					{id: idOf(0), typ: "z", data: make([]byte, 300)},
+					{typ: "e", data: []byte{0xff}},
+				}},
+		},
+		{
+			name: "the last position of all",
+			base: math.MaxUint64 - 1<<32,
+			frame: testFrame{position: math.MaxUint64 - 1, timestamp: math.MaxInt64, firstVersion: math.MaxUint64 - 1, stream: "s",
+				events: []testEvent{{typ: "t", data: []byte("d")}}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tf := tt.frame
+			sh, err := record.DecodeSegmentHeader(record.AppendSegmentHeader(nil, tt.base, goldenKey))
+			require.NoError(t, err)
+			require.Equal(t, record.SegmentHeader{Base: tt.base, Version: 6, Key: goldenKey}, sh)
+			require.Equal(t, record.CompactHeaderSize, sh.HeaderSize())
+
+			body := tf.compactBody()
+			numbered := tt.numbered
+			var frame []byte
+			if numbered {
+				frame = record.AppendCompactNumberedFrame(nil, tt.base, tf.position, tf.delta, tf.timestamp, tf.firstVersion, tt.start, tf.stream, len(tf.events), body)
+				require.Len(t, frame, record.CompactNumberedFrameSize(tf.firstVersion, tt.start, tf.stream, body), "CompactNumberedFrameSize")
+			} else {
+				frame = tf.encodeCompact(tt.base)
+				require.Len(t, frame, record.CompactFrameSize(tf.firstVersion, body), "CompactFrameSize")
+			}
+			require.Equal(t, byte(record.EndMark), frame[len(frame)-1])
+			assert.Equal(t, tf.position-tt.base, uint64(binary.LittleEndian.Uint32(frame[8:12])), "rel")
+
+			h, err := sh.DecodeHeader(frame)
+			require.NoError(t, err)
+			assert.True(t, h.Compact)
+			assert.True(t, h.Weyl)
+			assert.Equal(t, tf.position, h.Position, "base + rel")
+			assert.Equal(t, tf.delta, h.SyncDelta)
+			assert.Equal(t, record.CompactHeaderSize, h.Size())
+			assert.Equal(t, int64(record.CompactHeaderSize)+int64(h.Length), h.FrameSize())
+			assert.Equal(t, int64(len(frame)), h.FrameSize())
+
+			f, err := record.DecodePayload(h, frame[h.Size():], nil)
+			require.NoError(t, err)
+			assert.Equal(t, h, f.Header)
+			assert.True(t, f.Compact)
+			assert.Equal(t, numbered, f.Numbered)
+			assert.Equal(t, tf.timestamp, f.Timestamp)
+			assert.Equal(t, tf.firstVersion, f.FirstVersion)
+			if numbered {
+				assert.Equal(t, tt.start, f.StreamStart)
+				assert.Nil(t, f.Stream)
+			} else {
+				assert.Zero(t, f.StreamStart)
+				assert.Equal(t, tf.stream, string(f.Stream))
+			}
+			f.Key = sh.Key
+			require.Len(t, f.Events, len(tf.events))
+			for i, want := range tf.events {
+				got := f.Events[i]
+				assert.Equal(t, want.id, got.ID, "event %d id", i)
+				assert.Equal(t, []byte(want.typ), got.Type, "event %d type", i)
+				assertBytesOrNil(t, want.metadata, got.Metadata, "event %d metadata", i)
+				assertBytesOrNil(t, want.data, got.Data, "event %d data", i)
+				assert.Equal(t, want.id == [record.IDSize]byte{}, f.Assigned(i), "event %d", i)
+				if want.id == [record.IDSize]byte{} {
+					assert.Equal(t, record.AssignedID(goldenKey, tf.position+uint64(i), tf.timestamp), f.ID(i), "event %d", i)
+				} else {
+					assert.Equal(t, want.id, f.ID(i), "event %d", i)
+				}
+			}
+		})
+	}
+}
+
+// TestDecodeCompactFrame_HeaderOfTheOtherVersion: a compact header read
+// as a 24-byte one, or a 24-byte one as compact, fails its checksum (or is
+// short), whichever segment header names the wrong version.
+func TestDecodeCompactFrame_HeaderOfTheOtherVersion(t *testing.T) {
+	v5 := record.SegmentHeader{Base: goldenCompactBase, Version: 5, Key: goldenKey}
+	for name, frame := range map[string][]byte{
+		"one event": goldenCompactFrame(),
+		"numbered":  goldenCompactNumberedFrame(),
+	} {
+		_, err := v5.DecodeHeader(frame)
+		require.ErrorIs(t, err, record.ErrHeaderChecksum, "%s, read in a segment of version 5", name)
+		_, err = record.DecodeHeader(frame)
+		require.ErrorIs(t, err, record.ErrHeaderChecksum, name)
+		// A compact header alone is short of a 24-byte one.
+		_, err = v5.DecodeHeader(frame[:record.CompactHeaderSize])
+		require.ErrorIs(t, err, record.ErrShort, name)
+		_, err = compactSegment.DecodeHeader(frame[:record.CompactHeaderSize])
+		require.NoError(t, err, "%s: a compact header alone is enough for DecodeHeader", name)
+	}
+	for name, frame := range map[string][]byte{
+		"version 1": goldenFrame(),
+		"version 3": goldenWeylFrame(),
+		"version 4": goldenV4Frame(),
+		"version 5": goldenNumberedFrame(),
+	} {
+		_, err := compactSegment.DecodeHeader(frame)
+		require.ErrorIs(t, err, record.ErrHeaderChecksum, "%s, read in a segment of version 6", name)
+	}
+	// Short of a compact header. (Where a header of one size passes its
+	// checksum before a payload of the other, the payload's flags give it
+	// away: see TestDecodeCompactFrame_Refusals.)
+	for n := range record.CompactHeaderSize {
+		_, err := compactSegment.DecodeHeader(goldenCompactFrame()[:n])
+		require.ErrorIs(t, err, record.ErrShort, "%d bytes", n)
+	}
+}
+
+// TestDecodeCompactFrame_Refusals: each frame below passes every checksum
+// (sealFrame) and breaks one rule of compact frames, which the decoder
+// refuses with ErrMalformed; a control beside each shows the forgery
+// itself is sound.
+func TestDecodeCompactFrame_Refusals(t *testing.T) {
+	v5 := record.SegmentHeader{Version: 5}
+	sh := record.SegmentHeader{Base: 1000, Version: 6}
+	const position = 1009
+	last := func(typ string, metadata, data []byte) []byte { // a last event
+		return record.AppendLastEventOf(6, nil, [record.IDSize]byte{}, typ, metadata, data)
+	}
+	mid := func(typ string, metadata, data []byte) []byte { // an event before the last
+		return record.AppendEventOf(6, nil, [record.IDSize]byte{}, typ, metadata, data)
+	}
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	stream := []byte{1, 's'}
+	decode := func(t *testing.T, sh record.SegmentHeader, flags byte, body []byte) (record.Frame, error) {
+		t.Helper()
+		return decodeFrameIn(t, sh, sealFrame(sh, position, 0, compactPayload(flags, 1, body)))
+	}
+	ok := func(t *testing.T, flags byte, body []byte, events int) {
+		t.Helper()
+		f, err := decode(t, sh, flags, body)
+		require.NoError(t, err, "the control decodes")
+		require.Len(t, f.Events, events)
+	}
+	malformed := func(t *testing.T, flags byte, body []byte, msg string) {
+		t.Helper()
+		_, err := decode(t, sh, flags, body)
+		require.ErrorIs(t, err, record.ErrMalformed)
+		if msg != "" {
+			assert.ErrorContains(t, err, msg)
+		}
+	}
+
+	t.Run("compact flags behind a 24-byte header", func(t *testing.T) {
+		body := cat(stream, last("t", nil, []byte("data")))
+		for _, flags := range []byte{compactOneFlags, compactOneFlags | 8, compactFlags, compactFlags | 8} {
+			frame := sealFrame(v5, position, 0, compactPayload(flags, 1, body))
+			h, err := record.DecodeHeader(frame)
+			require.NoError(t, err, "the header is sound")
+			_, err = record.DecodePayload(h, frame[record.HeaderSize:], nil)
+			require.ErrorIs(t, err, record.ErrMalformed, "flags %#x", flags)
+			assert.ErrorContains(t, err, "header is 24 bytes", "flags %#x", flags)
+		}
+		ok(t, compactOneFlags, body, 1)
+	})
+
+	t.Run("flags without flagCompact behind a compact header", func(t *testing.T) {
+		body := record.AppendEventOf(5, record.AppendBodyHead(nil, "s", 1), [record.IDSize]byte{}, "t", nil, []byte("data"))
+		for _, flags := range []byte{1 | 2 | 4, 1 | 2 | 4 | 8} {
+			_, err := decode(t, sh, flags, body)
+			require.ErrorIs(t, err, record.ErrMalformed, "flags %#x", flags)
+			assert.ErrorContains(t, err, "header is 20 bytes", "flags %#x", flags)
+		}
+		// The same payload behind a 24-byte header is a version-5 frame.
+		_, err := decodeFrameIn(t, v5, sealFrame(v5, position, 0, compactPayload(1|2|4, 1, body)))
+		require.NoError(t, err)
+		// flagOne, or flagCompact, without the rest of compactFlags: flags
+		// of no version.
+		for _, flags := range []byte{1 | 2 | 4 | 32, 1 | 2 | 16, 1 | 4 | 16, 2 | 4 | 16, 16, 16 | 32, compactOneFlags | 64, compactOneFlags | 128} {
+			malformed(t, flags, cat(stream, last("t", nil, []byte("data"))), "")
+		}
+	})
+
+	t.Run("keystream bit cleared in a compact header", func(t *testing.T) {
+		frame := goldenCompactFrame()
+		binary.LittleEndian.PutUint32(frame[0:4], binary.LittleEndian.Uint32(frame[0:4])&^(1<<31))
+		resealCompactHeader(frame)
+		_, err := decodeFrameIn(t, compactSegment, frame)
+		require.ErrorIs(t, err, record.ErrMalformed)
+	})
+
+	t.Run("flagOne with a count", func(t *testing.T) {
+		// A count of 1 after the stream, then the event: read as the
+		// event's tag, the count says the ID is stored and the type empty.
+		malformed(t, compactOneFlags, cat(stream, []byte{1}, last("t", nil, []byte("data"))), "")
+		ok(t, compactOneFlags, cat(stream, last("t", nil, []byte("data"))), 1)
+		// A count of 2 and two events under flagOne: the 2 reads as a tag
+		// with the metadata bit and no type.
+		two := cat(stream, []byte{2}, mid("t", nil, []byte("x")), last("u", nil, []byte("y")))
+		malformed(t, compactOneFlags, two, "")
+		ok(t, compactFlags, two, 2)
+	})
+
+	t.Run("count of one without flagOne", func(t *testing.T) {
+		body := cat(stream, []byte{1}, last("t", nil, []byte("data")))
+		malformed(t, compactFlags, body, "count of one")
+		numbered := cat([]byte{5, 1}, last("t", nil, []byte("data"))) // stream number 5, count 1
+		malformed(t, compactFlags|8, numbered, "count of one")
+		ok(t, compactOneFlags|8, cat([]byte{5}, last("t", nil, []byte("data"))), 1)
+	})
+
+	t.Run("count of zero", func(t *testing.T) {
+		malformed(t, compactFlags, cat(stream, []byte{0}, last("t", nil, []byte("data"))), "count")
+	})
+
+	t.Run("count past the events", func(t *testing.T) {
+		// Three events, every one the smallest it can be; a count of more
+		// than the bytes hold at MinEventSize each is refused before any
+		// event is decoded.
+		events := cat(mid("a", nil, nil), mid("b", nil, nil), last("c", nil, nil))
+		require.Len(t, events, 3+3+record.MinEventSize)
+		ok(t, compactFlags, cat(stream, []byte{3}, events), 3)
+		malformed(t, compactFlags, cat(stream, []byte{4}, events), "")
+		malformed(t, compactFlags, cat(stream, []byte{byte(len(events)/record.MinEventSize + 1)}, events), "does not fit")
+	})
+
+	t.Run("metadata bit with empty metadata", func(t *testing.T) {
+		emptyMeta := []byte{1<<2 | 2, 't', 0} // tag: type len 1, metadata; type; metadata len 0
+		malformed(t, compactOneFlags, cat(stream, emptyMeta, []byte("data")), "empty metadata")
+		malformed(t, compactOneFlags, cat(stream, emptyMeta), "empty metadata")
+		malformed(t, compactFlags, cat(stream, []byte{2}, emptyMeta, []byte{1, 'x'}, last("u", nil, nil)), "empty metadata")
+		ok(t, compactOneFlags, cat(stream, []byte{1<<2 | 2, 't', 1, 'm'}, []byte("data")), 1)
+		ok(t, compactFlags, cat(stream, []byte{2}, []byte{1<<2 | 2, 't', 1, 'm', 1, 'x'}, last("u", nil, nil)), 2)
+	})
+
+	t.Run("stored zero ID", func(t *testing.T) {
+		event := func(id [record.IDSize]byte) []byte {
+			return cat([]byte{1<<2 | 1}, id[:], []byte("t"))
+		}
+		var zero [record.IDSize]byte
+		malformed(t, compactOneFlags, cat(stream, event(zero), []byte("data")), "zero")
+		malformed(t, compactFlags, cat(stream, []byte{2}, event(zero), []byte{0}, last("u", nil, nil)), "zero")
+		ok(t, compactOneFlags, cat(stream, event(idOf(1)), []byte("data")), 1)
+		ok(t, compactFlags, cat(stream, []byte{2}, event(idOf(1)), []byte{0}, last("u", nil, nil)), 2)
+	})
+
+	t.Run("lengths past the end", func(t *testing.T) {
+		malformed(t, compactOneFlags, cat(stream, []byte{50 << 2, 't'}), "type length")
+		malformed(t, compactOneFlags, cat(stream, []byte{1<<2 | 2, 't', 50, 'm'}), "")
+		malformed(t, compactFlags, cat(stream, []byte{2, 1 << 2, 't', 50, 'x'}, last("u", nil, nil)), "")
+		malformed(t, compactOneFlags, cat(stream, []byte{1<<2 | 1}, id1[:8]), "") // an ID cut short
+	})
+
+	t.Run("overlong tag", func(t *testing.T) {
+		malformed(t, compactOneFlags, cat(stream, []byte{0x84, 0x00, 't'}), "varint")
+		ok(t, compactOneFlags, cat(stream, []byte{0x04, 't'}), 1)
+	})
+
+	t.Run("empty type", func(t *testing.T) {
+		malformed(t, compactOneFlags, cat(stream, []byte{0, 'd', 'a', 't', 'a'}), "type")
+		malformed(t, compactFlags, cat(stream, []byte{2, 0, 0}, last("u", nil, nil)), "type")
+	})
+
+	t.Run("numbered rules", func(t *testing.T) {
+		body := last("t", nil, []byte("data"))
+		ok(t, compactOneFlags|8, cat([]byte{100}, body), 1)
+		_, err := decodeFrameIn(t, sh, sealFrame(sh, position, 0, compactPayload(compactOneFlags|8, 0, cat([]byte{100}, body))))
+		require.ErrorIs(t, err, record.ErrMalformed)
+		assert.ErrorContains(t, err, "version 0")
+		malformed(t, compactOneFlags|8, cat(binary.AppendUvarint(nil, position), body), "not a position before")
+	})
+
+	t.Run("end mark", func(t *testing.T) {
+		frame := sealFrame(sh, position, 0, compactPayload(compactOneFlags, 1, cat(stream, last("t", nil, []byte("data")))))
+		frame[len(frame)-1] = 0
+		binary.LittleEndian.PutUint32(frame[4:8], record.Checksum(frame[record.CompactHeaderSize:]))
+		resealCompactHeader(frame)
+		_, err := decodeFrameIn(t, sh, frame)
+		require.ErrorIs(t, err, record.ErrMalformed)
+		assert.ErrorContains(t, err, "end mark")
+	})
+}
+
+// TestDecodeCompactFrame_PositionOverflow: a compact header's position is
+// the segment's base plus its rel, and a header whose sum overflows is
+// refused; so is a frame whose events run past the last position.
+func TestDecodeCompactFrame_PositionOverflow(t *testing.T) {
+	body := append([]byte{1, 's'}, record.AppendLastEventOf(6, nil, [record.IDSize]byte{}, "t", nil, []byte("data"))...)
+	payload := compactPayload(compactOneFlags, 1, body)
+	sh := record.SegmentHeader{Base: math.MaxUint64 - 5, Version: 6}
+	for _, rel := range []uint64{6, 7, 1 << 20, math.MaxUint32} {
+		frame := sealFrame(sh, sh.Base+rel, 0, payload) // the position wraps; rel is written as it is
+		require.Equal(t, uint32(rel), binary.LittleEndian.Uint32(frame[8:12]))
+		_, err := sh.DecodeHeader(frame)
+		require.ErrorIs(t, err, record.ErrMalformed, "rel %d", rel)
+		assert.ErrorContains(t, err, "overflows", "rel %d", rel)
+	}
+	// Rel 5 is the last position, which no event can take: one event
+	// there would put the next at 2^64.
+	frame := sealFrame(sh, math.MaxUint64, 0, payload)
+	h, err := sh.DecodeHeader(frame)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(math.MaxUint64), h.Position)
+	_, err = record.DecodePayload(h, frame[h.Size():], nil)
+	require.ErrorIs(t, err, record.ErrMalformed)
+	assert.ErrorContains(t, err, "overflows")
+	// Rel 4 is fine.
+	f, err := decodeFrameIn(t, sh, sealFrame(sh, math.MaxUint64-1, 0, payload))
+	require.NoError(t, err)
+	assert.Equal(t, uint64(math.MaxUint64-1), f.Position)
+	// So is a base of 0 with rel at its largest.
+	sh = record.SegmentHeader{Version: 6}
+	f, err = decodeFrameIn(t, sh, sealFrame(sh, math.MaxUint32, 0, payload))
+	require.NoError(t, err)
+	assert.Equal(t, uint64(math.MaxUint32), f.Position)
+
+	// The sync delta may reach back to position 0, not past it.
+	sh = record.SegmentHeader{Base: 3, Version: 6}
+	_, err = sh.DecodeHeader(sealFrame(sh, 5, 6, payload))
+	require.ErrorIs(t, err, record.ErrMalformed)
+	assert.ErrorContains(t, err, "sync delta")
+	h, err = sh.DecodeHeader(sealFrame(sh, 5, 5, payload))
+	require.NoError(t, err)
+	assert.Zero(t, h.SyncStart())
+}
+
+// TestDecodeCompactFrame_LengthBounds: a compact header's length lies
+// between the smallest compact payload, 14 bytes, and MaxPayload; the top
+// bit names the keystream, and no other bit above MaxPayload's may be set.
+func TestDecodeCompactFrame_LengthBounds(t *testing.T) {
+	// The smallest compact frame: a stream number of one byte, one event
+	// of a one-byte type with an ID the store assigned and no data.
+	body := record.AppendLastEventOf(6, record.AppendBodyHeadOf(6, nil, "s", 1), [record.IDSize]byte{}, "t", nil, nil)
+	smallest := record.AppendCompactNumberedFrame(nil, 0, 1, 0, 1, 1, 0, "s", 1, body)
+	require.Len(t, smallest, record.CompactHeaderSize+14, "1 flags, 8 timestamp, 1 first version, 1 stream number, 1 tag, 1 type, 1 end mark")
+	sh := record.SegmentHeader{Version: 6}
+	f, err := decodeFrameIn(t, sh, smallest)
+	require.NoError(t, err)
+	require.Len(t, f.Events, 1)
+	assert.Nil(t, f.Events[0].Data)
+
+	header := func(length uint32) []byte {
+		b := goldenCompactFrame()[:record.CompactHeaderSize]
+		binary.LittleEndian.PutUint32(b[0:4], length)
+		resealCompactHeader(b)
+		return b
+	}
+	for _, length := range []uint32{0, 1, 13, record.MaxPayload + 1, math.MaxUint32 >> 1} {
+		for _, weyl := range []uint32{0, 1 << 31} {
+			_, err := compactSegment.DecodeHeader(header(length | weyl))
+			require.ErrorIs(t, err, record.ErrMalformed, "length %d, bit %#x", length, weyl)
+			assert.ErrorContains(t, err, "out of range")
+		}
+	}
+	for _, bits := range []uint32{1 << 30, 1 << 29, 1<<31 | 1<<30, 1<<31 | 1<<29} {
+		_, err := compactSegment.DecodeHeader(header(46 | bits))
+		require.ErrorIs(t, err, record.ErrMalformed, "length bits %#x", bits)
+	}
+	for _, length := range []uint32{14, 46, record.MaxPayload} {
+		h, err := compactSegment.DecodeHeader(header(length | 1<<31))
+		require.NoError(t, err, "length %d", length)
+		assert.Equal(t, length, h.Length)
+		assert.Equal(t, int64(record.CompactHeaderSize)+int64(length), h.FrameSize())
+	}
+}
+
+func TestDecodeCompactFrame_FlippedBit(t *testing.T) {
+	frame := goldenCompactNumberedFrame()
+	for bit := range record.CompactHeaderSize * 8 {
+		b := bytes.Clone(frame)
+		b[bit/8] ^= 1 << (bit % 8)
+		_, err := compactSegment.DecodeHeader(b)
+		require.ErrorIs(t, err, record.ErrHeaderChecksum, "bit %d", bit)
+	}
+	h, err := compactSegment.DecodeHeader(frame)
+	require.NoError(t, err)
+	payload := frame[record.CompactHeaderSize:]
+	for bit := range len(payload) * 8 {
+		p := bytes.Clone(payload)
+		p[bit/8] ^= 1 << (bit % 8)
+		_, err := record.DecodePayload(h, p, nil)
+		require.ErrorIs(t, err, record.ErrPayloadChecksum, "bit %d", bit)
+	}
+	for n := range len(payload) {
+		_, err := record.DecodePayload(h, bytes.Clone(payload[:n]), nil)
+		require.ErrorIs(t, err, record.ErrShort, "%d of %d payload bytes", n, len(payload))
+	}
+}
+
+// TestCompactFrame_BytesSaved: the frame the writer's benchmark appends
+// again and again, one event in a stream named by number, is 8 bytes
+// smaller in version 6 than in version 5: 4 of header, the count, the
+// metadata's length and the data's (200 takes two bytes).
+func TestCompactFrame_BytesSaved(t *testing.T) {
+	const (
+		stream       = "bench-stream"
+		start        = uint64(1000)
+		firstVersion = uint64(50)
+		position     = uint64(1 << 30)
+	)
+	data := bytes.Repeat([]byte{'d'}, 200)
+	var assigned [record.IDSize]byte
+	v5 := record.AppendEventOf(5, record.AppendBodyHead(nil, stream, 1), assigned, "Bench", nil, data)
+	v6 := record.AppendLastEventOf(6, record.AppendBodyHeadOf(6, nil, stream, 1), assigned, "Bench", nil, data)
+	size5 := record.NumberedFrameSize(firstVersion, start, stream, v5)
+	size6 := record.CompactNumberedFrameSize(firstVersion, start, stream, v6)
+	assert.Equal(t, 8, size5-size6)
+	assert.Equal(t, 4, record.HeaderSize-record.CompactHeaderSize, "the header")
+	assert.Equal(t, 1+1+2, len(v5)-len(v6), "the count, the metadata length, the data length")
+	// 24 header, 9 flags and timestamp, 1 first version, 2 stream number,
+	// 1 count, 1 tag, 5 type, 1 metadata length, 2 data length, 200 data,
+	// 1 end mark; and in version 6 the same less the above.
+	assert.Equal(t, 247, size5)
+	assert.Equal(t, 239, size6)
+
+	frame5 := record.AppendNumberedFrame(nil, position, 0, 1, firstVersion, start, stream, v5)
+	frame6 := record.AppendCompactNumberedFrame(nil, position-5, position, 0, 1, firstVersion, start, stream, 1, v6)
+	require.Len(t, frame5, size5)
+	require.Len(t, frame6, size6)
+	f5, err := decodeFrame(t, frame5)
+	require.NoError(t, err)
+	f6, err := decodeFrameIn(t, record.SegmentHeader{Base: position - 5, Version: 6}, frame6)
+	require.NoError(t, err)
+	f5.Header, f6.Header = record.Header{}, record.Header{}
+	assert.Equal(t, f5, f6, "the same frame, in fewer bytes")
+}
+
+// TestSizes_MatchCompactEncoding: BodyHeadSize and EventSize, which the
+// store sums to size an append before encoding it, bound what version 6
+// encodes; a compact body head is no larger than BodyHeadSize says.
+func TestSizes_MatchCompactEncoding(t *testing.T) {
+	for _, stream := range []string{"s", strings.Repeat("s", 200)} {
+		for _, count := range []int{1, 2, 127, 128} {
+			head := record.AppendBodyHeadOf(6, nil, stream, count)
+			if count == 1 {
+				assert.Equal(t, record.StreamFieldSize(stream), len(head), "no count")
+			} else {
+				assert.Equal(t, record.BodyHeadSize(stream, count), len(head))
+			}
+			assert.LessOrEqual(t, len(head), record.BodyHeadSize(stream, count))
+		}
+	}
+}
+
+// TestFuzzFrameSeeds_Decode: every seed of FuzzDecodeFrame is a whole
+// frame of one of fuzzSegments, so that the fuzzer starts from frames
+// that reach the re-encoding check, compact ones included.
+func TestFuzzFrameSeeds_Decode(t *testing.T) {
+	compact := 0
+	for i, seed := range fuzzFrameSeeds() {
+		decoded := false
+		for _, sh := range fuzzSegments {
+			h, err := sh.DecodeHeader(seed)
+			if err != nil || h.FrameSize() != int64(len(seed)) {
+				continue
+			}
+			if _, err := record.DecodePayload(h, bytes.Clone(seed[h.Size():]), nil); err == nil {
+				decoded = true
+				if h.Compact {
+					compact++
+				}
+				checkDecodeFrame(t, sh, seed)
+			}
+		}
+		require.True(t, decoded, "seed %d decodes in no segment", i)
+	}
+	assert.Equal(t, 6, compact, "compact seeds")
+}
+
+// TestEventSize_BoundsEveryVersion: EventSize is the largest an event
+// takes in a body of any version, as the store counts it against
+// MaxEventSize and MaxAppendSize (which keeps a payload within MaxPayload)
+// and sizes the body's buffer with it. A compact frame's tag, len<<2|3,
+// can take a byte more than an earlier version's, len<<1|1: for a type of
+// 32 to 63 bytes, say.
+func TestEventSize_BoundsEveryVersion(t *testing.T) {
+	for _, typeLen := range []int{1, 31, 32, 63, 64, 1024, 4095, 4096, 8191, 8192} {
+		typ := strings.Repeat("T", typeLen)
+		for _, metadata := range [][]byte{nil, []byte("m")} {
+			for _, id := range [][record.IDSize]byte{{}, idOf(1)} {
+				for _, data := range [][]byte{nil, make([]byte, 200)} {
+					size := record.EventSize(typ, metadata, data)
+					for version := uint8(1); version <= record.Version; version++ {
+						what := fmt.Sprintf("version %d, type of %d bytes, metadata %q, ID %x, %d bytes of data", version, typeLen, metadata, id[0], len(data))
+						ev := record.AppendEventOf(version, nil, id, typ, metadata, data)
+						assert.LessOrEqual(t, len(ev), size, what)
+						ev = record.AppendLastEventOf(version, nil, id, typ, metadata, data)
+						assert.LessOrEqual(t, len(ev), size, "last event, "+what)
+					}
+				}
+			}
+		}
 	}
 }
