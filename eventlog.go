@@ -1511,8 +1511,9 @@ func (r *frameReader) tornFrame(off int64) bool {
 		return true
 	}
 	end := min((off+hsize+sectorSize-1)/sectorSize*sectorSize, r.written)
+	sound := off // a sound header's bytes were written: they are its own
 	if h, err := r.lay.DecodeHeader(hb); err == nil {
-		end = off + h.FrameSize()
+		end, sound = off+h.FrameSize(), off+hsize
 		if end > r.limit {
 			return true
 		}
@@ -1524,7 +1525,7 @@ func (r *frameReader) tornFrame(off int64) bool {
 			}
 		}
 	}
-	return r.unwrittenSector(off, end)
+	return r.unwrittenSector(off, end, sound)
 }
 
 // unwrittenSector reports whether a 512-byte sector touched by [off, end)
@@ -1539,7 +1540,12 @@ func (r *frameReader) tornFrame(off int64) bool {
 // are another frame's, or space allocated ahead, which reads as zeros
 // whether or not the frame before it reached the disk (its end mark shows
 // a tear in its last sector; see tornFrame).
-func (r *frameReader) unwrittenSector(off, end int64) bool {
+//
+// The bytes before sound are a header that passed its checksum: they were
+// written as they read, so a sector holding any of them was written, and
+// their being zero is no mark (a frame starting a byte before a sector's
+// end may have a header whose first byte, its length's lowest, is zero).
+func (r *frameReader) unwrittenSector(off, end, sound int64) bool {
 	bound := end
 	if !r.marked {
 		// A version-1 segment is never allocated ahead, and its frames
@@ -1557,7 +1563,7 @@ func (r *frameReader) unwrittenSector(off, end int64) bool {
 		for zeros < len(b) && b[len(b)-1-zeros] == 0 {
 			zeros++
 		}
-		if zeros >= min(tornZeroRun, len(b)) && zeros > 0 {
+		if zeros >= tornZeroRun || zeros == len(b) && zeros > 0 && from >= sound {
 			return true
 		}
 	}

@@ -1626,6 +1626,54 @@ func TestEventLog_Recover_PayloadFlipInZeroDataIsCorruption(t *testing.T) {
 	require.ErrorIs(t, err, ErrCorrupt)
 }
 
+// A frame starting a byte before a sector's end, whose payload length is
+// a multiple of 256, has a header whose first byte, alone in that sector,
+// is zero. That byte is the sound header's own, not an unwritten sector: a
+// bit flipped in the frame's payload is corruption, not a torn write that
+// would drop a frame once synced.
+func TestEventLog_Recover_ZeroHeaderByteAloneInASectorIsNoTear(t *testing.T) {
+	for _, version := range []uint8{5, record.Version} {
+		t.Run(fmt.Sprint("version ", version), func(t *testing.T) {
+			data := func(n int) []byte { return bytes.Repeat([]byte{'d'}, n) }
+			sized := func(size int, firstVersion uint64) []byte { // a frame of size bytes
+				for n := 0; n < size; n++ {
+					if f := appendTestFrame(version, nil, firstVersion, firstVersion, "s", [record.IDSize]byte{}, data(n)); len(f) == size {
+						return f
+					}
+				}
+				t.Fatalf("no frame of %d bytes", size)
+				return nil
+			}
+			b := append(segmentHeaderOf(version, 0), sized(sectorSize-1-record.SegmentHeaderSize, 0)...)
+			hsize := record.SegmentHeader{Version: version}.HeaderSize()
+			second := len(b)
+			require.Equal(t, sectorSize-1, second)
+			b = append(b, sized(hsize+256, 1)...)
+			require.Zero(t, b[second], "the second frame's header starts in a zero byte, alone in the first sector")
+			dir := t.TempDir()
+			path := filepath.Join(dir, segmentName(0))
+			require.NoError(t, os.WriteFile(path, b, 0o644))
+			s, err := Open(dir, nil)
+			require.NoError(t, err, "sound as written")
+			require.Equal(t, uint64(2), s.Stats().Events)
+			require.NoError(t, s.Close())
+			removeIndexFiles(t, dir)
+			b, err = os.ReadFile(path)
+			require.NoError(t, err)
+			b[second+hsize+100] ^= 0x08 // in the payload
+			require.NoError(t, os.WriteFile(path, b, 0o644))
+			before := snapshot(t, dir)
+			_, err = Open(dir, nil)
+			require.ErrorIs(t, err, ErrCorrupt)
+			assert.Equal(t, before, snapshot(t, dir), "nothing truncated")
+			rep, err := Verify(context.Background(), dir, nil)
+			require.NoError(t, err)
+			assert.Len(t, rep.Problems, 1)
+			assert.Zero(t, rep.TornBytes)
+		})
+	}
+}
+
 func TestWriter_Faults_ConcurrentWritersSeeOnlyAcknowledged(t *testing.T) {
 	for _, op := range []vfs.Op{vfs.OpSync, vfs.OpWrite, vfs.OpOpen, vfs.OpSyncDir} {
 		for n := 1; n <= 40; n += 3 {
