@@ -1160,23 +1160,8 @@ func (d *decoder) taggedEvent(e *Event) {
 		}
 	}
 	*e = Event{}
-	tag := d.uvarint()
-	if tag&tagStoredID != 0 {
-		copy(e.ID[:], d.fixed(IDSize))
-		if d.err == nil && e.ID == [IDSize]byte{} {
-			// The zero ID stands for one the store assigned; stored, it
-			// would give the event a second encoding.
-			d.err = fmt.Errorf("%w: stored event ID is zero", ErrMalformed)
-		}
-	}
-	n := tag >> 1
-	if d.err != nil || n > uint64(len(d.b)) {
-		d.fail("type length %d past the end", n)
+	if d.tagHead(e, 1); d.err != nil {
 		return
-	}
-	if n > 0 {
-		e.Type = d.b[:n:n]
-		d.b = d.b[n:]
 	}
 	e.Metadata = d.bytes()
 	e.Data = d.bytes()
@@ -1223,21 +1208,9 @@ func (d *decoder) compactEvent(e *Event, last bool) {
 		}
 	}
 	*e = Event{}
-	tag := d.uvarint()
-	if tag&tagStoredID != 0 {
-		copy(e.ID[:], d.fixed(IDSize))
-		if d.err == nil && e.ID == [IDSize]byte{} {
-			d.err = fmt.Errorf("%w: stored event ID is zero", ErrMalformed)
-		}
-	}
-	n := tag >> 2
-	if d.err != nil || n > uint64(len(d.b)) {
-		d.fail("type length %d past the end", n)
+	tag := d.tagHead(e, 2)
+	if d.err != nil {
 		return
-	}
-	if n > 0 {
-		e.Type = d.b[:n:n]
-		d.b = d.b[n:]
 	}
 	if tag&tagMetadata != 0 {
 		if e.Metadata = d.bytes(); d.err == nil && e.Metadata == nil {
@@ -1255,6 +1228,32 @@ func (d *decoder) compactEvent(e *Event, last bool) {
 		e.Data = d.b[:len(d.b):len(d.b)]
 		d.b = d.b[len(d.b):]
 	}
+}
+
+// tagHead reads a tagged event's tag, its ID if the tag says one is
+// stored, and its type, whose length is the tag shifted right by shift
+// (1 in versions 4 and 5, 2 in a compact frame), into e. It returns the
+// tag.
+func (d *decoder) tagHead(e *Event, shift uint) uint64 {
+	tag := d.uvarint()
+	if tag&tagStoredID != 0 {
+		copy(e.ID[:], d.fixed(IDSize))
+		if d.err == nil && e.ID == [IDSize]byte{} {
+			// The zero ID stands for one the store assigned; stored, it
+			// would give the event a second encoding.
+			d.err = fmt.Errorf("%w: stored event ID is zero", ErrMalformed)
+		}
+	}
+	n := tag >> shift
+	if d.err != nil || n > uint64(len(d.b)) {
+		d.fail("type length %d past the end", n)
+		return tag
+	}
+	if n > 0 {
+		e.Type = d.b[:n:n]
+		d.b = d.b[n:]
+	}
+	return tag
 }
 
 // shortBytes reads a length in a shortest one- or two-byte uvarint and that

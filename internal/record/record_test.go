@@ -2032,6 +2032,22 @@ const (
 	compactOneFlags = compactFlags | 32
 )
 
+// checkGoldenCompact ends payload, a compact frame's payload at
+// goldenPosition as built byte by byte, in the end mark, masks it as the
+// frame stores it, and checks it against the payload of got, the frame
+// as appended; then it decodes got's header, which must be want.
+func checkGoldenCompact(t *testing.T, got, payload []byte, want record.Header) record.Header {
+	t.Helper()
+	payload = append(payload, 0) // the end mark's place
+	record.MaskWeyl(payload, goldenPosition)
+	payload[len(payload)-1] = record.EndMark
+	assert.Equal(t, hex.EncodeToString(payload), hex.EncodeToString(got[record.CompactHeaderSize:]), "payload layout, masked")
+	h, err := compactSegment.DecodeHeader(got)
+	require.NoError(t, err)
+	assert.Equal(t, want, h)
+	return h
+}
+
 func TestAppendCompactFrame_Golden(t *testing.T) {
 	le := binary.LittleEndian.Uint32
 	assert.Equal(t, 20, record.CompactHeaderSize)
@@ -2064,14 +2080,7 @@ func TestAppendCompactFrame_Golden(t *testing.T) {
 		payload = append(payload, 11<<2)                                          // tag: type len 11, no metadata, ID assigned
 		payload = append(payload, "OrderPlaced"...)                               // no metadata length
 		payload = append(payload, goldenData...)                                  // data, with no length
-		payload = append(payload, 0)                                              // the end mark's place
-		record.MaskWeyl(payload, goldenPosition)
-		payload[len(payload)-1] = record.EndMark
-		assert.Equal(t, hex.EncodeToString(payload), hex.EncodeToString(got[20:]), "payload layout, masked")
-
-		h, err := compactSegment.DecodeHeader(got)
-		require.NoError(t, err)
-		assert.Equal(t, record.Header{Length: 46, Weyl: true, PayloadCRC: 0x98ae3f35, Position: goldenPosition, SyncDelta: goldenDelta, Compact: true}, h)
+		h := checkGoldenCompact(t, got, payload, record.Header{Length: 46, Weyl: true, PayloadCRC: 0x98ae3f35, Position: goldenPosition, SyncDelta: goldenDelta, Compact: true})
 		assert.Equal(t, h, compactSegment.HeaderOf(got))
 		assert.Equal(t, record.CompactHeaderSize, h.Size())
 		assert.Equal(t, int64(record.CompactHeaderSize+46), h.FrameSize())
@@ -2139,14 +2148,7 @@ func TestAppendCompactFrame_Golden(t *testing.T) {
 		payload = append(payload, 7<<2)                                           // tag: type len 7, no metadata, ID assigned
 		payload = append(payload, "Shipped"...)                                   //
 		payload = append(payload, "{}"...)                                        // the last event's data, no length
-		payload = append(payload, 0)                                              // the end mark's place
-		record.MaskWeyl(payload, goldenPosition)
-		payload[len(payload)-1] = record.EndMark
-		assert.Equal(t, hex.EncodeToString(payload), hex.EncodeToString(got[20:]), "payload layout, masked")
-
-		h, err := compactSegment.DecodeHeader(got)
-		require.NoError(t, err)
-		assert.Equal(t, record.Header{Length: 74, Weyl: true, PayloadCRC: 0x73aff3c6, Position: goldenPosition, SyncDelta: goldenDelta, Compact: true}, h)
+		h := checkGoldenCompact(t, got, payload, record.Header{Length: 74, Weyl: true, PayloadCRC: 0x73aff3c6, Position: goldenPosition, SyncDelta: goldenDelta, Compact: true})
 		plain := unmasked(t, h, got)
 		assert.Equal(t, byte(compactFlags|8), plain[0], "flags after unmasking: no flagOne")
 		assert.Equal(t, byte(2), plain[13], "count")
