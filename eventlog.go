@@ -234,7 +234,11 @@ package eventstore
 //     of the frame's bytes and they are all zero (a sector written in part
 //     or not at all: no header holds such a run, and masked payloads hold
 //     none but by a 2^-128 chance, 2^-64 at worst in versions 3 to 6 (see
-//     record.MaskWeyl)). A header that fails its checksum is
+//     record.MaskWeyl)). A sector holding bytes of a header that passes
+//     its checksum was written; one holding only a header's first 1 to 3
+//     bytes, its length's lowest, which may be zero as written, counts only
+//     if other values of them would make the header pass its checksum
+//     (frameReader.leadMayBeLost). A header that fails its checksum is
 //     never trusted for the frame's length. Bytes past the frame are never
 //     looked at: they are another frame's, or zeros allocated ahead, which
 //     read the same whether or not the frame reached the disk.
@@ -251,8 +255,10 @@ package eventstore
 //     and is removed. A longer one with a bad header is corrupt.
 //
 // So a bit flip anywhere in the log is reported as corruption, whatever the
-// events hold (by Open, or in indexed frames by the read that meets it), and
-// a torn write is repaired, whichever of its sectors reached the disk. An
+// events hold (by Open, or in indexed frames by the read that meets it),
+// but for one that clears the one set bit of a frame's first bytes alone in
+// a sector, which reads as that sector's loss; and a torn write is
+// repaired, whichever of its sectors reached the disk. An
 // index file never covers a byte that was not synced before it was written,
 // so a torn tail always lies past it.
 
@@ -1563,11 +1569,82 @@ func (r *frameReader) unwrittenSector(off, end, sound int64) bool {
 		for zeros < len(b) && b[len(b)-1-zeros] == 0 {
 			zeros++
 		}
-		if zeros >= tornZeroRun || zeros == len(b) && zeros > 0 && from >= sound {
+		if zeros >= tornZeroRun {
+			return true
+		}
+		if zeros == len(b) && zeros > 0 && from >= sound {
+			// The frame's first bytes alone in a sector, all zero, fewer
+			// than a length field: a frame's length may hold such bytes
+			// as written. Their sector's loss explains a header failing
+			// its checksum only if other values of them would pass it.
+			if from == off && len(b) <= maxLostLead && !r.leadMayBeLost(off, len(b)) {
+				continue
+			}
 			return true
 		}
 	}
 	return false
+}
+
+// maxLostLead is the most bytes at a frame's start, alone in a sector and
+// all zero, that unwrittenSector checks against the header's checksum
+// (leadMayBeLost): a length's low three bytes may be zero as written, its
+// fourth not from version 3 on (it holds the Weyl bit).
+const maxLostLead = 3
+
+// leadMayBeLost reports whether the header at off, which fails its
+// checksum and whose first k bytes (k <= maxLostLead) read zero, would pass it with
+// other values of those k bytes: so the sector that held them may have
+// been lost, the rest of the header written. Otherwise the header failed
+// for some other reason, a flipped bit or a tear elsewhere, which the other
+// sectors show if it is a tear.
+//
+// The checksum is affine in the bytes it covers: flipping a set of bits
+// changes it by the XOR of what each bit alone changes it by. So the
+// header passes with some nonzero value of its first k bytes exactly when
+// the change its checksum needs lies in the span of what their 8k bits
+// change it by, which a basis of that span answers in 8k steps. (The
+// change is nonzero, as the header fails; a CRC-32 tells every change of
+// up to 32 bits in a row apart from none, so only a nonzero value of the k
+// bytes can make it.) Where the change lies in the span, the header holds
+// an assignment of them that passes, which a lost sector would explain;
+// the one bit flip in those bytes that would too (a lone length byte of 1
+// reading 0) cannot be told from that loss.
+func (r *frameReader) leadMayBeLost(off int64, k int) bool {
+	hsize := r.lay.HeaderSize()
+	hb, err := r.bytes(off, hsize)
+	if err != nil {
+		return true
+	}
+	n := hsize - 4 // what hcrc, the header's last field, covers
+	need := binary.LittleEndian.Uint32(hb[n:]) ^ record.Checksum(hb[:n])
+	if need == 0 {
+		return false // it passes as it reads, and failed for its fields
+	}
+	var zero, d [record.HeaderSize]byte
+	base := record.Checksum(zero[:n])
+	var basis [32]uint32 // basis[b]: a vector of the span whose top bit is b
+	for i := range 8 * k {
+		d[i/8] = 1 << (i % 8)
+		v := record.Checksum(d[:n]) ^ base
+		d[i/8] = 0
+		for b := 31; b >= 0 && v != 0; b-- {
+			if v>>b&1 == 0 {
+				continue
+			}
+			if basis[b] == 0 {
+				basis[b] = v
+				break
+			}
+			v ^= basis[b]
+		}
+	}
+	for b := 31; b >= 0 && need != 0; b-- {
+		if need>>b&1 != 0 && basis[b] != 0 {
+			need ^= basis[b]
+		}
+	}
+	return need == 0
 }
 
 // findLaterWrite looks, from offset from on, for a valid frame written after

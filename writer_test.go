@@ -1626,50 +1626,83 @@ func TestEventLog_Recover_PayloadFlipInZeroDataIsCorruption(t *testing.T) {
 	require.ErrorIs(t, err, ErrCorrupt)
 }
 
-// A frame starting a byte before a sector's end, whose payload length is
-// a multiple of 256, has a header whose first byte, alone in that sector,
-// is zero. That byte is the sound header's own, not an unwritten sector: a
-// bit flipped in the frame's payload is corruption, not a torn write that
-// would drop a frame once synced.
-func TestEventLog_Recover_ZeroHeaderByteAloneInASectorIsNoTear(t *testing.T) {
+// A frame starting k bytes before a sector's end (k up to 3) may have a
+// header whose k first bytes, alone in that sector, are zero as written:
+// its length's low bytes, for a payload length that is a multiple of 256^k.
+// Those bytes are no mark of an unwritten sector. A bit flipped in the
+// frame's payload (the header is sound) or in the rest of its header (no
+// other value of those bytes makes it pass its checksum) is corruption,
+// not a torn write that would drop a synced frame. Where the bytes are not
+// zero as written, the loss of their sector, which leaves them zero, is a
+// torn write.
+func TestEventLog_Recover_ZeroHeaderBytesAloneInASectorAreNoTear(t *testing.T) {
 	for _, version := range []uint8{5, record.Version} {
-		t.Run(fmt.Sprint("version ", version), func(t *testing.T) {
-			data := func(n int) []byte { return bytes.Repeat([]byte{'d'}, n) }
-			sized := func(size int, firstVersion uint64) []byte { // a frame of size bytes
-				for n := 0; n < size; n++ {
-					if f := appendTestFrame(version, nil, firstVersion, firstVersion, "s", [record.IDSize]byte{}, data(n)); len(f) == size {
+		hsize := record.SegmentHeader{Version: version}.HeaderSize()
+		// logOf writes a segment whose second frame starts k bytes before
+		// the first sector's end and has a payload of plen bytes; it
+		// returns the store's directory, the segment's path and bytes, and
+		// the second frame's offset.
+		logOf := func(t *testing.T, k, plen int) (string, string, []byte, int) {
+			sized := func(size int, firstVersion uint64) []byte {
+				for n := size - 64; n < size; n++ {
+					if f := appendTestFrame(version, nil, firstVersion, firstVersion, "s", [record.IDSize]byte{}, bytes.Repeat([]byte{'d'}, n)); len(f) == size {
 						return f
 					}
 				}
 				t.Fatalf("no frame of %d bytes", size)
 				return nil
 			}
-			b := append(segmentHeaderOf(version, 0), sized(sectorSize-1-record.SegmentHeaderSize, 0)...)
-			hsize := record.SegmentHeader{Version: version}.HeaderSize()
+			b := append(segmentHeaderOf(version, 0), sized(sectorSize-k-record.SegmentHeaderSize, 0)...)
 			second := len(b)
-			require.Equal(t, sectorSize-1, second)
-			b = append(b, sized(hsize+256, 1)...)
-			require.Zero(t, b[second], "the second frame's header starts in a zero byte, alone in the first sector")
+			require.Equal(t, sectorSize-k, second)
+			b = append(b, sized(hsize+plen, 1)...)
 			dir := t.TempDir()
 			path := filepath.Join(dir, segmentName(0))
 			require.NoError(t, os.WriteFile(path, b, 0o644))
-			s, err := Open(dir, nil)
-			require.NoError(t, err, "sound as written")
-			require.Equal(t, uint64(2), s.Stats().Events)
-			require.NoError(t, s.Close())
-			removeIndexFiles(t, dir)
-			b, err = os.ReadFile(path)
-			require.NoError(t, err)
-			b[second+hsize+100] ^= 0x08 // in the payload
+			return dir, path, b, second
+		}
+		for _, k := range []int{1, 2} {
+			t.Run(fmt.Sprintf("version %d, %d bytes alone", version, k), func(t *testing.T) {
+				plen := 1 << (8 * k)
+				dir, path, b, second := logOf(t, k, plen)
+				require.Equal(t, make([]byte, k), b[second:second+k], "the second frame's first bytes, alone in the first sector, are zero")
+				s, err := Open(dir, nil)
+				require.NoError(t, err, "sound as written")
+				require.Equal(t, uint64(2), s.Stats().Events)
+				require.Zero(t, s.Stats().TornBytes)
+				require.NoError(t, s.Close())
+				removeIndexFiles(t, dir)
+				flips := []int{second + hsize + 100} // in the payload
+				for at := second + k; at < second+hsize; at++ {
+					flips = append(flips, at) // in the header, past the bytes alone
+				}
+				for _, at := range flips {
+					for bit := range 8 {
+						flipped := bytes.Clone(b)
+						flipped[at] ^= 1 << bit
+						require.NoError(t, os.WriteFile(path, flipped, 0o644))
+						before := snapshot(t, dir)
+						_, err = Open(dir, nil)
+						require.ErrorIs(t, err, ErrCorrupt, "byte %d of the frame, bit %d", at-second, bit)
+						require.Equal(t, before, snapshot(t, dir), "nothing truncated")
+						rep, err := Verify(context.Background(), dir, nil)
+						require.NoError(t, err)
+						require.Len(t, rep.Problems, 1, "byte %d of the frame, bit %d", at-second, bit)
+						require.Zero(t, rep.TornBytes)
+					}
+				}
+			})
+		}
+		t.Run(fmt.Sprintf("version %d, lost", version), func(t *testing.T) {
+			dir, path, b, second := logOf(t, 1, 257) // the lone byte is 1 as written
+			require.Equal(t, byte(1), b[second])
+			b[second] = 0 // the first sector's last write lost
 			require.NoError(t, os.WriteFile(path, b, 0o644))
-			before := snapshot(t, dir)
-			_, err = Open(dir, nil)
-			require.ErrorIs(t, err, ErrCorrupt)
-			assert.Equal(t, before, snapshot(t, dir), "nothing truncated")
-			rep, err := Verify(context.Background(), dir, nil)
-			require.NoError(t, err)
-			assert.Len(t, rep.Problems, 1)
-			assert.Zero(t, rep.TornBytes)
+			s, err := Open(dir, nil)
+			require.NoError(t, err, "a torn write, repaired")
+			defer s.Close()
+			assert.Equal(t, uint64(1), s.Stats().Events)
+			assert.Equal(t, int64(hsize+257), s.Stats().TornBytes)
 		})
 	}
 }
