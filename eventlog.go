@@ -1588,12 +1588,12 @@ func (r *frameReader) unwrittenSector(off, end, sound int64) bool {
 
 // maxLostLead is the most bytes at a frame's start, alone in a sector and
 // all zero, that unwrittenSector checks against the header's checksum
-// (leadMayBeLost): a length's low three bytes may be zero as written, its
-// fourth not from version 3 on (it holds the Weyl bit).
+// (leadMayBeLost): a length's low three bytes may be zero as written, but
+// not all four, as no payload is empty.
 const maxLostLead = 3
 
-// leadMayBeLost reports whether the header at off, which fails its
-// checksum and whose first k bytes (k <= maxLostLead) read zero, would pass it with
+// leadMayBeLost reports whether the header at off, which fails to decode
+// and whose first k bytes (k <= maxLostLead) read zero, would pass its checksum with
 // other values of those k bytes: so the sector that held them may have
 // been lost, the rest of the header written. Otherwise the header failed
 // for some other reason, a flipped bit or a tear elsewhere, which the other
@@ -1604,17 +1604,20 @@ const maxLostLead = 3
 // header passes with some nonzero value of its first k bytes exactly when
 // the change its checksum needs lies in the span of what their 8k bits
 // change it by, which a basis of that span answers in 8k steps. (The
-// change is nonzero, as the header fails; a CRC-32 tells every change of
-// up to 32 bits in a row apart from none, so only a nonzero value of the k
-// bytes can make it.) Where the change lies in the span, the header holds
-// an assignment of them that passes, which a lost sector would explain;
-// the one bit flip in those bytes that would too (a lone length byte of 1
-// reading 0) cannot be told from that loss.
+// change is nonzero, so a value that makes it is nonzero; a CRC-32 tells
+// every change of up to 32 bits in a row apart from none, so the 8k bits'
+// changes are independent, and at most one value makes it.) Where the change lies in the span, the header holds
+// an assignment of them that passes, which a lost sector would explain; a
+// bit flip that zeroed those bytes from a value with one set bit cannot be
+// told from that loss, and damage of several bits elsewhere in the header
+// lands in the span by a 2^(8k-32) chance. A header that passes its
+// checksum as it reads, and failed to decode for its fields, was written
+// so. A read error answers no: the sector is then not taken for lost.
 func (r *frameReader) leadMayBeLost(off int64, k int) bool {
 	hsize := r.lay.HeaderSize()
 	hb, err := r.bytes(off, hsize)
 	if err != nil {
-		return true
+		return false
 	}
 	n := hsize - 4 // what hcrc, the header's last field, covers
 	need := binary.LittleEndian.Uint32(hb[n:]) ^ record.Checksum(hb[:n])

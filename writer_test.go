@@ -1694,15 +1694,17 @@ func TestEventLog_Recover_ZeroHeaderBytesAloneInASectorAreNoTear(t *testing.T) {
 			})
 		}
 		t.Run(fmt.Sprintf("version %d, lost", version), func(t *testing.T) {
-			dir, path, b, second := logOf(t, 1, 257) // the lone byte is 1 as written
-			require.Equal(t, byte(1), b[second])
+			// The lone byte is 0x5a as written: a value of several bits,
+			// which no single flip zeroes.
+			dir, path, b, second := logOf(t, 1, 0x15a)
+			require.Equal(t, byte(0x5a), b[second])
 			b[second] = 0 // the first sector's last write lost
 			require.NoError(t, os.WriteFile(path, b, 0o644))
 			s, err := Open(dir, nil)
 			require.NoError(t, err, "a torn write, repaired")
 			defer s.Close()
 			assert.Equal(t, uint64(1), s.Stats().Events)
-			assert.Equal(t, int64(hsize+257), s.Stats().TornBytes)
+			assert.Equal(t, int64(hsize+0x15a), s.Stats().TornBytes)
 		})
 	}
 }
