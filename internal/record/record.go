@@ -311,14 +311,7 @@ func (s SegmentHeader) DecodeHeader(b []byte) (Header, error) {
 	if rel := binary.LittleEndian.Uint32(b[8:12]); s.Base+uint64(rel) < s.Base {
 		return Header{}, fmt.Errorf("%w: position %d past base %d overflows", ErrMalformed, rel, s.Base)
 	}
-	h := s.HeaderOf(b)
-	if h.Length > MaxPayload || h.Length < minCompactPayload {
-		return Header{}, fmt.Errorf("%w: payload length %d out of range", ErrMalformed, h.Length)
-	}
-	if uint64(h.SyncDelta) > h.Position {
-		return Header{}, fmt.Errorf("%w: sync delta %d past position %d", ErrMalformed, h.SyncDelta, h.Position)
-	}
-	return h, nil
+	return checkHeader(s.HeaderOf(b), minCompactPayload)
 }
 
 // HeaderOf returns the header at the start of b, in the segment s heads,
@@ -327,15 +320,7 @@ func (s SegmentHeader) HeaderOf(b []byte) Header {
 	if s.Version < 6 {
 		return HeaderOf(b)
 	}
-	length := binary.LittleEndian.Uint32(b[0:4])
-	return Header{
-		Length:     length &^ lengthWeyl,
-		Weyl:       length&lengthWeyl != 0,
-		PayloadCRC: binary.LittleEndian.Uint32(b[4:8]),
-		Position:   s.Base + uint64(binary.LittleEndian.Uint32(b[8:12])),
-		SyncDelta:  binary.LittleEndian.Uint32(b[12:16]),
-		Compact:    true,
-	}
+	return headerOf(b, s.Base+uint64(binary.LittleEndian.Uint32(b[8:12])), binary.LittleEndian.Uint32(b[12:16]), true)
 }
 
 // DecodeHeader decodes and verifies the frame header at the start of b, of
@@ -349,8 +334,14 @@ func DecodeHeader(b []byte) (Header, error) {
 	if Checksum(b[:20]) != binary.LittleEndian.Uint32(b[20:24]) {
 		return Header{}, ErrHeaderChecksum
 	}
-	h := HeaderOf(b)
-	if h.Length > MaxPayload || h.Length < minPayload {
+	return checkHeader(HeaderOf(b), minPayload)
+}
+
+// checkHeader checks the fields of h, read from a header that passed its
+// checksum: a payload length from least to MaxPayload, and a sync delta
+// no larger than the position.
+func checkHeader(h Header, least uint32) (Header, error) {
+	if h.Length > MaxPayload || h.Length < least {
 		return Header{}, fmt.Errorf("%w: payload length %d out of range", ErrMalformed, h.Length)
 	}
 	if uint64(h.SyncDelta) > h.Position {
@@ -362,13 +353,21 @@ func DecodeHeader(b []byte) (Header, error) {
 // HeaderOf returns the header at the start of b, which DecodeHeader has
 // passed, without checking it again.
 func HeaderOf(b []byte) Header {
+	return headerOf(b, binary.LittleEndian.Uint64(b[8:16]), binary.LittleEndian.Uint32(b[16:20]), false)
+}
+
+// headerOf returns the header at the start of b, whose first two fields,
+// the length and the payload's checksum, every version lays out alike,
+// with the position and sync delta its version's layout holds.
+func headerOf(b []byte, position uint64, syncDelta uint32, compact bool) Header {
 	length := binary.LittleEndian.Uint32(b[0:4])
 	return Header{
 		Length:     length &^ lengthWeyl,
 		Weyl:       length&lengthWeyl != 0,
 		PayloadCRC: binary.LittleEndian.Uint32(b[4:8]),
-		Position:   binary.LittleEndian.Uint64(b[8:16]),
-		SyncDelta:  binary.LittleEndian.Uint32(b[16:20]),
+		Position:   position,
+		SyncDelta:  syncDelta,
+		Compact:    compact,
 	}
 }
 
