@@ -434,8 +434,8 @@ func (s *segment) marked() bool { return s.version >= 2 }
 // 6 on (which the segment's version also chose its header by). A frame that does
 // not is corrupt, for the reason frameMisfit.
 func frameFits(f *record.Frame, version uint8) bool {
-	return f.Marked == (version >= 2) && f.Weyl == (version >= 3) && f.Tagged == (version >= 4) &&
-		(!f.Numbered || version >= 5) && f.Compact == (version >= 6)
+	return f.Marked == (version >= 2) && f.Weyl() == (version >= 3) && f.Tagged == (version >= 4) &&
+		(!f.Numbered || version >= 5) && f.Compact() == (version >= 6)
 }
 
 // frameMisfit is why a frame frameFits refuses is corrupt.

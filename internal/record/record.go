@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"unicode/utf8"
 )
 
@@ -244,28 +245,54 @@ func DecodeSegmentHeader(b []byte) (SegmentHeader, error) {
 type Header struct {
 	// Length is the size of the payload that follows the header.
 	Length uint32
-	// Weyl reports that the payload is masked with MaskWeyl, as in a
-	// segment of version 3 to 6, rather than Mask.
-	Weyl bool
 	// PayloadCRC is the checksum of the payload.
 	PayloadCRC uint32
 	// Position is the global position of the frame's first event.
 	Position uint64
-	// SyncDelta is how many events were written after the last completed
-	// fsync and before this frame: Position-SyncDelta is the first position
-	// a crash when this frame was written could lose. Recovery uses it to
-	// tell frames a crash may have torn together from frames written after
-	// an fsync that made earlier ones durable.
-	SyncDelta uint32
-	// Compact reports that the header is a compact frame's, as in a
-	// segment of version 6: CompactHeaderSize bytes, not HeaderSize.
-	Compact bool
+	// bits holds the sync delta in its low 32 bits, and headerWeyl and
+	// headerCompact. Four fields keep a Header in registers rather than
+	// in memory, in the loops that decode one frame after another.
+	bits uint64
 }
+
+// The bits of Header.bits above the sync delta.
+const (
+	headerWeyl    = 1 << 32
+	headerCompact = 1 << 33
+)
+
+// NewHeader returns the header of the given fields; see the methods of
+// the same names for weyl, syncDelta and compact.
+func NewHeader(length, payloadCRC uint32, position uint64, syncDelta uint32, weyl, compact bool) Header {
+	h := Header{Length: length, PayloadCRC: payloadCRC, Position: position, bits: uint64(syncDelta)}
+	if weyl {
+		h.bits |= headerWeyl
+	}
+	if compact {
+		h.bits |= headerCompact
+	}
+	return h
+}
+
+// SyncDelta is how many events were written after the last completed
+// fsync and before this frame: Position-SyncDelta is the first position a
+// crash when this frame was written could lose. Recovery uses it to tell
+// frames a crash may have torn together from frames written after an fsync
+// that made earlier ones durable.
+func (h Header) SyncDelta() uint32 { return uint32(h.bits) }
+
+// Weyl reports that the payload is masked with MaskWeyl, as in a segment
+// of version 3 to 6, rather than Mask.
+func (h Header) Weyl() bool { return h.bits&headerWeyl != 0 }
+
+// Compact reports that the header is a compact frame's, as in a segment of
+// version 6: CompactHeaderSize bytes, not HeaderSize.
+func (h Header) Compact() bool { return h.bits&headerCompact != 0 }
 
 // Size returns the size of the encoded header: CompactHeaderSize for a
 // compact frame's, else HeaderSize.
 func (h Header) Size() int {
-	if h.Compact {
+	if h.Compact() {
 		return CompactHeaderSize
 	}
 	return HeaderSize
@@ -273,7 +300,7 @@ func (h Header) Size() int {
 
 // SyncStart returns the first position written since the last fsync that
 // completed before the frame was written.
-func (h Header) SyncStart() uint64 { return h.Position - uint64(h.SyncDelta) }
+func (h Header) SyncStart() uint64 { return h.Position - uint64(h.SyncDelta()) }
 
 // FrameSize returns the size of the whole frame, header included.
 func (h Header) FrameSize() int64 { return int64(h.Size()) + int64(h.Length) }
@@ -344,8 +371,8 @@ func checkHeader(h Header, least uint32) (Header, error) {
 	if h.Length > MaxPayload || h.Length < least {
 		return Header{}, fmt.Errorf("%w: payload length %d out of range", ErrMalformed, h.Length)
 	}
-	if uint64(h.SyncDelta) > h.Position {
-		return Header{}, fmt.Errorf("%w: sync delta %d past position %d", ErrMalformed, h.SyncDelta, h.Position)
+	if uint64(h.SyncDelta()) > h.Position {
+		return Header{}, fmt.Errorf("%w: sync delta %d past position %d", ErrMalformed, h.SyncDelta(), h.Position)
 	}
 	return h, nil
 }
@@ -361,13 +388,15 @@ func HeaderOf(b []byte) Header {
 // with the position and sync delta its version's layout holds.
 func headerOf(b []byte, position uint64, syncDelta uint32, compact bool) Header {
 	length := binary.LittleEndian.Uint32(b[0:4])
+	bits := uint64(syncDelta) | uint64(length&lengthWeyl)<<1 // lengthWeyl<<1 is headerWeyl
+	if compact {
+		bits |= headerCompact
+	}
 	return Header{
 		Length:     length &^ lengthWeyl,
-		Weyl:       length&lengthWeyl != 0,
 		PayloadCRC: binary.LittleEndian.Uint32(b[4:8]),
 		Position:   position,
-		SyncDelta:  syncDelta,
-		Compact:    compact,
+		bits:       bits,
 	}
 }
 
@@ -419,10 +448,19 @@ type Frame struct {
 // ID returns the ID of the frame's i-th event: as stored, or, for one the
 // store assigned, AssignedID's for f.Key.
 func (f *Frame) ID(i int) [IDSize]byte {
+	var id [IDSize]byte
+	f.PutID(i, &id)
+	return id
+}
+
+// PutID stores the ID of the frame's event i, as ID returns it, in *dst.
+// It spares a reader filling an event in place the copy of an array.
+func (f *Frame) PutID(i int, dst *[IDSize]byte) {
 	if !f.Assigned(i) {
-		return f.Events[i].ID
+		*dst = f.Events[i].ID
+		return
 	}
-	return AssignedID(f.Key, f.Position+uint64(i), f.Timestamp)
+	putAssignedID(dst, f.Key, f.Position+uint64(i), f.Timestamp)
 }
 
 // Assigned reports that the store assigned the frame's i-th event its ID,
@@ -447,11 +485,16 @@ func (f *Frame) Assigned(i int) bool {
 // give away the others' 74 non-time bits. IDs that must not be guessed are given by the
 // caller (NewEventID draws 74 random bits).
 func AssignedID(key, position uint64, timestamp int64) (id [IDSize]byte) {
+	putAssignedID(&id, key, position, timestamp)
+	return id
+}
+
+// putAssignedID stores AssignedID(key, position, timestamp) in *id.
+func putAssignedID(id *[IDSize]byte, key, position uint64, timestamp int64) {
 	ms := uint64(max(timestamp, 0)/1e6) & (1<<48 - 1)
 	r := mix(position ^ mix(key)) // a bijection of position: mix is one
 	binary.BigEndian.PutUint64(id[0:8], ms<<16|0x7<<12|r>>52)
 	binary.BigEndian.PutUint64(id[8:16], 0b10<<62|(key&(1<<10-1))<<52|r&(1<<52-1))
-	return id
 }
 
 // AssignedPosition returns the one position whose AssignedID, for key,
@@ -777,7 +820,7 @@ func VerifyPayload(h Header, payload []byte) error {
 		return ErrPayloadChecksum
 	}
 	last := payload[len(payload)-1]
-	mask(payload, h.Position, h.Weyl)
+	mask(payload, h.Position, h.Weyl())
 	if payload[0]&flagEndMark != 0 && last != EndMark {
 		return fmt.Errorf("%w: frame ends in %#x, not its end mark", ErrMalformed, last)
 	}
@@ -803,6 +846,15 @@ func (f *Frame) DecodeVerified(h Header, payload []byte) error {
 	if len(payload) != int(h.Length) {
 		return ErrShort
 	}
+	if h.Compact() && f.decodeOne(h, payload) {
+		return nil
+	}
+	return f.decodeFields(h, payload)
+}
+
+// decodeFields is DecodeVerified's general decoder, field by field, of a
+// payload of h's length.
+func (f *Frame) decodeFields(h Header, payload []byte) error {
 	events := f.Events[:0]
 	// A decode that succeeds sets every other field below; setting them
 	// one by one spares clearing the whole Frame first. One that fails
@@ -814,10 +866,10 @@ func (f *Frame) DecodeVerified(h Header, payload []byte) error {
 	switch flags {
 	case 0, flagEndMark, flagEndMark | flagWeyl, flagEndMark | flagWeyl | flagTagged, flagEndMark | flagWeyl | flagTagged | flagNumbered,
 		compactFlags, compactFlags | flagNumbered, compactFlags | flagOne, compactFlags | flagNumbered | flagOne:
-		if h.Weyl != (flags&flagWeyl != 0) {
-			return fmt.Errorf("%w: flags %#x in a frame whose header says the keystream is %s", ErrMalformed, flags, keystreamName(h.Weyl))
+		if h.Weyl() != (flags&flagWeyl != 0) {
+			return fmt.Errorf("%w: flags %#x in a frame whose header says the keystream is %s", ErrMalformed, flags, keystreamName(h.Weyl()))
 		}
-		if h.Compact != compact {
+		if h.Compact() != compact {
 			return fmt.Errorf("%w: flags %#x in a frame whose header is %d bytes", ErrMalformed, flags, h.Size())
 		}
 		if flags&flagEndMark != 0 { // its last byte is no part of the events
@@ -897,6 +949,106 @@ func (f *Frame) DecodeVerified(h Header, payload []byte) error {
 		return fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(d.b))
 	}
 	return nil
+}
+
+// decodeOne decodes payload into f, as DecodeVerified does, if it is the
+// payload of a compact frame of one event whose ID the store assigned,
+// each of whose lengths takes one or two bytes: what nearly every frame
+// of a version-6 segment holds. It reads it in one pass over the bytes,
+// where the general decoder goes field by field. It returns false, f
+// unchanged, for anything else, valid or not: the general decoder then
+// decodes it, or says what is wrong with it.
+func (f *Frame) decodeOne(h Header, p []byte) bool {
+	// flags, timestamp, first version, a stream number or name, a tag, a
+	// type byte and the end mark.
+	if len(p) < 13 || p[0]&^flagNumbered != compactFlags|flagOne || !h.Weyl() {
+		return false
+	}
+	numbered := p[0]&flagNumbered != 0
+	timestamp := int64(binary.LittleEndian.Uint64(p[1:9]))
+	b := p[9 : len(p)-1] // without the end mark
+	firstVersion, b, ok := shortUvarint(b)
+	if !ok || firstVersion == math.MaxUint64 || h.Position == math.MaxUint64 {
+		return false
+	}
+	var stream []byte
+	var start uint64
+	if numbered {
+		if start, b, ok = shortUvarint(b); !ok || firstVersion == 0 || start >= h.Position {
+			return false
+		}
+	} else if stream, b, ok = shortBytes(b); !ok || stream == nil || !validUTF8(stream) {
+		return false
+	}
+	if len(b) < 2 || b[0]&(0x80|tagStoredID) != 0 {
+		return false
+	}
+	tag, n := b[0], int(b[0]>>2)
+	b = b[1:]
+	// The type is followed at least by the end mark, in p.
+	if n == 0 || n > len(b) || !validUTF8Within(b[:n:len(b)+1]) {
+		return false
+	}
+	typ := b[:n:n]
+	b = b[n:]
+	var metadata, data []byte
+	if tag&tagMetadata != 0 {
+		if metadata, b, ok = shortBytes(b); !ok || metadata == nil {
+			return false
+		}
+	}
+	if len(b) > 0 {
+		data = b[:len(b):len(b)]
+	}
+	f.Header, f.Marked, f.Tagged, f.Numbered = h, true, true, numbered
+	f.Timestamp, f.FirstVersion, f.Stream, f.StreamStart = timestamp, firstVersion, stream, start
+	if cap(f.Events) == 0 {
+		f.Events = make([]Event, 1, 4)
+	}
+	// Set in place: an Event built apart and appended would be copied.
+	f.Events = f.Events[:1]
+	e := &f.Events[0]
+	e.ID, e.Type, e.Metadata, e.Data = [IDSize]byte{}, typ, metadata, data
+	return true
+}
+
+// validUTF8Within is validUTF8 of b, reading up to cap(b) bytes at b's
+// start, which must be readable: a word at a time, where a short string
+// would otherwise be read byte by byte.
+func validUTF8Within(b []byte) bool {
+	const high = 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		if binary.LittleEndian.Uint64(b[i:])&high != 0 {
+			return utf8.Valid(b)
+		}
+	}
+	if i == len(b) {
+		return true
+	}
+	if w := b[i:cap(b)]; len(w) >= 8 {
+		if binary.LittleEndian.Uint64(w)&(high&(1<<(8*(len(b)-i))-1)) != 0 {
+			return utf8.Valid(b)
+		}
+		return true
+	}
+	return validUTF8(b[i:])
+}
+
+// shortUvarint reads a uvarint in its shortest encoding off the front of
+// b, as decoder.uvarint does, inline for one or two bytes.
+func shortUvarint(b []byte) (v uint64, rest []byte, ok bool) {
+	switch {
+	case len(b) > 0 && b[0] < 0x80:
+		return uint64(b[0]), b[1:], true
+	case len(b) > 1 && b[1] < 0x80:
+		return uint64(b[0]&0x7f) | uint64(b[1])<<7, b[2:], b[1] != 0
+	}
+	v, n := binary.Uvarint(b)
+	if n <= 0 || n != uvarintLen(v) {
+		return 0, b, false
+	}
+	return v, b[n:], true
 }
 
 // Mask XORs b, the payload of the frame whose first event has the given

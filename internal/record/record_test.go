@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -452,12 +453,7 @@ func TestDecodeFrame_Golden(t *testing.T) {
 	frame := mustHex(t, goldenFrameHex)
 	h, err := record.DecodeHeader(frame)
 	require.NoError(t, err)
-	assert.Equal(t, record.Header{
-		Length:     71,
-		PayloadCRC: 0x9644572e,
-		Position:   goldenPosition,
-		SyncDelta:  goldenDelta,
-	}, h)
+	assert.Equal(t, record.NewHeader(71, 0x9644572e, goldenPosition, goldenDelta, false, false), h)
 	assert.Equal(t, goldenPosition-3, h.SyncStart())
 	assert.Equal(t, int64(len(frame)), h.FrameSize())
 
@@ -577,7 +573,7 @@ func TestDecodeFrame_RoundTrip(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, uint32(len(frame)-record.HeaderSize), h.Length)
 			assert.Equal(t, tf.position, h.Position)
-			assert.Equal(t, tf.delta, h.SyncDelta)
+			assert.Equal(t, tf.delta, h.SyncDelta())
 			assert.Equal(t, tf.position-uint64(tf.delta), h.SyncStart())
 			assert.Equal(t, int64(len(frame)), h.FrameSize())
 
@@ -597,12 +593,12 @@ func TestDecodeFrame_RoundTrip(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, uint32(len(compact)-record.CompactHeaderSize), h.Length)
 			assert.Equal(t, tf.position, h.Position)
-			assert.Equal(t, tf.delta, h.SyncDelta)
+			assert.Equal(t, tf.delta, h.SyncDelta())
 			assert.Equal(t, int64(len(compact)), h.FrameSize())
 			f, err = record.DecodePayload(h, compact[record.CompactHeaderSize:], nil)
 			require.NoError(t, err)
 			assert.Equal(t, h, f.Header)
-			assert.True(t, f.Compact)
+			assert.True(t, f.Compact())
 			assertTestFrame(t, tf, f)
 		})
 	}
@@ -1131,6 +1127,17 @@ func isSentinel(err error) bool {
 // decoded slices are bounded by the input, and a decoded frame re-encodes
 // to exactly the bytes it came from (with the compact API in a segment of
 // version 6).
+// checkDecodersAgree checks that the decoder of one-event compact frames,
+// where it takes a payload, decodes it as the general decoder does.
+func checkDecodersAgree(t *testing.T, h record.Header, payload []byte) {
+	fast, ok, general, err := record.DecodeBoth(h, payload)
+	if !ok {
+		return
+	}
+	require.NoError(t, err, "the one-event decoder took a payload the general decoder refuses")
+	require.Equal(t, general, fast, "the one-event decoder and the general decoder differ")
+}
+
 func checkDecodeFrame(t *testing.T, sh record.SegmentHeader, in []byte) {
 	h, err := sh.DecodeHeader(in)
 	if err != nil {
@@ -1138,11 +1145,11 @@ func checkDecodeFrame(t *testing.T, sh record.SegmentHeader, in []byte) {
 		return
 	}
 	require.LessOrEqual(t, h.Length, uint32(record.MaxPayload))
-	require.Equal(t, sh.Version >= 6, h.Compact)
+	require.Equal(t, sh.Version >= 6, h.Compact())
 	require.Equal(t, sh.HeaderSize(), h.Size())
 	require.Equal(t, int64(h.Size())+int64(h.Length), h.FrameSize())
 	require.Equal(t, h, sh.HeaderOf(in))
-	if h.Compact {
+	if h.Compact() {
 		require.GreaterOrEqual(t, h.Length, uint32(14), "the smallest compact payload")
 		require.GreaterOrEqual(t, h.Position, sh.Base)
 		require.LessOrEqual(t, h.Position-sh.Base, uint64(math.MaxUint32))
@@ -1153,14 +1160,17 @@ func checkDecodeFrame(t *testing.T, sh record.SegmentHeader, in []byte) {
 	frame := in[:h.FrameSize()]
 	work := bytes.Clone(frame) // DecodePayload unmasks in place
 	f, err := record.DecodePayload(h, work[h.Size():], nil)
+	if errors.Is(err, record.ErrMalformed) || err == nil { // verified and unmasked
+		checkDecodersAgree(t, h, work[h.Size():])
+	}
 	if err != nil {
 		require.True(t, isSentinel(err), "DecodePayload error is not a sentinel: %v", err)
 		return
 	}
 	require.Equal(t, h, f.Header)
 	require.NotEmpty(t, f.Events)
-	if f.Compact {
-		require.True(t, f.Marked && f.Weyl && f.Tagged, "a compact frame is all version 5's frames are")
+	if f.Compact() {
+		require.True(t, f.Marked && f.Weyl() && f.Tagged, "a compact frame is all version 5's frames are")
 	}
 
 	total := len(f.Stream)
@@ -1175,7 +1185,7 @@ func checkDecodeFrame(t *testing.T, sh record.SegmentHeader, in []byte) {
 	require.LessOrEqual(t, total, len(in), "decoded slices exceed the input")
 	require.LessOrEqual(t, len(f.Events), len(in)/record.MinEventSize, "more events than the input can hold")
 
-	if f.Compact {
+	if f.Compact() {
 		require.Equal(t, hex.EncodeToString(frame), hex.EncodeToString(reencodeCompact(t, sh, f)),
 			"re-encoding the decoded compact frame differs from the input")
 		return
@@ -1184,7 +1194,7 @@ func checkDecodeFrame(t *testing.T, sh record.SegmentHeader, in []byte) {
 	if f.Marked {
 		version = 2
 	}
-	if f.Weyl {
+	if f.Weyl() {
 		version = 3
 	}
 	if f.Tagged {
@@ -1200,10 +1210,10 @@ func checkDecodeFrame(t *testing.T, sh record.SegmentHeader, in []byte) {
 	}
 	var got []byte
 	if f.Numbered {
-		got = record.AppendNumberedFrame(nil, f.Position, f.SyncDelta, f.Timestamp, f.FirstVersion, f.StreamStart, stream, body)
+		got = record.AppendNumberedFrame(nil, f.Position, f.SyncDelta(), f.Timestamp, f.FirstVersion, f.StreamStart, stream, body)
 		require.Len(t, got, record.NumberedFrameSize(f.FirstVersion, f.StreamStart, stream, body))
 	} else {
-		got = record.AppendFrameOf(version, nil, f.Position, f.SyncDelta, f.Timestamp, f.FirstVersion, body)
+		got = record.AppendFrameOf(version, nil, f.Position, f.SyncDelta(), f.Timestamp, f.FirstVersion, body)
 	}
 	require.Equal(t, hex.EncodeToString(frame), hex.EncodeToString(got), "re-encoding the decoded frame differs from the input")
 }
@@ -1226,11 +1236,11 @@ func reencodeCompact(t *testing.T, sh record.SegmentHeader, f record.Frame) []by
 		}
 	}
 	if f.Numbered {
-		got := record.AppendCompactNumberedFrame(nil, sh.Base, f.Position, f.SyncDelta, f.Timestamp, f.FirstVersion, f.StreamStart, stream, n, body)
+		got := record.AppendCompactNumberedFrame(nil, sh.Base, f.Position, f.SyncDelta(), f.Timestamp, f.FirstVersion, f.StreamStart, stream, n, body)
 		require.Len(t, got, record.CompactNumberedFrameSize(f.FirstVersion, f.StreamStart, stream, body))
 		return got
 	}
-	got := record.AppendCompactFrame(nil, sh.Base, f.Position, f.SyncDelta, f.Timestamp, f.FirstVersion, n, body)
+	got := record.AppendCompactFrame(nil, sh.Base, f.Position, f.SyncDelta(), f.Timestamp, f.FirstVersion, n, body)
 	require.Len(t, got, record.CompactFrameSize(f.FirstVersion, body))
 	return got
 }
@@ -1465,12 +1475,12 @@ func TestAppendFrameOf_Golden(t *testing.T) {
 
 	h, err := record.DecodeHeader(got)
 	require.NoError(t, err)
-	assert.Equal(t, record.Header{Length: 72, Weyl: true, PayloadCRC: 0xe616583e, Position: goldenPosition, SyncDelta: goldenDelta}, h)
+	assert.Equal(t, record.NewHeader(72, 0xe616583e, goldenPosition, goldenDelta, true, false), h)
 	assert.Equal(t, h, record.HeaderOf(got))
 	f, err := record.DecodePayload(h, bytes.Clone(got[record.HeaderSize:]), nil)
 	require.NoError(t, err)
 	assert.True(t, f.Marked)
-	assert.True(t, f.Weyl)
+	assert.True(t, f.Weyl())
 	assertGoldenEvents(t, f)
 
 	// Versions 1 and 2 are the frames AppendFrame and AppendMarkedFrame
@@ -1531,7 +1541,7 @@ func TestAppendFrameOf_GoldenVersion4(t *testing.T) {
 	f, err := record.DecodePayload(h, bytes.Clone(got[record.HeaderSize:]), nil)
 	require.NoError(t, err)
 	assert.True(t, f.Marked)
-	assert.True(t, f.Weyl)
+	assert.True(t, f.Weyl())
 	assert.True(t, f.Tagged)
 	require.Len(t, f.Events, 2)
 	assert.False(t, f.Assigned(0))
@@ -1697,9 +1707,9 @@ func TestAppendFrameOf_RoundTripsEveryVersion(t *testing.T) {
 				require.NoError(t, err, "version %d, %d bytes of %#x", version, n, fill)
 				assert.Equal(t, position, f.Position)
 				assert.Equal(t, version >= 2, f.Marked)
-				assert.Equal(t, version >= 3, f.Weyl)
+				assert.Equal(t, version >= 3, f.Weyl())
 				assert.Equal(t, version >= 4, f.Tagged)
-				assert.Equal(t, version >= 6, f.Compact)
+				assert.Equal(t, version >= 6, f.Compact())
 				require.Len(t, f.Events, 2)
 				assert.Equal(t, version >= 4, f.Assigned(0), "a zero ID is left to the store from version 4")
 				assert.False(t, f.Assigned(1))
@@ -2086,7 +2096,7 @@ func TestAppendCompactFrame_Golden(t *testing.T) {
 		payload = append(payload, 11<<2)                                          // tag: type len 11, no metadata, ID assigned
 		payload = append(payload, "OrderPlaced"...)                               // no metadata length
 		payload = append(payload, goldenData...)                                  // data, with no length
-		h := checkGoldenCompact(t, got, payload, record.Header{Length: 46, Weyl: true, PayloadCRC: 0x98ae3f35, Position: goldenPosition, SyncDelta: goldenDelta, Compact: true})
+		h := checkGoldenCompact(t, got, payload, record.NewHeader(46, 0x98ae3f35, goldenPosition, goldenDelta, true, true))
 		assert.Equal(t, h, compactSegment.HeaderOf(got))
 		assert.Equal(t, record.CompactHeaderSize, h.Size())
 		assert.Equal(t, int64(record.CompactHeaderSize+46), h.FrameSize())
@@ -2104,9 +2114,9 @@ func TestAppendCompactFrame_Golden(t *testing.T) {
 		f, err := record.DecodeVerified(h, plain, nil)
 		require.NoError(t, err)
 		assert.Equal(t, h, f.Header)
-		assert.True(t, f.Compact)
+		assert.True(t, f.Compact())
 		assert.True(t, f.Marked)
-		assert.True(t, f.Weyl)
+		assert.True(t, f.Weyl())
 		assert.True(t, f.Tagged)
 		assert.False(t, f.Numbered)
 		assert.Equal(t, goldenTimestamp, f.Timestamp)
@@ -2154,7 +2164,7 @@ func TestAppendCompactFrame_Golden(t *testing.T) {
 		payload = append(payload, 7<<2)                                           // tag: type len 7, no metadata, ID assigned
 		payload = append(payload, "Shipped"...)                                   //
 		payload = append(payload, "{}"...)                                        // the last event's data, no length
-		h := checkGoldenCompact(t, got, payload, record.Header{Length: 74, Weyl: true, PayloadCRC: 0x73aff3c6, Position: goldenPosition, SyncDelta: goldenDelta, Compact: true})
+		h := checkGoldenCompact(t, got, payload, record.NewHeader(74, 0x73aff3c6, goldenPosition, goldenDelta, true, true))
 		plain := unmasked(t, h, got)
 		assert.Equal(t, byte(compactFlags|8), plain[0], "flags after unmasking: no flagOne")
 		assert.Equal(t, byte(2), plain[13], "count")
@@ -2164,7 +2174,7 @@ func TestAppendCompactFrame_Golden(t *testing.T) {
 
 		f, err := record.DecodeVerified(h, plain, nil)
 		require.NoError(t, err)
-		assert.True(t, f.Compact)
+		assert.True(t, f.Compact())
 		assert.True(t, f.Numbered)
 		assert.Equal(t, uint64(1000), f.StreamStart)
 		assert.Nil(t, f.Stream)
@@ -2305,10 +2315,10 @@ func TestDecodeCompactFrame_RoundTrip(t *testing.T) {
 
 			h, err := sh.DecodeHeader(frame)
 			require.NoError(t, err)
-			assert.True(t, h.Compact)
-			assert.True(t, h.Weyl)
+			assert.True(t, h.Compact())
+			assert.True(t, h.Weyl())
 			assert.Equal(t, tf.position, h.Position, "base + rel")
-			assert.Equal(t, tf.delta, h.SyncDelta)
+			assert.Equal(t, tf.delta, h.SyncDelta())
 			assert.Equal(t, record.CompactHeaderSize, h.Size())
 			assert.Equal(t, int64(record.CompactHeaderSize)+int64(h.Length), h.FrameSize())
 			assert.Equal(t, int64(len(frame)), h.FrameSize())
@@ -2316,7 +2326,7 @@ func TestDecodeCompactFrame_RoundTrip(t *testing.T) {
 			f, err := record.DecodePayload(h, frame[h.Size():], nil)
 			require.NoError(t, err)
 			assert.Equal(t, h, f.Header)
-			assert.True(t, f.Compact)
+			assert.True(t, f.Compact())
 			assert.Equal(t, numbered, f.Numbered)
 			assert.Equal(t, tf.timestamp, f.Timestamp)
 			assert.Equal(t, tf.firstVersion, f.FirstVersion)
@@ -2718,7 +2728,7 @@ func TestFuzzFrameSeeds_Decode(t *testing.T) {
 			}
 			if _, err := record.DecodePayload(h, bytes.Clone(seed[h.Size():]), nil); err == nil {
 				decoded = true
-				if h.Compact {
+				if h.Compact() {
 					compact++
 				}
 				checkDecodeFrame(t, sh, seed)
@@ -2751,6 +2761,75 @@ func TestEventSize_BoundsEveryVersion(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// TestDecodeOne_AgreesWithTheGeneralDecoder: the decoder of one-event
+// compact frames takes the frames it is for, and decodes every payload it
+// takes, among every one-byte change of such frames' payloads, as the
+// general decoder does; what it does not take, the general decoder
+// decodes or refuses.
+func TestDecodeOne_AgreesWithTheGeneralDecoder(t *testing.T) {
+	sh := record.SegmentHeader{Base: goldenCompactBase, Version: 6}
+	one := func(firstVersion uint64, stream string, numbered bool, metadata, data []byte) []byte {
+		body := record.AppendBodyHeadOf(6, nil, stream, 1)
+		body = record.AppendLastEventOf(6, body, [record.IDSize]byte{}, goldenType, metadata, data)
+		if numbered {
+			return record.AppendCompactNumberedFrame(nil, goldenCompactBase, goldenPosition, goldenDelta, goldenTimestamp, firstVersion, goldenPosition-70_000, stream, 1, body)
+		}
+		return record.AppendCompactFrame(nil, goldenCompactBase, goldenPosition, goldenDelta, goldenTimestamp, firstVersion, 1, body)
+	}
+	frames := [][]byte{
+		goldenCompactFrame(),
+		one(0, goldenStream, false, nil, nil),
+		one(200, goldenStream, true, []byte(goldenMetadata), bytes.Repeat([]byte("d"), 200)),
+		one(20_000, goldenStream, true, nil, []byte(goldenData)),
+	}
+	taken, agreed := 0, 0
+	for _, frame := range frames {
+		h, err := sh.DecodeHeader(frame)
+		require.NoError(t, err)
+		payload := bytes.Clone(frame[h.Size():])
+		require.NoError(t, record.VerifyPayload(h, payload))
+		_, ok, _, err := record.DecodeBoth(h, payload)
+		require.NoError(t, err)
+		require.True(t, ok, "the one-event decoder does not take frame %d", taken)
+		taken++
+		for i := range payload[:len(payload)-1] { // the end mark is VerifyPayload's
+			for _, v := range []byte{0, 1, 0x7f, 0x80, 0xff, payload[i] ^ 0x01, payload[i] ^ 0x04, payload[i] ^ 0x20} {
+				mutated := bytes.Clone(payload)
+				mutated[i] = v
+				fast, ok, general, err := record.DecodeBoth(h, mutated)
+				if !ok {
+					continue
+				}
+				require.NoError(t, err, "byte %d set to %#x: taken by the one-event decoder, refused by the general one", i, v)
+				require.Equal(t, general, fast, "byte %d set to %#x", i, v)
+				agreed++
+			}
+		}
+	}
+	require.Equal(t, len(frames), taken)
+	require.Greater(t, agreed, 100, "too few changed payloads were taken to compare the decoders")
+}
+
+// TestValidUTF8Within: reading by the word where the bytes after the
+// string allow it, the check says what utf8.Valid says of every string of
+// up to 20 bytes drawn from ASCII, continuation, lead and invalid bytes,
+// at every place in a buffer, whatever follows it.
+func TestValidUTF8Within(t *testing.T) {
+	alphabet := []byte{'a', 0x7f, 0x80, 0xbf, 0xc3, 0xe2, 0xf0, 0xff}
+	rng := rand.New(rand.NewPCG(1, 2))
+	buf := make([]byte, 64)
+	for range 20_000 {
+		for i := range buf {
+			buf[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		at, n := rng.IntN(20), rng.IntN(21)
+		for _, after := range []int{0, 1, 7, 8, 44 - at - n} {
+			b := buf[at : at+n : at+n+after]
+			require.Equal(t, utf8.Valid(b), record.ValidUTF8Within(b), "% x, %d bytes readable after it", b, after)
 		}
 	}
 }

@@ -1,0 +1,13 @@
+package record
+
+// DecodeBoth decodes payload, a verified and unmasked payload of h's
+// length, with decodeOne and with the general decoder, for tests that
+// check that the two agree.
+func DecodeBoth(h Header, payload []byte) (fast Frame, fastOK bool, general Frame, err error) {
+	fastOK = fast.decodeOne(h, payload)
+	err = general.decodeFields(h, payload)
+	return fast, fastOK, general, err
+}
+
+// ValidUTF8Within is validUTF8Within, for tests.
+var ValidUTF8Within = validUTF8Within
