@@ -455,19 +455,6 @@ func (s *segment) willNeed(off, end int64) {
 	}
 }
 
-// release drops the mapped pages wholly inside [off, end) from the
-// process's resident memory, keeping the mapping: a long walk, which would
-// otherwise leave every page of the log resident, releases each chunk it
-// has read. The pages stay in the page cache.
-func (s *segment) release(off, end int64) {
-	off, end = (off+pageSize-1)&^(pageSize-1), end&^(pageSize-1)
-	s.mapMu.RLock()
-	defer s.mapMu.RUnlock()
-	if off < end && end <= int64(len(s.mapped)) {
-		_ = vfs.Release(s.mapped[off:end]) // only ever costs memory if it fails
-	}
-}
-
 // ReadAt reads len(p) bytes at off: copied out of the mapping when it covers
 // them, else read from the file. It is meant for reads of a megabyte or so:
 // a copy costs one fstat besides, to check that the file still holds what

@@ -526,21 +526,24 @@ type walker struct {
 	// spend more clearing it than it saves).
 	created []*streamIndex
 	starts  []uint64
-	found   *[foundSlots]foundSlot
+	found   *[foundSets][2]foundSlot
 }
 
-// foundSlot is a stream a walk found by its number, the position where it
-// starts.
+// foundSlot is the name of a stream a walk found by its number, the
+// position where it starts. It holds the name, not the stream, so that a
+// hit reads no more than the slot.
 type foundSlot struct {
 	start uint64
-	st    *streamIndex
+	name  string // the stream's, confirmed; "" for an empty slot
 }
 
-// foundSlots is the size of a walk's cache of streams by number: 32 KiB,
-// so that a thousand streams read in turn mostly hit.
+// foundSets is the size of a walk's cache of streams by number, in sets
+// of two ways: 96 KiB, so that a thousand streams read in turn nearly all
+// hit. With one way, the streams whose numbers met in a slot, two in five
+// of them, would evict each other at every turn.
 const (
-	foundBits  = 11
-	foundSlots = 1 << foundBits
+	foundBits = 11
+	foundSets = 1 << foundBits
 )
 
 // frame takes w.f, read at off in seg; done is set once it reaches hi.
@@ -574,11 +577,13 @@ func (w *walker) frame(seg *segment, off int64, stream string) (done bool, err e
 // error is a read error (see readError).
 func (w *walker) numberedStream(seg *segment, off int64) (string, error) {
 	start := w.f.StreamStart
-	var slot *foundSlot
+	var set *[2]foundSlot
 	if w.found != nil {
-		slot = &w.found[(start*0x9e3779b97f4a7c15)>>(64-foundBits)]
-		if slot.st != nil && slot.start == start {
-			return slot.st.name, nil // confirmed when cached
+		set = &w.found[(start*0x9e3779b97f4a7c15)>>(64-foundBits)]
+		for k := range set {
+			if set[k].name != "" && set[k].start == start {
+				return set[k].name, nil // confirmed when cached
+			}
 		}
 	}
 	st := startedAt(w.created, w.starts, start)
@@ -593,8 +598,8 @@ func (w *walker) numberedStream(seg *segment, off int64) (string, error) {
 	if err := w.ix.confirmName(st); err != nil {
 		return "", err
 	}
-	if slot != nil {
-		*slot = foundSlot{start: start, st: st}
+	if set != nil { // most recently filled way first
+		set[1], set[0] = set[0], foundSlot{start: start, name: st.name}
 	}
 	return st.name, nil
 }
@@ -778,42 +783,46 @@ func (w *walker) pipelined(parts, jobs []walkPart) error {
 	}()
 
 	names := nameCache{conv: w.ix.newConverter(subscriptionCache), seed: maphash.MakeSeed()}
-	w.found = new([foundSlots]foundSlot)
+	w.found = new([foundSets][2]foundSlot)
 	for k := range jobs {
 		c, ok := <-outs[k%verifiers]
 		if !ok {
 			break // the store is closing
 		}
 		held = c.buf
-		lay := c.seg.layout()
-		for used := 0; used < len(c.buf); {
-			off := c.off + int64(used)
-			h := lay.HeaderOf(c.buf[used:]) // verified ahead
-			end := used + int(h.FrameSize())
-			if err := w.f.DecodeVerified(h, c.buf[used+h.Size():end]); err != nil {
-				return w.ix.readError(c.seg, off, err)
-			}
-			var stream string // the walker looks up a number
-			if !w.f.Numbered {
-				stream = names.lookup(w.f.Stream)
-			}
-			if done, err := w.frame(c.seg, off, stream); done || err != nil {
-				return err
-			}
-			used = end
+		if done, err := w.deliver(c, &names); done || err != nil {
+			return err
 		}
 		if c.err != nil {
 			return w.ix.readError(c.seg, c.errOff, c.err)
-		}
-		// The page this chunk shares with the one before, which neither
-		// verifier released, is done with now.
-		if start := c.off &^ (pageSize - 1); start != c.off {
-			c.seg.release(start, start+pageSize)
 		}
 		held = nil
 		free <- c // delivered: no event aliases it any more
 	}
 	return w.short(parts)
+}
+
+// deliver decodes the frames of c, a chunk verified ahead, and takes each
+// (see frame); done is set once the walk has reached hi.
+func (w *walker) deliver(c verifiedChunk, names *nameCache) (done bool, err error) {
+	lay := c.seg.layout()
+	for used := 0; used < len(c.buf); {
+		off := c.off + int64(used)
+		h := lay.HeaderOf(c.buf[used:]) // verified ahead
+		end := used + int(h.FrameSize())
+		if err := w.f.DecodeVerified(h, c.buf[used+h.Size():end]); err != nil {
+			return true, w.ix.readError(c.seg, off, err)
+		}
+		var stream string // the walker looks up a number
+		if !w.f.Numbered {
+			stream = names.lookup(w.f.Stream)
+		}
+		if done, err := w.frame(c.seg, off, stream); done || err != nil {
+			return true, err
+		}
+		used = end
+	}
+	return false, nil
 }
 
 // chunkBuffers holds pipelined walks' buffers between walks.
@@ -921,28 +930,39 @@ func (c *nameCache) lookup(b []byte) string {
 // verifyChunk reads into *buf as many whole frames of p, from its start, as fit
 // (growing it for a frame larger than it), checks and unmasks each, and
 // returns how many bytes they take; err is why the frame after them is bad.
+// It reads the chunk in steps of copyStep bytes, checking each step's frames
+// while they are still in the core's cache.
 func verifyChunk(p walkPart, buf *[]byte) (used int, err error) {
 	off := p.off
 	b := (*buf)[:min(int64(cap(*buf)), p.end-off)]
-	// A short read (the file cut shorter than the index says) still
-	// delivers the whole frames it got; the first frame it cut is the
-	// error, as for a walk that does not verify ahead.
-	n, rerr := p.seg.ReadAt(b, off)
-	b = b[:n]
+	have := 0 // b[:have] is read
+	var rerr error
+	// fill reads b on up to at least want bytes, at most len(b), unless a
+	// read has come up short. A short read (the file cut shorter than the
+	// index says) still delivers the whole frames it got; the first frame
+	// it cut is the error, as for a walk that does not verify ahead.
+	fill := func(want int) {
+		for have < want && rerr == nil {
+			n := min(len(b), max(want, have+copyStep)) - have
+			var m int
+			m, rerr = p.seg.file.ReadAt(b[have:have+n], off+int64(have))
+			have += m
+		}
+	}
 	shortErr := func() error {
 		if rerr == nil || rerr == io.EOF {
 			return io.ErrUnexpectedEOF
 		}
 		return rerr
 	}
-	// Release this chunk's pages once copied, so a walk leaves no more of
-	// the log resident than its chunks.
-	defer func() { p.seg.release(off, off+int64(len(b))) }() // b may grow for a large frame
 	lay := p.seg.layout()
 	hsize := lay.HeaderSize()
 	for off+int64(used) < p.end {
-		rest := b[used:]
 		at := off + int64(used)
+		if have-used < hsize {
+			fill(used + hsize)
+		}
+		rest := b[used:have]
 		if len(rest) < hsize {
 			if at+int64(hsize) > p.end {
 				return used, io.ErrUnexpectedEOF
@@ -961,6 +981,10 @@ func verifyChunk(p walkPart, buf *[]byte) (used int, err error) {
 			return used, io.ErrUnexpectedEOF
 		}
 		if int64(len(rest)) < size {
+			fill(used + int(min(size, int64(len(b)-used))))
+			rest = b[used:have]
+		}
+		if int64(len(rest)) < size {
 			if rerr != nil {
 				return used, shortErr()
 			}
@@ -970,9 +994,12 @@ func verifyChunk(p walkPart, buf *[]byte) (used int, err error) {
 			// One frame larger than the buffer: read it whole.
 			b = slices.Grow(b[:0], int(size))[:size]
 			*buf = b
-			if n, rerr = p.seg.ReadAt(b, off); n < len(b) {
+			var n int
+			if n, rerr = p.seg.file.ReadAt(b, off); n < len(b) {
+				have = n
 				return 0, shortErr()
 			}
+			have = len(b)
 			rest = b
 		}
 		if err := record.VerifyPayload(h, rest[hsize:size]); err != nil {
@@ -982,6 +1009,10 @@ func verifyChunk(p walkPart, buf *[]byte) (used int, err error) {
 	}
 	return used, nil
 }
+
+// copyStep is how much of a chunk verifyChunk copies at a time: little
+// enough that the frames it checks next are still in the core's cache.
+const copyStep = 32 << 10
 
 // readStream returns up to limit events (limit <= 0: all) of a stream from
 // version from upward, or downward when backward is set.
@@ -1302,6 +1333,10 @@ type converter struct {
 	borrow  bool              // events alias the decoded frame rather than copy its bytes
 	// lastType is the type returned last: most runs of events share one.
 	lastType string
+	// lastTime is the time of the timestamp lastStamp, converted last: the
+	// frames of a batch share one.
+	lastStamp int64
+	lastTime  time.Time
 }
 
 // subscriptionCache bounds each of a subscription's two caches.
@@ -1353,22 +1388,33 @@ func (c *converter) typeName(b []byte) string {
 // already, else "": it must have for a frame that names its stream by
 // number.
 func (c *converter) event(f *record.Frame, i int, stream string) RecordedEvent {
+	var ev RecordedEvent
+	c.fill(&ev, f, i, stream)
+	return ev
+}
+
+// fill sets *ev to the frame's event i, as event returns it, writing every
+// field, so that a subscription fills the event it yields in place rather
+// than copying it out of a call.
+func (c *converter) fill(ev *RecordedEvent, f *record.Frame, i int, stream string) {
 	if stream == "" {
 		stream = c.streamName(f.Stream)
 	}
 	e := &f.Events[i]
-	ev := RecordedEvent{
-		ID:            EventID(f.ID(i)),
-		Stream:        stream,
-		StreamVersion: f.FirstVersion + uint64(i),
-		Position:      f.Position + uint64(i),
-		Type:          c.typeName(e.Type),
-		Timestamp:     time.Unix(0, f.Timestamp).UTC(),
+	f.PutID(i, (*[record.IDSize]byte)(&ev.ID))
+	ev.Stream = stream
+	ev.StreamVersion = f.FirstVersion + uint64(i)
+	ev.Position = f.Position + uint64(i)
+	ev.Type = c.typeName(e.Type)
+	if f.Timestamp != c.lastStamp || c.lastTime.IsZero() {
+		c.lastStamp, c.lastTime = f.Timestamp, time.Unix(0, f.Timestamp).UTC()
 	}
+	ev.Timestamp = c.lastTime
 	if c.borrow {
 		ev.Data, ev.Metadata = e.Data, e.Metadata // capped by the decoder
-		return ev
+		return
 	}
+	ev.Data, ev.Metadata = nil, nil
 	// One allocation holds both byte slices; each is capped so appending to
 	// one never writes into the other.
 	if n := len(e.Data) + len(e.Metadata); n > 0 {
@@ -1382,7 +1428,6 @@ func (c *converter) event(f *record.Frame, i int, stream string) RecordedEvent {
 			ev.Metadata = buf[len(e.Data):]
 		}
 	}
-	return ev
 }
 
 // notifier wakes subscriptions waiting at the head: when the writer
@@ -1399,6 +1444,9 @@ type notifier struct {
 	stopped bool                   // failed or closed: every wait returns at once
 
 	quit chan struct{} // closed by close; set once, read without the lock
+	// closing is set just before quit closes, for loops that check it at
+	// every event: a load costs less than a select.
+	closing atomic.Bool
 }
 
 // streamWait is the channel the waiters for one stream share, and how many
@@ -1482,6 +1530,7 @@ func (n *notifier) stop(err error) {
 		select {
 		case <-n.quit:
 		default:
+			n.closing.Store(true)
 			close(n.quit)
 		}
 	}
@@ -1685,8 +1734,12 @@ func (s *subscription) frame(f *record.Frame, stream string) error {
 		if err := s.interrupted(); err != nil {
 			return err
 		}
-		if match && s.typeMatches(f.Events[i].Type) && !s.yield(s.conv.event(f, i, stream), nil) {
-			return errStopped
+		if match && s.typeMatches(f.Events[i].Type) {
+			var ev RecordedEvent // on the stack: filling it needs no write barrier
+			s.conv.fill(&ev, f, i, stream)
+			if !s.yield(ev, nil) {
+				return errStopped
+			}
 		}
 		s.passed++
 		s.next = pos + 1
@@ -1701,8 +1754,12 @@ func (s *subscription) streamEvent(f *record.Frame, i int, stream string) error 
 	if err := s.interrupted(); err != nil {
 		return err
 	}
-	if s.typeMatches(f.Events[i].Type) && !s.yield(s.conv.event(f, i, stream), nil) {
-		return errStopped
+	if s.typeMatches(f.Events[i].Type) {
+		var ev RecordedEvent
+		s.conv.fill(&ev, f, i, stream)
+		if !s.yield(ev, nil) {
+			return errStopped
+		}
 	}
 	s.passed++
 	s.next = f.FirstVersion + uint64(i) + 1
@@ -1721,10 +1778,8 @@ func (s *subscription) typeMatches(typ []byte) bool {
 // interrupted returns ErrClosed once the store is closing, and ctx's error
 // once it has ended, so that neither waits for a long read to finish.
 func (s *subscription) interrupted() error {
-	select {
-	case <-s.ix.notify.quit:
+	if s.ix.notify.closing.Load() {
 		return ErrClosed
-	default:
 	}
 	return s.ctx.Err()
 }

@@ -5687,23 +5687,25 @@ func editIndexFile(t *testing.T, dir string, edit func(x *record.SegmentIndex)) 
 	require.NoError(t, os.WriteFile(path, record.AppendSegmentIndex(nil, x), 0o644))
 }
 
-// TestWalker_FoundCacheTellsStartsApart: two streams whose starts share a
-// slot of a walk's cache are each found as themselves.
+// TestWalker_FoundCacheTellsStartsApart: three streams whose starts share
+// a set of a walk's cache, one more than it has ways, are each found as
+// themselves, turn after turn.
 func TestWalker_FoundCacheTellsStartsApart(t *testing.T) {
-	slot := func(start uint64) uint64 { return (start * 0x9e3779b97f4a7c15) >> (64 - foundBits) }
-	a := uint64(1)
-	b := a + 1
-	for slot(b) != slot(a) {
-		b++
+	set := func(start uint64) uint64 { return (start * 0x9e3779b97f4a7c15) >> (64 - foundBits) }
+	starts := []uint64{1}
+	for next := uint64(2); len(starts) < 3; next++ {
+		if set(next) == set(starts[0]) {
+			starts = append(starts, next)
+		}
 	}
 	ix := newReadIndex()
-	for _, start := range []uint64{a, b} {
+	for _, start := range starts {
 		st := ix.createLocked(fmt.Sprint("from-", start), start)
 		st.positions = []uint64{start}
 		st.named.Store(true)
 	}
-	w := walker{ix: ix, found: new([foundSlots]foundSlot)}
-	for _, start := range []uint64{a, b, a, b} {
+	w := walker{ix: ix, found: new([foundSets][2]foundSlot)}
+	for _, start := range slices.Concat(starts, starts, starts[1:], starts) {
 		w.f = record.Frame{Numbered: true, StreamStart: start, FirstVersion: 1}
 		name, err := w.numberedStream(nil, 0)
 		require.NoError(t, err)
