@@ -277,7 +277,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/go-eventstore/eventstore/internal/record"
 	"github.com/go-eventstore/eventstore/internal/vfs"
@@ -335,14 +334,6 @@ type segment struct {
 	// owners holds each frame's stream while the segment has no index file
 	// covering it whole: what the indexer needs to write one.
 	owners []*streamIndex
-
-	// mapMu guards mapped: readers copy out of it under the read lock, and
-	// unmap takes the write lock, so no read outlives the mapping.
-	mapMu sync.RWMutex
-	// mapped is a read-only, shared mapping of the file's first len(mapped)
-	// bytes (for the active segment, more than it holds yet), or nil.
-	// Readers touch only bytes below end, which the file holds.
-	mapped []byte
 }
 
 // rereadHeader reads s's header again, for its first frame, which may not
@@ -441,69 +432,12 @@ func frameFits(f *record.Frame, version uint8) bool {
 // frameMisfit is why a frame frameFits refuses is corrupt.
 const frameMisfit = "frame flags do not match the segment's format version"
 
-// pageSize is the unit the system maps files in, and advice applies to.
-const pageSize = 4096
-
 // willNeed has the system read [off, end) of the segment into the page
-// cache, ahead of a walk's read of it: the mapping is advised random, so a
-// fault alone reads one page.
+// cache, ahead of a walk's read of it.
 func (s *segment) willNeed(off, end int64) {
-	s.mapMu.RLock()
-	defer s.mapMu.RUnlock()
-	if off >= 0 && off < end && end <= int64(len(s.mapped)) {
-		_ = vfs.WillNeed(s.mapped[off&^(pageSize-1) : end]) // only ever costs time if it fails
+	if off >= 0 && off < end {
+		_ = vfs.WillNeed(s.file, off, end-off) // only ever costs time if it fails
 	}
-}
-
-// ReadAt reads len(p) bytes at off: copied out of the mapping when it covers
-// them, else read from the file. It is meant for reads of a megabyte or so:
-// a copy costs one fstat besides, to check that the file still holds what
-// was copied. A mapping reads zeros, not a fault, past the end of a file
-// within its last page, and faults after: when the file was cut shorter
-// than the bytes asked for, or the copy faults, the bytes are read again
-// from the file, so that the caller gets what the file holds and the error
-// ReadAt gives for the rest. It is safe for concurrent use, also with
-// unmap.
-func (s *segment) ReadAt(p []byte, off int64) (int, error) {
-	s.mapMu.RLock()
-	if m := s.mapped; off >= 0 && off+int64(len(p)) <= int64(len(m)) {
-		err := vfs.ReadMapped(p, m[off:])
-		s.mapMu.RUnlock()
-		if size, serr := s.file.Size(); err == nil && serr == nil && off+int64(len(p)) <= size {
-			return len(p), nil
-		}
-		return s.file.ReadAt(p, off)
-	}
-	s.mapMu.RUnlock()
-	return s.file.ReadAt(p, off)
-}
-
-// mapFile maps the segment's first size bytes for reading. A segment that
-// cannot be mapped is read through its file, so a failure is only logged.
-func (s *segment) mapFile(size int64, logger *slog.Logger) {
-	m, err := vfs.Map(s.file, size)
-	if err != nil {
-		logger.Warn("eventstore: cannot map segment; reading it through its file", "path", s.path, "err", err)
-		return
-	}
-	if m == nil {
-		return
-	}
-	s.mapMu.Lock()
-	s.mapped = m
-	s.mapMu.Unlock()
-}
-
-// unmap releases the segment's mapping, once no read is copying from it.
-func (s *segment) unmap() error {
-	s.mapMu.Lock()
-	defer s.mapMu.Unlock()
-	if s.mapped == nil {
-		return nil
-	}
-	err := vfs.Unmap(s.mapped)
-	s.mapped = nil
-	return err
 }
 
 func segmentName(base uint64) string { return fmt.Sprintf("%020d%s", base, segmentSuffix) }
@@ -705,16 +639,6 @@ func openLog(dir string, fsys vfs.FS, logger *slog.Logger, segmentSize int64, re
 	if len(l.segments) == 0 {
 		if _, err := l.createSegment(rec.next); err != nil {
 			return nil, rec, err
-		}
-	} else if !readOnly {
-		// Reads copy out of mappings. A read-only store reads through its
-		// files: another process may cut a torn tail off under it.
-		for i, seg := range l.segments {
-			size := seg.size
-			if i == len(l.segments)-1 {
-				size = max(size, segmentSize)
-			}
-			seg.mapFile(size, l.logger)
 		}
 	}
 	return l, rec, nil
@@ -928,7 +852,6 @@ func (l *eventLog) createSegment(base uint64) (*segment, error) {
 	}
 	seg.size = int64(len(hdr))
 	l.allocate(seg) // only once the header is durable: see scanSegment
-	seg.mapFile(l.segmentSize, l.logger)
 	l.segments = append(l.segments, seg)
 	return seg, nil
 }
@@ -1267,9 +1190,6 @@ func (l *eventLog) close() error {
 	for _, seg := range l.segments {
 		if seg.file == nil {
 			continue
-		}
-		if err := seg.unmap(); err != nil && first == nil {
-			first = err
 		}
 		if err := seg.file.Close(); err != nil && first == nil {
 			first = err

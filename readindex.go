@@ -475,9 +475,6 @@ func (ix *readIndex) walk(ctx context.Context, lo, hi uint64, fn func(f *record.
 		pipelinedWalks.Add(1)
 		return w.pipelined(parts, chunkParts(parts))
 	}
-	// A walk that does not verify ahead reads the files with pread, not
-	// through the mappings: it may be a live subscription's catch-up, which
-	// over time reads the whole log, and pread leaves no page of it mapped.
 	r := getReader()
 	defer putReader(r)
 	for _, p := range parts {
@@ -1219,10 +1216,7 @@ var parallelReadFrom = 256
 
 // fetchGroups reads each group into its place in buf, checksums and
 // unmasks its frames, and records in the group why the first one that
-// cannot be delivered cannot. It reads with pread, not out of the mapping:
-// a stream's frames lie far apart, so a copy out of the mapping faults a
-// page in for each of them, which costs about what pread does, and leaves
-// the pages mapped. With GOMAXPROCS above one, a window of
+// cannot be delivered cannot. With GOMAXPROCS above one, a window of
 // parallelReadFrom reads or more is shared with a second goroutine, which
 // ends before fetchGroups returns. Once ctx ends, neither reads another
 // group, and the caller must check ctx before each group it decodes.

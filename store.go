@@ -28,8 +28,7 @@
 // publishes them to readers, and answers each caller. Many concurrent callers
 // therefore share each fsync. Reads never wait for the writer's I/O: they look
 // up locations in an in-memory index under a read lock held for no I/O, and
-// read the segment files directly (on 64-bit Linux, a long walk copies out
-// of a read-only mapping of each segment, which costs no system call).
+// read the segment files directly, with pread.
 //
 // # Subscriptions
 //

@@ -5,10 +5,8 @@ package vfs
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 )
 
 // ErrLocked is returned by FS.Lock when another holder has the lock.
@@ -50,19 +48,4 @@ type FS interface {
 	// in this process or another, has it. Closing the returned Closer, or
 	// the process ending, releases the lock.
 	Lock(name string) (io.Closer, error)
-}
-
-// ReadMapped copies src, bytes of a mapping Map returned, into dst. If the
-// system faults on the read (the file was cut shorter than the bytes read,
-// or the device failed), it returns an error rather than crashing the
-// process.
-func ReadMapped(dst, src []byte) (err error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: fault reading a mapped file: %v", io.ErrUnexpectedEOF, r)
-		}
-	}()
-	copy(dst, src)
-	return nil
 }

@@ -3,6 +3,7 @@ package vfs_test
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
 
@@ -105,4 +106,24 @@ func TestFaultFS_OnCall_RunsBeforeEachCall(t *testing.T) {
 	ffs.OnCall(vfs.OpSync, nil)
 	require.NoError(t, f.Sync())
 	assert.Equal(t, 2, calls)
+}
+
+// TestWillNeed: advice over an OS file, within it or past its end, is
+// taken, and reaches the system (which refuses it for a closed file); over
+// a file of another kind it does nothing.
+func TestWillNeed(t *testing.T) {
+	f, err := vfs.OS().OpenFile(filepath.Join(t.TempDir(), "f"), os.O_RDWR|os.O_CREATE, 0o644)
+	require.NoError(t, err)
+	_, err = f.WriteAt(make([]byte, 3*4096), 0)
+	require.NoError(t, err)
+	require.NoError(t, vfs.WillNeed(f, 0, 3*4096))
+	require.NoError(t, vfs.WillNeed(f, 4096, 1<<20))
+	require.NoError(t, f.Close())
+	if runtime.GOOS == "linux" {
+		require.Error(t, vfs.WillNeed(f, 0, 4096), "advice over a closed file")
+	}
+
+	mem, err := vfs.NewCrashFS().OpenFile("f", os.O_RDWR|os.O_CREATE, 0o644)
+	require.NoError(t, err)
+	require.NoError(t, vfs.WillNeed(mem, 0, 4096))
 }
