@@ -939,6 +939,7 @@ func verifyChunk(p walkPart, buf *[]byte) (used int, err error) {
 	// index says) still delivers the whole frames it got; the first frame
 	// it cut is the error, as for a walk that does not verify ahead.
 	fill := func(want int) {
+		want = min(want, len(b))
 		for have < want && rerr == nil {
 			n := min(len(b), max(want, have+copyStep)) - have
 			var m int

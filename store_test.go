@@ -3030,10 +3030,9 @@ func TestStore_ReadOnly_StopsWhenTheFilesShrink(t *testing.T) {
 }
 
 // TestStore_SegmentCutShortUnderTheStore cuts the segment file of an open
-// store to two pages. Readers copy frames out of a mapping of the file, and
-// touching a page the file no longer holds faults: each read must return a
-// *CorruptionError rather than crash the process, and frames the file still
-// holds must read as before.
+// store to two pages: each read must return a *CorruptionError rather than
+// crash the process (as a copy out of a mapping, which reads once made,
+// would fault), and frames the file still holds must read as before.
 func TestStore_SegmentCutShortUnderTheStore(t *testing.T) {
 	s, dir := newStore(t, &eventstore.Options{Sync: eventstore.SyncNone})
 	data := bytes.Repeat([]byte{'d'}, 1000)

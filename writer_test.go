@@ -4179,10 +4179,10 @@ func TestWalk_PipelinedCutShortAsSequential(t *testing.T) {
 }
 
 // TestWalk_PipelinedCutInLastPageAsSequential cuts the active segment by
-// one byte, inside its last page, where a mapping reads zeros rather than
-// fault; once with a byte that is not zero, once with a zero byte, which
-// reads back the same through the mapping. A walk that verifies ahead must
-// still see the file end where it does, as one that does not.
+// one byte, inside its last page (where a mapping, which walks once read
+// through, reads zeros rather than fault); once with a byte that is not
+// zero, once with a zero byte. A walk that verifies ahead must see the file
+// end where it does, as one that does not.
 func TestWalk_PipelinedCutInLastPageAsSequential(t *testing.T) {
 	requirePipelining(t)
 	// A version-1 segment's last frame may end in a zero byte; a segment of
@@ -5626,4 +5626,83 @@ func TestWalker_FoundCacheTellsStartsApart(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, fmt.Sprint("from-", start), name)
 	}
+}
+
+// TestWalk_ChunkEndsWhereTheIndexAndFileDisagree: a helper's chunk whose
+// end, or whose buffer's end, falls a few bytes past a frame's, as when an
+// index file's offsets are off, ends with an error or at that frame, not in
+// a loop reading nothing; and a walk over such an index file ends with a
+// *CorruptionError, and the store closes.
+func TestWalk_ChunkEndsWhereTheIndexAndFileDisagree(t *testing.T) {
+	withPipelineFrom(t, 1)
+	s, dir := openWithFS(t, vfs.OS(), nil)
+	data := bytes.Repeat([]byte{'d'}, 1000)
+	for i := range 3000 {
+		_, err := s.Append(context.Background(), fmt.Sprint("s", i%7), Any, EventData{Type: "t", Data: data})
+		require.NoError(t, err)
+	}
+	seg := s.index.segments[0]
+	first, second := int64(seg.frames[0].off), int64(seg.frames[1].off)
+	within := func(name string, fn func() (int, error)) (int, error) {
+		type result struct {
+			used int
+			err  error
+		}
+		done := make(chan result, 1)
+		go func() {
+			used, err := fn()
+			done <- result{used, err}
+		}()
+		select {
+		case r := <-done:
+			return r.used, r.err
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: verifyChunk did not return", name)
+			return 0, nil
+		}
+	}
+	for _, c := range []struct {
+		name    string
+		end     int64 // the part's
+		buf     int64 // the buffer's capacity
+		wantErr bool
+	}{
+		{"part ends 5 bytes past a frame", second + 5, readChunk, true},
+		{"buffer ends 3 bytes past a frame", seg.end, second - first + 3, false},
+		{"buffer ends at a frame", seg.end, second - first, false},
+	} {
+		used, err := within(c.name, func() (int, error) {
+			buf := make([]byte, 0, c.buf)
+			return verifyChunk(walkPart{seg: seg, off: first, end: c.end}, &buf)
+		})
+		require.Equal(t, int(second-first), used, c.name)
+		if c.wantErr {
+			require.ErrorIs(t, err, io.ErrUnexpectedEOF, c.name)
+		} else {
+			require.NoError(t, err, c.name)
+		}
+	}
+
+	require.NoError(t, s.Close())
+	editIndexFile(t, dir, func(x *record.SegmentIndex) {
+		for k := 1; k < len(x.Frames)-1; k++ {
+			x.Frames[k].Offset += 5
+		}
+	})
+	r, err := Open(dir, &Options{ReadOnly: true})
+	require.NoError(t, err, "the forgery passes Open's checks")
+	_, err = within("walk", func() (int, error) {
+		n := 0
+		for _, err := range r.All(context.Background(), 0, BorrowData()) {
+			if err != nil {
+				return n, err
+			}
+			n++
+		}
+		return n, nil
+	})
+	var ce *CorruptionError
+	require.ErrorAs(t, err, &ce)
+	_, err = within("close", func() (int, error) { return 0, r.Close() })
+	require.NoError(t, err)
 }

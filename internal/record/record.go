@@ -261,19 +261,6 @@ const (
 	headerCompact = 1 << 33
 )
 
-// NewHeader returns the header of the given fields; see the methods of
-// the same names for weyl, syncDelta and compact.
-func NewHeader(length, payloadCRC uint32, position uint64, syncDelta uint32, weyl, compact bool) Header {
-	h := Header{Length: length, PayloadCRC: payloadCRC, Position: position, bits: uint64(syncDelta)}
-	if weyl {
-		h.bits |= headerWeyl
-	}
-	if compact {
-		h.bits |= headerCompact
-	}
-	return h
-}
-
 // SyncDelta is how many events were written after the last completed
 // fsync and before this frame: Position-SyncDelta is the first position a
 // crash when this frame was written could lose. Recovery uses it to tell
@@ -959,9 +946,7 @@ func (f *Frame) decodeFields(h Header, payload []byte) error {
 // unchanged, for anything else, valid or not: the general decoder then
 // decodes it, or says what is wrong with it.
 func (f *Frame) decodeOne(h Header, p []byte) bool {
-	// flags, timestamp, first version, a stream number or name, a tag, a
-	// type byte and the end mark.
-	if len(p) < 13 || p[0]&^flagNumbered != compactFlags|flagOne || !h.Weyl() {
+	if len(p) < minCompactPayload || p[0]&^flagNumbered != compactFlags|flagOne || !h.Weyl() {
 		return false
 	}
 	numbered := p[0]&flagNumbered != 0

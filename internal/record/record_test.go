@@ -1122,11 +1122,6 @@ func isSentinel(err error) bool {
 		errors.Is(err, record.ErrPayloadChecksum) || errors.Is(err, record.ErrMalformed)
 }
 
-// checkDecodeFrame is the property FuzzDecodeFrame checks on one input,
-// read as a frame of the segment sh heads: no panic, errors are sentinels,
-// decoded slices are bounded by the input, and a decoded frame re-encodes
-// to exactly the bytes it came from (with the compact API in a segment of
-// version 6).
 // checkDecodersAgree checks that the decoder of one-event compact frames,
 // where it takes a payload, decodes it as the general decoder does.
 func checkDecodersAgree(t *testing.T, h record.Header, payload []byte) {
@@ -1138,6 +1133,11 @@ func checkDecodersAgree(t *testing.T, h record.Header, payload []byte) {
 	require.Equal(t, general, fast, "the one-event decoder and the general decoder differ")
 }
 
+// checkDecodeFrame is the property FuzzDecodeFrame checks on one input,
+// read as a frame of the segment sh heads: no panic, errors are sentinels,
+// decoded slices are bounded by the input, and a decoded frame re-encodes
+// to exactly the bytes it came from (with the compact API in a segment of
+// version 6).
 func checkDecodeFrame(t *testing.T, sh record.SegmentHeader, in []byte) {
 	h, err := sh.DecodeHeader(in)
 	if err != nil {
