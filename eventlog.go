@@ -1349,26 +1349,40 @@ func (r *frameReader) bytes(off int64, n int) ([]byte, error) {
 // frame reads, verifies and decodes the frame at off. The frame's slices
 // alias the reader's window; events is reused for the frame's events.
 func (r *frameReader) frame(off int64, events []record.Event) (record.Frame, error) {
+	f := record.Frame{Events: events}
+	if err := r.frameInto(&f, off); err != nil {
+		return record.Frame{}, err
+	}
+	return f, nil
+}
+
+// frameInto is frame decoding into *f, its events appended to
+// f.Events[:0]: a reader going frame by frame copies no Frame. On an error
+// *f holds nothing to use.
+func (r *frameReader) frameInto(f *record.Frame, off int64) error {
 	hsize := r.lay.HeaderSize()
 	hb, err := r.bytes(off, hsize)
 	if err != nil {
-		return record.Frame{}, err
+		return err
 	}
 	h, err := r.lay.DecodeHeader(hb)
 	if err != nil {
-		return record.Frame{}, err
+		return err
 	}
 	payload, err := r.bytes(off+int64(hsize), int(h.Length))
 	if err != nil {
-		return record.Frame{}, err
+		return err
 	}
-	f, err := record.DecodePayload(h, payload, events)
+	err = record.VerifyPayload(h, payload)
+	if err == nil {
+		err = f.DecodeVerified(h, payload)
+	}
 	if err != nil {
 		// The payload may have been unmasked in the window before it failed
 		// to decode: drop the window so later reads see the file's bytes.
 		r.buf = r.buf[:0]
 	}
-	return f, err
+	return err
 }
 
 // tornTail reports whether the bad frame at off, holding position next, is

@@ -480,15 +480,13 @@ func (ix *readIndex) walk(ctx context.Context, lo, hi uint64, fn func(f *record.
 	for _, p := range parts {
 		r.reset(p.seg.file, p.end, p.seg.layout())
 		for off := p.off; off < p.end; {
-			f, err := r.frame(off, w.f.Events)
-			if err != nil {
+			if err := r.frameInto(&w.f, off); err != nil {
 				return ix.readError(p.seg, off, err)
 			}
-			w.f = f
 			if done, err := w.frame(p.seg, off, ""); done || err != nil {
 				return err
 			}
-			off += f.FrameSize()
+			off += w.f.FrameSize()
 		}
 	}
 	return w.short(parts)
@@ -518,13 +516,20 @@ type walker struct {
 	f record.Frame
 	// created and starts are the index's as the walk last took them, for
 	// frames naming their stream by number, and found caches the streams
-	// found there by their numbers, for a walk long enough to verify
-	// ahead (a short one, such as a subscription's at the head, would
+	// found there by their numbers: from the start in a walk long enough
+	// to verify ahead, else once the walk has searched for cacheFrom of
+	// them (a short walk, such as a subscription's at the head, would
 	// spend more clearing it than it saves).
-	created []*streamIndex
-	starts  []uint64
-	found   *[foundSets][2]foundSlot
+	created  []*streamIndex
+	starts   []uint64
+	found    *[foundSets][2]foundSlot
+	searched int // numbers searched for in starts
 }
+
+// cacheFrom is how many stream numbers a walk searches for before it
+// caches what it finds: some 30 µs of binary searches, about what the
+// cache costs to clear.
+const cacheFrom = 1024
 
 // foundSlot is the name of a stream a walk found by its number, the
 // position where it starts. It holds the name, not the stream, so that a
@@ -574,15 +579,26 @@ func (w *walker) frame(seg *segment, off int64, stream string) (done bool, err e
 // error is a read error (see readError).
 func (w *walker) numberedStream(seg *segment, off int64) (string, error) {
 	start := w.f.StreamStart
-	var set *[2]foundSlot
-	if w.found != nil {
-		set = &w.found[(start*0x9e3779b97f4a7c15)>>(64-foundBits)]
-		for k := range set {
-			if set[k].name != "" && set[k].start == start {
-				return set[k].name, nil // confirmed when cached
-			}
+	if w.found == nil {
+		if w.searched++; w.searched < cacheFrom {
+			return w.lookupStart(seg, off, nil)
+		}
+		w.found = new([foundSets][2]foundSlot)
+	}
+	set := &w.found[(start*0x9e3779b97f4a7c15)>>(64-foundBits)]
+	for k := range set {
+		if set[k].name != "" && set[k].start == start {
+			return set[k].name, nil // confirmed when cached
 		}
 	}
+	return w.lookupStart(seg, off, set)
+}
+
+// lookupStart returns the name of the stream that starts at w.f's stream
+// number, as numberedStream does, from the index; set, if not nil, is
+// where the walk's cache keeps it.
+func (w *walker) lookupStart(seg *segment, off int64, set *[2]foundSlot) (string, error) {
+	start := w.f.StreamStart
 	st := startedAt(w.created, w.starts, start)
 	if st == nil {
 		w.ix.mu.RLock()

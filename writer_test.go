@@ -5706,3 +5706,28 @@ func TestWalk_ChunkEndsWhereTheIndexAndFileDisagree(t *testing.T) {
 	_, err = within("close", func() (int, error) { return 0, r.Close() })
 	require.NoError(t, err)
 }
+
+// TestWalk_SequentialCachesStreamNumbers: a walk that does not verify
+// ahead caches the streams it finds by number once it has searched for
+// cacheFrom of them, and names every event's stream right before and
+// after.
+func TestWalk_SequentialCachesStreamNumbers(t *testing.T) {
+	withPipelineFrom(t, math.MaxUint64)
+	s, _ := openWithFS(t, vfs.OS(), nil)
+	const n = 3 * cacheFrom
+	for i := range n {
+		_, err := s.Append(context.Background(), fmt.Sprint("s", i%7), Any, ev(strconv.Itoa(i)))
+		require.NoError(t, err)
+	}
+	i := 0
+	err := s.index.walk(context.Background(), 0, n, func(f *record.Frame, stream string) error {
+		if stream == "" {
+			stream = string(f.Stream)
+		}
+		require.Equal(t, fmt.Sprint("s", f.Position%7), stream, "position %d", f.Position)
+		i++
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, n, i)
+}
