@@ -523,7 +523,7 @@ type walker struct {
 	created  []*streamIndex
 	starts   []uint64
 	found    *[foundSets][2]foundSlot
-	searched int // numbers searched for in starts
+	searched int // numbers searched for in starts, uncached, up to cacheFrom
 }
 
 // cacheFrom is how many stream numbers a walk searches for before it
@@ -580,7 +580,7 @@ func (w *walker) frame(seg *segment, off int64, stream string) (done bool, err e
 func (w *walker) numberedStream(seg *segment, off int64) (string, error) {
 	start := w.f.StreamStart
 	if w.found == nil {
-		if w.searched++; w.searched < cacheFrom {
+		if w.searched++; w.searched <= cacheFrom {
 			return w.lookupStart(seg, off, nil)
 		}
 		w.found = new([foundSets][2]foundSlot)

@@ -5708,15 +5708,39 @@ func TestWalk_ChunkEndsWhereTheIndexAndFileDisagree(t *testing.T) {
 }
 
 // TestWalk_SequentialCachesStreamNumbers: a walk that does not verify
-// ahead caches the streams it finds by number once it has searched for
-// cacheFrom of them, and names every event's stream right before and
-// after.
+// ahead searches the index for cacheFrom stream numbers and then caches
+// what it finds; it names every frame's stream right, before and after,
+// among three streams whose numbers share a set of the cache.
 func TestWalk_SequentialCachesStreamNumbers(t *testing.T) {
+	set := func(start uint64) uint64 { return (start * 0x9e3779b97f4a7c15) >> (64 - foundBits) }
+	starts := []uint64{1}
+	for next := uint64(2); len(starts) < 3; next++ {
+		if set(next) == set(starts[0]) {
+			starts = append(starts, next)
+		}
+	}
+	ix := newReadIndex()
+	for _, start := range starts {
+		st := ix.createLocked(fmt.Sprint("from-", start), start)
+		st.positions = []uint64{start}
+		st.named.Store(true)
+	}
+	w := walker{ix: ix}
+	for i := range 3 * cacheFrom {
+		start := starts[i%len(starts)]
+		w.f = record.Frame{Numbered: true, StreamStart: start, FirstVersion: 1}
+		name, err := w.numberedStream(nil, 0)
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprint("from-", start), name, "search %d", i)
+		require.Equal(t, i >= cacheFrom, w.found != nil, "the cache after %d searches", i+1)
+	}
+
+	// End to end: a walk of more frames than that names each right.
 	withPipelineFrom(t, math.MaxUint64)
-	s, _ := openWithFS(t, vfs.OS(), nil)
+	s, _ := openWithFS(t, vfs.OS(), &Options{Sync: SyncNone})
 	const n = 3 * cacheFrom
 	for i := range n {
-		_, err := s.Append(context.Background(), fmt.Sprint("s", i%7), Any, ev(strconv.Itoa(i)))
+		_, err := s.Append(context.Background(), fmt.Sprint("s", i%500), Any, ev(strconv.Itoa(i)))
 		require.NoError(t, err)
 	}
 	i := 0
@@ -5724,7 +5748,7 @@ func TestWalk_SequentialCachesStreamNumbers(t *testing.T) {
 		if stream == "" {
 			stream = string(f.Stream)
 		}
-		require.Equal(t, fmt.Sprint("s", f.Position%7), stream, "position %d", f.Position)
+		require.Equal(t, fmt.Sprint("s", f.Position%500), stream, "position %d", f.Position)
 		i++
 		return nil
 	})
