@@ -5602,10 +5602,10 @@ func editIndexFile(t *testing.T, dir string, edit func(x *record.SegmentIndex)) 
 	require.NoError(t, os.WriteFile(path, record.AppendSegmentIndex(nil, x), 0o644))
 }
 
-// TestWalker_FoundCacheTellsStartsApart: three streams whose starts share
-// a set of a walk's cache, one more than it has ways, are each found as
-// themselves, turn after turn.
-func TestWalker_FoundCacheTellsStartsApart(t *testing.T) {
+// collidingStarts returns an index of three confirmed streams, named
+// "from-" and their starts, whose starts share a set of a walk's cache:
+// one more than it has ways.
+func collidingStarts() (*readIndex, []uint64) {
 	set := func(start uint64) uint64 { return (start * 0x9e3779b97f4a7c15) >> (64 - foundBits) }
 	starts := []uint64{1}
 	for next := uint64(2); len(starts) < 3; next++ {
@@ -5619,6 +5619,14 @@ func TestWalker_FoundCacheTellsStartsApart(t *testing.T) {
 		st.positions = []uint64{start}
 		st.named.Store(true)
 	}
+	return ix, starts
+}
+
+// TestWalker_FoundCacheTellsStartsApart: three streams whose starts share
+// a set of a walk's cache, one more than it has ways, are each found as
+// themselves, turn after turn.
+func TestWalker_FoundCacheTellsStartsApart(t *testing.T) {
+	ix, starts := collidingStarts()
 	w := walker{ix: ix, found: new([foundSets][2]foundSlot)}
 	for _, start := range slices.Concat(starts, starts, starts[1:], starts) {
 		w.f = record.Frame{Numbered: true, StreamStart: start, FirstVersion: 1}
@@ -5712,19 +5720,7 @@ func TestWalk_ChunkEndsWhereTheIndexAndFileDisagree(t *testing.T) {
 // what it finds; it names every frame's stream right, before and after,
 // among three streams whose numbers share a set of the cache.
 func TestWalk_SequentialCachesStreamNumbers(t *testing.T) {
-	set := func(start uint64) uint64 { return (start * 0x9e3779b97f4a7c15) >> (64 - foundBits) }
-	starts := []uint64{1}
-	for next := uint64(2); len(starts) < 3; next++ {
-		if set(next) == set(starts[0]) {
-			starts = append(starts, next)
-		}
-	}
-	ix := newReadIndex()
-	for _, start := range starts {
-		st := ix.createLocked(fmt.Sprint("from-", start), start)
-		st.positions = []uint64{start}
-		st.named.Store(true)
-	}
+	ix, starts := collidingStarts()
 	w := walker{ix: ix}
 	for i := range 3 * cacheFrom {
 		start := starts[i%len(starts)]
