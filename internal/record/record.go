@@ -833,7 +833,7 @@ func (f *Frame) DecodeVerified(h Header, payload []byte) error {
 	if len(payload) != int(h.Length) {
 		return ErrShort
 	}
-	if h.Compact() && f.decodeOne(h, payload) {
+	if f.decodeOne(h, payload) {
 		return nil
 	}
 	return f.decodeFields(h, payload)
@@ -946,7 +946,7 @@ func (f *Frame) decodeFields(h Header, payload []byte) error {
 // unchanged, for anything else, valid or not: the general decoder then
 // decodes it, or says what is wrong with it.
 func (f *Frame) decodeOne(h Header, p []byte) bool {
-	if len(p) < minCompactPayload || p[0]&^flagNumbered != compactFlags|flagOne || !h.Weyl() {
+	if !h.Compact() || len(p) < minCompactPayload || p[0]&^flagNumbered != compactFlags|flagOne || !h.Weyl() {
 		return false
 	}
 	numbered := p[0]&flagNumbered != 0
