@@ -1008,12 +1008,10 @@ func verifyChunk(p walkPart, buf *[]byte) (used int, err error) {
 			// One frame larger than the buffer: read it whole.
 			b = slices.Grow(b[:0], int(size))[:size]
 			*buf = b
-			var n int
-			if n, rerr = p.seg.file.ReadAt(b, off); n < len(b) {
-				have = n
+			have = 0
+			if fill(len(b)); have < len(b) {
 				return 0, shortErr()
 			}
-			have = len(b)
 			rest = b
 		}
 		if err := record.VerifyPayload(h, rest[hsize:size]); err != nil {
