@@ -24,3 +24,9 @@ func NewHeader(length, payloadCRC uint32, position uint64, syncDelta uint32, wey
 	}
 	return h
 }
+
+// SumUnmaskWeyl and SumHeader are sumUnmaskWeyl and sumHeader, for tests.
+var (
+	SumUnmaskWeyl = sumUnmaskWeyl
+	SumHeader     = sumHeader
+)

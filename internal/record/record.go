@@ -319,7 +319,7 @@ func (s SegmentHeader) DecodeHeader(b []byte) (Header, error) {
 	if len(b) < CompactHeaderSize {
 		return Header{}, ErrShort
 	}
-	if Checksum(b[:16]) != binary.LittleEndian.Uint32(b[16:20]) {
+	if sumHeader((*[16]byte)(b)) != binary.LittleEndian.Uint32(b[16:20]) {
 		return Header{}, ErrHeaderChecksum
 	}
 	if rel := binary.LittleEndian.Uint32(b[8:12]); s.Base+uint64(rel) < s.Base {
@@ -765,7 +765,7 @@ func appendFrameOf(dst []byte, base, position uint64, syncDelta uint32, timestam
 	if flags&flagCompact != 0 {
 		binary.LittleEndian.PutUint32(h[8:12], uint32(position-base))
 		binary.LittleEndian.PutUint32(h[12:16], syncDelta)
-		binary.LittleEndian.PutUint32(h[16:20], Checksum(h[:16]))
+		binary.LittleEndian.PutUint32(h[16:20], sumHeader((*[16]byte)(h)))
 		return dst
 	}
 	binary.LittleEndian.PutUint64(h[8:16], position)
@@ -803,11 +803,23 @@ func VerifyPayload(h Header, payload []byte) error {
 	if len(payload) != int(h.Length) {
 		return ErrShort
 	}
-	if Checksum(payload) != h.PayloadCRC {
-		return ErrPayloadChecksum
+	if len(payload) == 0 {
+		return fmt.Errorf("%w: empty payload", ErrMalformed)
 	}
-	last := payload[len(payload)-1]
-	mask(payload, h.Position, h.Weyl())
+	last := payload[len(payload)-1] // stored unmasked
+	if h.Weyl() {
+		// The checksum and the unmasking in one pass, over bytes still in
+		// the core's registers; a mismatch puts the bytes back as read.
+		if sumUnmaskWeyl(payload, h.Position) != h.PayloadCRC {
+			MaskWeyl(payload, h.Position)
+			return ErrPayloadChecksum
+		}
+	} else {
+		if Checksum(payload) != h.PayloadCRC {
+			return ErrPayloadChecksum
+		}
+		Mask(payload, h.Position)
+	}
 	if payload[0]&flagEndMark != 0 && last != EndMark {
 		return fmt.Errorf("%w: frame ends in %#x, not its end mark", ErrMalformed, last)
 	}
@@ -1088,7 +1100,7 @@ func Mask(b []byte, position uint64) {
 // differ by zero; a zero word in it, once in 2^64, sits between golden and
 // its negation, neither of which holds a zero byte, so no run exceeds 8.
 func MaskWeyl(b []byte, position uint64) {
-	state := mix(position * 0xbf58476d1ce4e5b9)
+	state := weylStart(position)
 	for len(b) >= 32 {
 		w := b[:32:32]
 		binary.LittleEndian.PutUint64(w[0:], binary.LittleEndian.Uint64(w[0:])^(state+golden))
@@ -1109,6 +1121,18 @@ func MaskWeyl(b []byte, position uint64) {
 			b[i] ^= byte(state >> (8 * i))
 		}
 	}
+}
+
+// weylStart is where MaskWeyl's keystream for position starts: the
+// position scrambled with splitmix64.
+func weylStart(position uint64) uint64 { return mix(position * 0xbf58476d1ce4e5b9) }
+
+// sumUnmaskWeylGeneric is sumUnmaskWeyl in two passes, for CPUs without
+// the instruction its assembly uses: the checksum, then MaskWeyl.
+func sumUnmaskWeylGeneric(b []byte, position uint64) uint32 {
+	sum := Checksum(b)
+	MaskWeyl(b, position)
+	return sum
 }
 
 // mask applies MaskWeyl to b if weyl is set, else Mask.

@@ -1413,6 +1413,55 @@ func TestMaskWeyl_IsAWeylSequence(t *testing.T) {
 	requireMaskMatches(t, record.MaskWeyl, reference)
 }
 
+func TestSumUnmaskWeyl_IsChecksumThenMaskWeyl(t *testing.T) {
+	// The one pass over a payload (in assembly on amd64) must give the
+	// checksum of the bytes as they were, and leave MaskWeyl's bytes, at
+	// every length through the word loop and the byte tail, at any
+	// alignment and position.
+	rng := rand.New(rand.NewPCG(3, 4))
+	buf := make([]byte, 600+8)
+	for n := 0; n <= 600; n++ {
+		for _, align := range []int{0, 1, 3, 7} {
+			pos := rng.Uint64()
+			b := buf[align : align+n]
+			for i := range b {
+				b[i] = byte(rng.Uint32())
+			}
+			want := bytes.Clone(b)
+			sum := record.Checksum(want)
+			record.MaskWeyl(want, pos)
+			require.Equal(t, sum, record.SumUnmaskWeyl(b, pos), "checksum of %d bytes at alignment %d", n, align)
+			require.Equal(t, want, b, "unmasked %d bytes at alignment %d", n, align)
+		}
+	}
+}
+
+func TestSumHeader_IsChecksum(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 1000 {
+		var b [16]byte
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		require.Equal(t, record.Checksum(b[:]), record.SumHeader(&b), "header % x", b)
+	}
+}
+
+func TestVerifyPayload_MismatchLeavesTheBytesAsRead(t *testing.T) {
+	// A checksum mismatch must not leave the payload half unmasked: a
+	// caller reporting the damage, or reading the frame again, sees the
+	// bytes the file holds.
+	for _, frame := range [][]byte{goldenWeylFrame(), goldenMarkedFrame()} {
+		h, err := record.DecodeHeader(frame)
+		require.NoError(t, err)
+		payload := bytes.Clone(frame[record.HeaderSize:])
+		payload[3] ^= 0x10
+		read := bytes.Clone(payload)
+		require.ErrorIs(t, record.VerifyPayload(h, payload), record.ErrPayloadChecksum)
+		require.Equal(t, read, payload)
+	}
+}
+
 // longestZeroRun is the length of the longest run of zero bytes in b.
 func longestZeroRun(b []byte) int {
 	run, longest := 0, 0
