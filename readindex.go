@@ -548,6 +548,11 @@ const (
 	foundSets = 1 << foundBits
 )
 
+// foundSet is the set of a walk's cache where the stream starting at
+// start is kept: the start's top bits after a multiplication by the golden
+// ratio's odd constant, which spreads starts a stream's length apart.
+func foundSet(start uint64) uint64 { return (start * 0x9e3779b97f4a7c15) >> (64 - foundBits) }
+
 // frame takes w.f, read at off in seg; done is set once it reaches hi.
 func (w *walker) frame(seg *segment, off int64, stream string) (done bool, err error) {
 	if err := w.ctx.Err(); err != nil {
@@ -585,7 +590,7 @@ func (w *walker) numberedStream(seg *segment, off int64) (string, error) {
 		}
 		w.found = new([foundSets][2]foundSlot)
 	}
-	set := &w.found[(start*0x9e3779b97f4a7c15)>>(64-foundBits)]
+	set := &w.found[foundSet(start)]
 	for k := range set {
 		if set[k].name != "" && set[k].start == start {
 			return set[k].name, nil // confirmed when cached

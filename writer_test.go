@@ -5606,10 +5606,9 @@ func editIndexFile(t *testing.T, dir string, edit func(x *record.SegmentIndex)) 
 // "from-" and their starts, whose starts share a set of a walk's cache:
 // one more than it has ways.
 func collidingStarts() (*readIndex, []uint64) {
-	set := func(start uint64) uint64 { return (start * 0x9e3779b97f4a7c15) >> (64 - foundBits) }
 	starts := []uint64{1}
 	for next := uint64(2); len(starts) < 3; next++ {
-		if set(next) == set(starts[0]) {
+		if foundSet(next) == foundSet(starts[0]) {
 			starts = append(starts, next)
 		}
 	}
