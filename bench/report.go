@@ -33,7 +33,7 @@ func markdown(header string, results []result) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n\n", header)
-	b.WriteString("| Backend | W | events | appends/s | × limit | × fsync/record | p50 | p99 | read-all warm, events/s | read-all cold | read one stream | reopen | reopen after a crash | peak RSS | bytes/event on disk |\n")
+	b.WriteString("| Backend | W | events | appends/s | × limit | × fsync/record | p50 | p99 | read-all warm, events/s (median) | read-all cold | read one stream | reopen | reopen after a crash | peak RSS | bytes/event on disk |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
 		if r.Skipped != "" {
@@ -44,13 +44,13 @@ func markdown(header string, results []result) string {
 		if r.CrashReopen > 0 {
 			crashReopen = fmt.Sprintf("%s (%s events)", dur(r.CrashReopen), count(float64(r.CrashEvents)))
 		}
-		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s (%d events) | %s | %s | %.0f MiB | %.0f |\n",
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s (%s) | %s | %s (%d events) | %s | %s | %.0f MiB | %.0f |\n",
 			r.Backend, r.Writers, count(float64(r.Events)), count(r.AppendsPerSec), ratio(r.AppendsPerSec, limit, r.Writers),
 			ratio(r.AppendsPerSec, perRecord, r.Writers), dur(r.P50), dur(r.P99),
-			count(r.ReadAllWarm), count(r.ReadAllCold), dur(r.ReadStream), r.StreamEvents, dur(r.Reopen), crashReopen,
+			count(r.ReadAllWarm), count(r.ReadAllWarmMedian), count(r.ReadAllCold), dur(r.ReadStream), r.StreamEvents, dur(r.Reopen), crashReopen,
 			float64(r.PeakRSS)/(1<<20), r.DiskBytesPerEvent)
 	}
-	fmt.Fprintf(&b, "\nRead-all warm is the fastest of %d passes over everything, right after the appends; cold is one pass after the files are evicted from the page cache and the store reopened. Read one stream is the median over 20 streams. Reopen after a crash, measured with -crash, is a second run of the appends in a process killed with SIGKILL once they are acknowledged, then a timed open in a new process, which must find every acknowledged event.\n", warmPasses)
+	fmt.Fprintf(&b, "\nRead-all warm is the fastest of %d passes over everything, right after the appends, with the median pass in brackets; cold is one pass after the files are evicted from the page cache and the store reopened. Read one stream is the median over 20 streams. Reopen after a crash, measured with -crash, is a second run of the appends in a process killed with SIGKILL once they are acknowledged, then a timed open in a new process, which must find every acknowledged event.\n", warmPasses)
 	b.WriteString("\nSettings under which each backend acknowledges an append:\n\n")
 	for _, name := range backendNames() {
 		sp := specs[name]
