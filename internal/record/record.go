@@ -804,9 +804,12 @@ func VerifyPayload(h Header, payload []byte) error {
 		return ErrShort
 	}
 	if len(payload) == 0 {
-		return fmt.Errorf("%w: empty payload", ErrMalformed)
+		if h.PayloadCRC != 0 { // the checksum of no bytes
+			return ErrPayloadChecksum
+		}
+		return fmt.Errorf("%w: payload length 0 out of range", ErrMalformed)
 	}
-	last := payload[len(payload)-1] // stored unmasked
+	last := payload[len(payload)-1] // the end mark, if any, is stored unmasked
 	if h.Weyl() {
 		// The checksum and the unmasking in one pass, over bytes still in
 		// the core's registers; a mismatch puts the bytes back as read.

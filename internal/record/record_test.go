@@ -1418,10 +1418,20 @@ func TestSumUnmaskWeyl_IsChecksumThenMaskWeyl(t *testing.T) {
 	// checksum of the bytes as they were, and leave MaskWeyl's bytes, at
 	// every length through the word loop and the byte tail, at any
 	// alignment and position.
+	// The bytes either side of the payload must stay as they were.
 	rng := rand.New(rand.NewPCG(3, 4))
-	buf := make([]byte, 600+8)
+	const guard = 0xa5
+	var lengths []int
 	for n := 0; n <= 600; n++ {
+		lengths = append(lengths, n)
+	}
+	lengths = append(lengths, 4<<10-1, 4<<10, 64<<10+5) // either side of the two-pass threshold
+	buf := make([]byte, 64<<10+5+16)
+	for _, n := range lengths {
 		for _, align := range []int{0, 1, 3, 7} {
+			for i := range buf {
+				buf[i] = guard
+			}
 			pos := rng.Uint64()
 			b := buf[align : align+n]
 			for i := range b {
@@ -1432,6 +1442,8 @@ func TestSumUnmaskWeyl_IsChecksumThenMaskWeyl(t *testing.T) {
 			record.MaskWeyl(want, pos)
 			require.Equal(t, sum, record.SumUnmaskWeyl(b, pos), "checksum of %d bytes at alignment %d", n, align)
 			require.Equal(t, want, b, "unmasked %d bytes at alignment %d", n, align)
+			require.Equal(t, bytes.Repeat([]byte{guard}, align), buf[:align], "bytes before %d at alignment %d", n, align)
+			require.Equal(t, bytes.Repeat([]byte{guard}, len(buf)-align-n), buf[align+n:], "bytes after %d at alignment %d", n, align)
 		}
 	}
 }
@@ -1445,6 +1457,15 @@ func TestSumHeader_IsChecksum(t *testing.T) {
 		}
 		require.Equal(t, record.Checksum(b[:]), record.SumHeader(&b), "header % x", b)
 	}
+}
+
+func TestVerifyPayload_Empty(t *testing.T) {
+	// No header the decoders pass gives a length of 0, but VerifyPayload
+	// must not index an empty payload: the checksum of no bytes is 0.
+	h := record.NewHeader(0, 1, 7, 0, true, true)
+	require.ErrorIs(t, record.VerifyPayload(h, []byte{}), record.ErrPayloadChecksum)
+	h = record.NewHeader(0, 0, 7, 0, true, true)
+	require.ErrorIs(t, record.VerifyPayload(h, []byte{}), record.ErrMalformed)
 }
 
 func TestVerifyPayload_MismatchLeavesTheBytesAsRead(t *testing.T) {
