@@ -810,18 +810,9 @@ func VerifyPayload(h Header, payload []byte) error {
 		return fmt.Errorf("%w: payload length 0 out of range", ErrMalformed)
 	}
 	last := payload[len(payload)-1] // the end mark, if any, is stored unmasked
-	if h.Weyl() {
-		// The checksum and the unmasking in one pass, over bytes still in
-		// the core's registers; a mismatch puts the bytes back as read.
-		if sumUnmaskWeyl(payload, h.Position) != h.PayloadCRC {
-			MaskWeyl(payload, h.Position)
-			return ErrPayloadChecksum
-		}
-	} else {
-		if Checksum(payload) != h.PayloadCRC {
-			return ErrPayloadChecksum
-		}
-		Mask(payload, h.Position)
+	if sumUnmask(payload, h.Position, h.Weyl()) != h.PayloadCRC {
+		mask(payload, h.Position, h.Weyl()) // the bytes back as read
+		return ErrPayloadChecksum
 	}
 	if payload[0]&flagEndMark != 0 && last != EndMark {
 		return fmt.Errorf("%w: frame ends in %#x, not its end mark", ErrMalformed, last)
@@ -1135,6 +1126,17 @@ func weylStart(position uint64) uint64 { return mix(position * 0xbf58476d1ce4e5b
 func sumUnmaskWeylGeneric(b []byte, position uint64) uint32 {
 	sum := Checksum(b)
 	MaskWeyl(b, position)
+	return sum
+}
+
+// sumUnmask returns the CRC-32C of b as it is and unmasks it in place, as
+// mask does: for a Weyl keystream in one pass where the CPU can.
+func sumUnmask(b []byte, position uint64, weyl bool) uint32 {
+	if weyl {
+		return sumUnmaskWeyl(b, position)
+	}
+	sum := Checksum(b)
+	Mask(b, position)
 	return sum
 }
 
