@@ -4750,6 +4750,175 @@ func TestEventLog_AllocateFailsStoreStillWorks(t *testing.T) {
 	assert.Equal(t, uint64(20), s.Stats().Events)
 }
 
+// writeLogFS wraps an FS and records every write to a segment file past
+// its header: where it went, how long it was and whether it was all
+// zeros. failZeros, if set, is what a write of zeros returns instead.
+type writeLogFS struct {
+	vfs.FS
+	mu        sync.Mutex
+	writes    []loggedWrite // guarded by mu
+	failZeros error
+}
+
+type loggedWrite struct {
+	path     string
+	off, end int64
+	zeros    bool
+}
+
+type writeLogFile struct {
+	vfs.File
+	fs   *writeLogFS
+	path string
+}
+
+func (w *writeLogFS) OpenFile(name string, flag int, perm os.FileMode) (vfs.File, error) {
+	f, err := w.FS.OpenFile(name, flag, perm)
+	if err != nil || !strings.HasSuffix(name, segmentSuffix) {
+		return f, err
+	}
+	return &writeLogFile{File: f, fs: w, path: name}, nil
+}
+
+func (w *writeLogFS) log() []loggedWrite {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.writes)
+}
+
+func (f *writeLogFile) WriteAt(p []byte, off int64) (int, error) {
+	if off < record.SegmentHeaderSize {
+		return f.File.WriteAt(p, off)
+	}
+	zeros := !slices.ContainsFunc(p, func(b byte) bool { return b != 0 })
+	if zeros && f.fs.failZeros != nil {
+		return 0, f.fs.failZeros
+	}
+	f.fs.mu.Lock()
+	f.fs.writes = append(f.fs.writes, loggedWrite{path: f.path, off: off, end: off + int64(len(p)), zeros: zeros})
+	f.fs.mu.Unlock()
+	return f.File.WriteAt(p, off)
+}
+
+// In a segment allocated ahead, the writer writes zeros over the allocated
+// space a chunk at a time, ahead of the frames: never over a frame, never
+// past the segment's size, and far enough ahead that every frame but a
+// segment's first lands on zeros already written. Everything reads back,
+// also after a reopen.
+func TestEventLog_ZerosWrittenAheadOfTheFrames(t *testing.T) {
+	const segSize = 1 << 20
+	wfs := &writeLogFS{FS: vfs.OS()}
+	dir := t.TempDir()
+	opts := &Options{SegmentSize: segSize, fs: wfs}
+	s, err := Open(dir, opts)
+	require.NoError(t, err)
+	data := bytes.Repeat([]byte("x"), 2000)
+	const n = 1200 // about 2.3 segments
+	for i := range n {
+		_, err := s.Append(context.Background(), fmt.Sprintf("s-%d", i%7), Any, EventData{Type: "t", Data: data})
+		require.NoError(t, err)
+	}
+	segs := s.Stats().Segments
+	require.NoError(t, s.Close())
+	require.Equal(t, 3, segs)
+
+	type state struct{ frames, zeroed, outside, chunks int64 }
+	per := map[string]*state{}
+	for _, w := range wfs.log() {
+		st := per[w.path]
+		if st == nil {
+			st = &state{frames: record.SegmentHeaderSize}
+			per[w.path] = st
+		}
+		if w.zeros {
+			assert.GreaterOrEqual(t, w.off, st.frames, "zeros over a frame: %+v", w)
+			assert.LessOrEqual(t, w.end, int64(segSize), "zeros past the segment's size: %+v", w)
+			assert.LessOrEqual(t, w.end-w.off, int64(zeroChunk))
+			st.zeroed = max(st.zeroed, w.end)
+			st.chunks++
+			continue
+		}
+		assert.Equal(t, st.frames, w.off, "frames are appended")
+		if w.end > st.zeroed {
+			st.outside++
+		}
+		st.frames = w.end
+	}
+	require.Len(t, per, segs)
+	for path, st := range per {
+		assert.LessOrEqual(t, st.outside, int64(1), "%s: only a segment's first frame lands on space not yet zeroed", path)
+		assert.GreaterOrEqual(t, st.zeroed, min(st.frames+zeroLead, segSize), "%s: zeros run ahead of the last frame", path)
+		assert.GreaterOrEqual(t, st.chunks, (min(st.frames+zeroLead, segSize)-record.SegmentHeaderSize)/zeroChunk, path)
+	}
+
+	s, err = Open(dir, opts)
+	require.NoError(t, err)
+	defer s.Close()
+	all, err := s.ReadAll(context.Background(), 0, 0)
+	require.NoError(t, err)
+	require.Len(t, all, n)
+	for _, e := range all {
+		require.Equal(t, data, e.Data)
+	}
+}
+
+// Where the space cannot be allocated ahead, nothing is zeroed: the writes
+// of zeros would extend the file.
+func TestEventLog_NoZerosWithoutAllocation(t *testing.T) {
+	ffs := vfs.NewFaultFS(vfs.OS())
+	ffs.Fail(vfs.OpAllocate, 1, syscall.ENOSPC, true)
+	wfs := &writeLogFS{FS: ffs}
+	s, _ := openWithFS(t, wfs, &Options{SegmentSize: 1 << 20})
+	for i := range 300 {
+		_, err := s.Append(context.Background(), "s", Any, EventData{Type: "t", Data: bytes.Repeat([]byte("y"), 1000+i)})
+		require.NoError(t, err)
+	}
+	log := wfs.log()
+	require.Len(t, log, 300)
+	for _, w := range log {
+		assert.False(t, w.zeros, "%+v", w)
+	}
+}
+
+// A write of zeros ahead that fails is a storage failure like any other
+// write's: the batch it came with is refused and the store is poisoned,
+// and what was acknowledged before reads back after a reopen.
+func TestEventLog_FailedZerosPoisonTheStore(t *testing.T) {
+	wfs := &writeLogFS{FS: vfs.OS()}
+	dir := t.TempDir()
+	opts := &Options{SegmentSize: 1 << 20, fs: wfs}
+	s, err := Open(dir, opts)
+	require.NoError(t, err)
+	data := bytes.Repeat([]byte("z"), 4000)
+	// The first append wrote a chunk of zeros after its frame; the next
+	// is due once the frames come within zeroLead of its end.
+	_, err = s.Append(context.Background(), "s", Any, EventData{Type: "t", Data: data})
+	require.NoError(t, err)
+	require.True(t, wfs.log()[0].zeros, "zeros ahead of the first frame")
+	wfs.failZeros = syscall.EIO // the next Append's handoff orders this before the writer reads it
+	acked := 1
+	var serr *StorageError
+	for range zeroChunk/len(data) + 2 {
+		_, err = s.Append(context.Background(), "s", Any, EventData{Type: "t", Data: data})
+		if err != nil {
+			break
+		}
+		acked++
+	}
+	require.ErrorAs(t, err, &serr)
+	assert.Equal(t, "write", serr.Op)
+	assert.ErrorIs(t, err, syscall.EIO)
+	_, err = s.Append(context.Background(), "s", Any, EventData{Type: "t", Data: data})
+	assert.ErrorIs(t, err, syscall.EIO, "the failure is sticky")
+	_ = s.Close()
+
+	wfs.failZeros = nil
+	s, err = Open(dir, opts)
+	require.NoError(t, err)
+	defer s.Close()
+	assert.Equal(t, uint64(acked), s.Stats().Events)
+}
+
 // version1Frame is a one-event frame of a version-1 segment at pos, its
 // data n bytes of letters ending in last.
 func version1Frame(dst []byte, pos uint64, delta uint32, n int, last byte) []byte {
