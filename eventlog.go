@@ -1147,13 +1147,15 @@ var zeros [zeroChunk]byte
 // same reason (wal_init_zero).
 func (l *eventLog) write(b []byte) error {
 	seg := l.active()
-	if end := seg.size + int64(len(b)); seg.zeroed > 0 && end+zeroLead > seg.zeroed && end < l.segmentSize {
+	if end := seg.size + int64(len(b)); seg.zeroed > 0 && seg.zeroed < l.segmentSize && end+zeroLead > seg.zeroed {
 		from := max(seg.zeroed, end)
 		to := min(from+zeroChunk, l.segmentSize)
-		if _, err := seg.file.WriteAt(zeros[:to-from], from); err != nil {
-			return &StorageError{Op: "write", Path: seg.path, Err: err}
+		if from < to {
+			if _, err := seg.file.WriteAt(zeros[:to-from], from); err != nil {
+				return &StorageError{Op: "write", Path: seg.path, Err: err}
+			}
 		}
-		seg.zeroed = to
+		seg.zeroed = to // the segment's size once the frames reach it
 	}
 	if _, err := seg.file.WriteAt(b, seg.size); err != nil {
 		return &StorageError{Op: "write", Path: seg.path, Err: err}

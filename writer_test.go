@@ -4834,6 +4834,7 @@ func TestEventLog_ZerosWrittenAheadOfTheFrames(t *testing.T) {
 			assert.GreaterOrEqual(t, w.off, st.frames, "zeros over a frame: %+v", w)
 			assert.LessOrEqual(t, w.end, int64(segSize), "zeros past the segment's size: %+v", w)
 			assert.LessOrEqual(t, w.end-w.off, int64(zeroChunk))
+			assert.Less(t, w.off, w.end, "an empty write")
 			st.zeroed = max(st.zeroed, w.end)
 			st.chunks++
 			continue
