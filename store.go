@@ -24,7 +24,8 @@
 // caller's goroutine, queues them on a bounded channel, and waits. The writer
 // takes every waiting request (up to Options.MaxBatch), checks each against
 // the streams' versions, writes them all with one write and one fdatasync
-// (a batch that fills a segment also syncs it and creates the next one),
+// (a batch that fills a segment also syncs it and creates the next one;
+// every 256 KiB of frames, one first writes zeros ahead of them),
 // publishes them to readers, and answers each caller. Many concurrent callers
 // therefore share each fsync. Reads never wait for the writer's I/O: they look
 // up locations in an in-memory index under a read lock held for no I/O, and
@@ -375,7 +376,7 @@ type Stats struct {
 	// Appends counts Append calls committed since Open (an idempotent
 	// retry that wrote nothing included).
 	Appends uint64
-	// Batches counts group commits since Open: one write each.
+	// Batches counts group commits since Open: one write of frames each.
 	Batches uint64
 	// Syncs counts fdatasync calls on segment files since Open.
 	Syncs uint64

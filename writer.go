@@ -284,7 +284,8 @@ func (w *writer) collect(first *request) {
 
 // commit checks every request of the batch, encodes the accepted ones and
 // writes them with one write and (under SyncAlways) one fdatasync, rolling to
-// a new segment where one fills up. It fills w.outcomes; a request failing
+// a new segment where one fills up (eventLog.write may first write zeros
+// ahead of the frames). It fills w.outcomes; a request failing
 // its checks gets its error there and is left out of the write.
 func (w *writer) commit() {
 	w.frames = w.frames[:0]
