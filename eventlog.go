@@ -305,8 +305,11 @@ type segment struct {
 	path string
 	file vfs.File
 	size int64 // bytes written; touched only by the writer goroutine (and Open)
-	// zeroed is where the zeros eventLog.write has written over the space
-	// allocated ahead end; 0 where none is allocated. Touched as size is.
+	// zeroed is how far the segment is known to be written: where the
+	// frames ended when its space was reserved ahead, then where the zeros
+	// eventLog.write writes over that space end, and the segment's size
+	// once the frames reach it. 0 where no space is reserved. Touched as
+	// size is.
 	zeroed int64
 	// version is the segment's format version, from its header: 1 to 6,
 	// and record.Version for every segment this build creates. From
@@ -473,6 +476,11 @@ type eventLog struct {
 	segmentSize int64
 
 	readOnly bool // opened by a read-only Store: no lock, no change to any file
+
+	// zeroAhead makes write write zeros ahead of the frames (see there):
+	// set under SyncAlways, whose every batch an fdatasync follows. Set by
+	// Open before the writer starts.
+	zeroAhead bool
 
 	// Touched only by the writer goroutine (a read-only Store's follower),
 	// and by Open and Close when it is not running.
@@ -1134,20 +1142,22 @@ var zeros [zeroChunk]byte
 
 // write appends whole frames to the active segment.
 //
-// In a segment with space allocated ahead, it first writes zeros over the
-// next chunk of that space when the frames come within zeroLead of its
-// end; they are synced with the frames. The allocated space reads as zeros
-// already, but ext4 (like XFS) keeps it marked unwritten, and the
-// fdatasync of a write into it must also commit, through the journal,
-// that those blocks are now written: a chunk of zeros makes that one
-// commit for some thousand events, not one for every batch. On the ext4 of
-// the README's benchmarks, it took the fdatasync of a 35 KB batch from
+// Under zeroAhead, in a segment with space reserved ahead, it first writes
+// zeros over the next chunk of that space when the frames come within
+// zeroLead of its end, for the batch's fdatasync to sync with the frames.
+// The reserved space reads as zeros already, but ext4 (like XFS) keeps it
+// marked unwritten, and the fdatasync of a write reaching blocks not yet
+// written must also commit, through the journal, that they now are: a
+// chunk of zeros makes that one commit for some thousand events, where
+// every batch of more than a few events paid one. On the ext4 of the
+// README's benchmarks, it took the fdatasync of a 35 KB batch from
 // 350-460 µs to about 230 µs. The price is that each byte of a segment is
 // written twice. PostgreSQL fills its new WAL files with zeros for the
-// same reason (wal_init_zero).
+// same reason (wal_init_zero, which can be turned off where it gains
+// nothing: on copy-on-write file systems).
 func (l *eventLog) write(b []byte) error {
 	seg := l.active()
-	if end := seg.size + int64(len(b)); seg.zeroed > 0 && seg.zeroed < l.segmentSize && end+zeroLead > seg.zeroed {
+	if end := seg.size + int64(len(b)); l.zeroAhead && seg.zeroed > 0 && seg.zeroed < l.segmentSize && end+zeroLead > seg.zeroed {
 		from := max(seg.zeroed, end)
 		to := min(from+zeroChunk, l.segmentSize)
 		if from < to {
@@ -1196,11 +1206,15 @@ func (l *eventLog) allocate(seg *segment) {
 	if !seg.marked() || seg.size >= l.segmentSize {
 		return // see tornFrame for why only a segment of version 2 or later
 	}
-	if err := seg.file.Allocate(l.segmentSize); err != nil {
+	switch err := seg.file.Allocate(l.segmentSize); {
+	case err == nil:
+		seg.zeroed = seg.size // nothing past the frames is known to be written
+	case errors.Is(err, vfs.ErrNotReserved):
+		// A hole, which reads as zeros too; zeros written over it would
+		// only take its blocks early.
+	default:
 		l.logger.Warn("eventstore: cannot allocate segment space ahead; appends will extend the file", "path", seg.path, "err", err)
-		return
 	}
-	seg.zeroed = seg.size // nothing past the frames is known to be written
 }
 
 // trim cuts the active segment to the frames written to it, giving back

@@ -25,11 +25,11 @@
 // takes every waiting request (up to Options.MaxBatch), checks each against
 // the streams' versions, writes them all with one write and one fdatasync
 // (a batch that fills a segment also syncs it and creates the next one;
-// every 256 KiB of frames, one first writes zeros ahead of them),
-// publishes them to readers, and answers each caller. Many concurrent callers
-// therefore share each fsync. Reads never wait for the writer's I/O: they look
-// up locations in an in-memory index under a read lock held for no I/O, and
-// read the segment files directly, with pread.
+// under SyncAlways, once every 256 KiB of frames, one first writes zeros
+// ahead of them), publishes them to readers, and answers each caller. Many
+// concurrent callers therefore share each fsync. Reads never wait for the
+// writer's I/O: they look up locations in an in-memory index under a read
+// lock held for no I/O, and read the segment files directly, with pread.
 //
 // # Subscriptions
 //
@@ -423,6 +423,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	log.zeroAhead = o.Sync == SyncAlways
 	index.segments = slices.Clone(log.segments)
 	for _, seg := range index.segments {
 		seg.end = seg.size

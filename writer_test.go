@@ -4800,11 +4800,68 @@ func (f *writeLogFile) WriteAt(p []byte, off int64) (int, error) {
 	return f.File.WriteAt(p, off)
 }
 
-// In a segment allocated ahead, the writer writes zeros over the allocated
-// space a chunk at a time, ahead of the frames: never over a frame, never
-// past the segment's size, and far enough ahead that every frame but a
-// segment's first lands on zeros already written. Everything reads back,
-// also after a reopen.
+// checkZeros checks the writes a writeLogFS logged to segments of segSize
+// bytes, reserved ahead, under SyncAlways: the zeros of a batch start
+// where the zeros so far end, or where the batch's frames end if those
+// reach past that; they never reach past the segment's size and are never
+// empty; and every batch's frames but a segment's first land on zeros
+// written before that batch. At the end, the zeros run zeroLead past the
+// frames, or to the segment's size. It returns the number of segments.
+func checkZeros(t *testing.T, log []loggedWrite, segSize int64) int {
+	t.Helper()
+	type state struct {
+		frames  int64 // where the frames end; -1 before the first this log shows
+		zeroed  int64 // where the zeros end
+		before  int64 // where the zeros ended before the last batch
+		gap     int64 // a write of zeros not at zeroed, to check against the frames that follow; -1: none
+		outside int   // batches whose frames reached past before
+	}
+	per := map[string]*state{}
+	var paths []string
+	for _, w := range log {
+		st := per[w.path]
+		if st == nil {
+			st = &state{frames: -1, gap: -1}
+			per[w.path] = st
+			paths = append(paths, w.path)
+		}
+		if w.zeros {
+			assert.Less(t, w.off, w.end, "an empty write of zeros: %+v", w)
+			assert.LessOrEqual(t, w.end-w.off, int64(zeroChunk), "%+v", w)
+			assert.LessOrEqual(t, w.end, segSize, "zeros past the segment's size: %+v", w)
+			assert.GreaterOrEqual(t, w.off, st.frames, "zeros over a frame: %+v", w)
+			assert.GreaterOrEqual(t, w.off, st.zeroed, "zeros over zeros: %+v", w)
+			if w.off != st.zeroed {
+				st.gap = w.off
+			}
+			st.zeroed = w.end
+			continue
+		}
+		if st.frames < 0 { // a new segment's first, or a reopened one's
+			st.frames = w.off
+		}
+		assert.Equal(t, st.frames, w.off, "frames are appended: %+v", w)
+		if st.gap >= 0 {
+			assert.Equal(t, w.end, st.gap, "zeros start where the zeros so far or the batch's frames end: %+v", w)
+			st.gap = -1
+		}
+		if w.end > st.before {
+			st.outside++
+		}
+		st.frames, st.before = w.end, st.zeroed
+	}
+	for _, path := range paths {
+		st := per[path]
+		assert.Equal(t, 1, st.outside, "%s: only a segment's first batch lands on space not zeroed before it", path)
+		assert.GreaterOrEqual(t, st.zeroed, min(st.frames+zeroLead, segSize), "%s: the zeros run ahead of the last frame", path)
+	}
+	return len(per)
+}
+
+// In a segment reserved ahead, the writer writes zeros over the reserved
+// space a chunk at a time, ahead of the frames (see checkZeros); also in
+// the segment a reopened store appends to, and never where one frame is
+// larger than a segment. Everything reads back.
 func TestEventLog_ZerosWrittenAheadOfTheFrames(t *testing.T) {
 	const segSize = 1 << 20
 	wfs := &writeLogFS{FS: vfs.OS()}
@@ -4813,71 +4870,113 @@ func TestEventLog_ZerosWrittenAheadOfTheFrames(t *testing.T) {
 	s, err := Open(dir, opts)
 	require.NoError(t, err)
 	data := bytes.Repeat([]byte("x"), 2000)
-	const n = 1200 // about 2.3 segments
-	for i := range n {
-		_, err := s.Append(context.Background(), fmt.Sprintf("s-%d", i%7), Any, EventData{Type: "t", Data: data})
-		require.NoError(t, err)
+	appendN := func(n int) {
+		for i := range n {
+			_, err := s.Append(context.Background(), fmt.Sprintf("s-%d", i%7), Any, EventData{Type: "t", Data: data})
+			require.NoError(t, err)
+		}
 	}
-	segs := s.Stats().Segments
+	appendN(1200) // about 2.3 segments
+	require.Equal(t, 3, checkZeros(t, wfs.log(), segSize))
 	require.NoError(t, s.Close())
-	require.Equal(t, 3, segs)
 
-	type state struct{ frames, zeroed, outside, chunks int64 }
-	per := map[string]*state{}
-	for _, w := range wfs.log() {
-		st := per[w.path]
-		if st == nil {
-			st = &state{frames: record.SegmentHeaderSize}
-			per[w.path] = st
-		}
-		if w.zeros {
-			assert.GreaterOrEqual(t, w.off, st.frames, "zeros over a frame: %+v", w)
-			assert.LessOrEqual(t, w.end, int64(segSize), "zeros past the segment's size: %+v", w)
-			assert.LessOrEqual(t, w.end-w.off, int64(zeroChunk))
-			assert.Less(t, w.off, w.end, "an empty write")
-			st.zeroed = max(st.zeroed, w.end)
-			st.chunks++
-			continue
-		}
-		assert.Equal(t, st.frames, w.off, "frames are appended")
-		if w.end > st.zeroed {
-			st.outside++
-		}
-		st.frames = w.end
-	}
-	require.Len(t, per, segs)
-	for path, st := range per {
-		assert.LessOrEqual(t, st.outside, int64(1), "%s: only a segment's first frame lands on space not yet zeroed", path)
-		assert.GreaterOrEqual(t, st.zeroed, min(st.frames+zeroLead, segSize), "%s: zeros run ahead of the last frame", path)
-		assert.GreaterOrEqual(t, st.chunks, (min(st.frames+zeroLead, segSize)-record.SegmentHeaderSize)/zeroChunk, path)
-	}
-
+	// Reopened: Close cut the active segment to its frames, and Open
+	// reserves its space again, not yet written.
+	wfs.mu.Lock()
+	wfs.writes = nil
+	wfs.mu.Unlock()
 	s, err = Open(dir, opts)
 	require.NoError(t, err)
 	defer s.Close()
+	appendN(300)
+	require.Equal(t, 1, checkZeros(t, wfs.log(), segSize), "the reopened store appended to its active segment alone")
+
+	// A frame larger than a segment gets a segment of its own, past whose
+	// reserved space no zeros go.
+	wfs.mu.Lock()
+	wfs.writes = nil
+	wfs.mu.Unlock()
+	big := bytes.Repeat([]byte("b"), segSize+1000)
+	_, err = s.Append(context.Background(), "big", Any, EventData{Type: "t", Data: big})
+	require.NoError(t, err)
+	appendN(10)
+	log := wfs.log()
+	var bigPath string
+	for _, w := range log {
+		if !w.zeros && w.end-w.off > segSize {
+			bigPath = w.path
+		}
+	}
+	require.NotEmpty(t, bigPath)
+	for _, w := range log {
+		assert.False(t, w.path == bigPath && w.zeros, "zeros in the large frame's segment: %+v", w)
+	}
+
 	all, err := s.ReadAll(context.Background(), 0, 0)
 	require.NoError(t, err)
-	require.Len(t, all, n)
-	for _, e := range all {
+	require.Len(t, all, 1511)
+	for i, e := range all {
+		if i == 1500 {
+			require.Equal(t, big, e.Data)
+			continue
+		}
 		require.Equal(t, data, e.Data)
 	}
 }
 
-// Where the space cannot be allocated ahead, nothing is zeroed: the writes
-// of zeros would extend the file.
-func TestEventLog_NoZerosWithoutAllocation(t *testing.T) {
-	ffs := vfs.NewFaultFS(vfs.OS())
-	ffs.Fail(vfs.OpAllocate, 1, syscall.ENOSPC, true)
-	wfs := &writeLogFS{FS: ffs}
-	s, _ := openWithFS(t, wfs, &Options{SegmentSize: 1 << 20})
-	for i := range 300 {
-		_, err := s.Append(context.Background(), "s", Any, EventData{Type: "t", Data: bytes.Repeat([]byte("y"), 1000+i)})
-		require.NoError(t, err)
+// reserveNothing extends files as a hole, as on a system without
+// fallocate.
+type reserveNothing struct{ vfs.FS }
+
+type reserveNothingFile struct{ vfs.File }
+
+func (r reserveNothing) OpenFile(name string, flag int, perm os.FileMode) (vfs.File, error) {
+	f, err := r.FS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
 	}
-	log := wfs.log()
-	require.Len(t, log, 300)
-	for _, w := range log {
-		assert.False(t, w.zeros, "%+v", w)
+	return reserveNothingFile{f}, nil
+}
+
+func (f reserveNothingFile) Allocate(size int64) error {
+	if cur, err := f.Size(); err != nil || cur >= size {
+		return err
+	}
+	if err := f.Truncate(size); err != nil {
+		return err
+	}
+	return vfs.ErrNotReserved
+}
+
+// Zeros are written only where the space was reserved, and only under
+// SyncAlways: over a hole they would take its blocks early, and without
+// an fdatasync after every batch there is nothing to save.
+func TestEventLog_NoZeros(t *testing.T) {
+	failing := vfs.NewFaultFS(vfs.OS())
+	failing.Fail(vfs.OpAllocate, 1, syscall.ENOSPC, true)
+	for _, tc := range []struct {
+		name string
+		fs   vfs.FS
+		sync SyncMode
+	}{
+		{"fallocate fails", failing, SyncAlways},
+		{"a hole, not reserved", reserveNothing{vfs.OS()}, SyncAlways},
+		{"SyncInterval", vfs.OS(), SyncInterval},
+		{"SyncNone", vfs.OS(), SyncNone},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wfs := &writeLogFS{FS: tc.fs}
+			s, _ := openWithFS(t, wfs, &Options{SegmentSize: 1 << 20, Sync: tc.sync})
+			for i := range 300 {
+				_, err := s.Append(context.Background(), "s", Any, EventData{Type: "t", Data: bytes.Repeat([]byte("y"), 1000+i)})
+				require.NoError(t, err)
+			}
+			log := wfs.log()
+			require.NotEmpty(t, log)
+			for _, w := range log {
+				require.False(t, w.zeros, "%+v", w)
+			}
+		})
 	}
 }
 

@@ -126,7 +126,9 @@ func TestCrashFS_OSSemantics(t *testing.T) {
 			f := openFile(t, fsys, filepath.Join(dir, "f"), rw)
 			defer f.Close()
 			writeAt(t, f, "hello", 0)
-			require.NoError(t, f.Allocate(4096))
+			if err := f.Allocate(4096); !errors.Is(err, vfs.ErrNotReserved) { // a hole, where the system cannot reserve space
+				require.NoError(t, err)
+			}
 			got := contents(t, f)
 			require.Len(t, got, 4096)
 			assert.Equal(t, "hello"+strings.Repeat("\x00", 4091), got)

@@ -28,7 +28,10 @@ func (f osFile) Allocate(size int64) error {
 	if err := allocate(f.File, size); err != errNoAllocate {
 		return err
 	}
-	return f.Truncate(size) // a file with a hole there: the space is not reserved
+	if err := f.Truncate(size); err != nil { // a file with a hole there
+		return err
+	}
+	return ErrNotReserved
 }
 
 func (f osFile) Size() (int64, error) {

@@ -12,6 +12,11 @@ import (
 // ErrLocked is returned by FS.Lock when another holder has the lock.
 var ErrLocked = errors.New("vfs: locked by another holder")
 
+// ErrNotReserved is returned by File.Allocate when it made the file long
+// enough, but with a hole, as the system cannot reserve the space: the new
+// bytes read as zeros, and writing them allocates their blocks.
+var ErrNotReserved = errors.New("vfs: file extended, space not reserved")
+
 // File is an open file. ReadAt may be called concurrently with any method
 // but Close; the others are called by one goroutine at a time.
 type File interface {
@@ -24,7 +29,9 @@ type File interface {
 	Truncate(size int64) error
 	// Allocate makes the file at least size bytes long, the bytes it adds
 	// reading as zeros, and reserves disk space for them where the system
-	// can. It never shrinks the file. The new size is durable after Sync.
+	// can; where it cannot, it returns ErrNotReserved once the file is
+	// long enough. It never shrinks the file. The new size is durable
+	// after Sync.
 	Allocate(size int64) error
 	// Size returns the file's current size.
 	Size() (int64, error)
