@@ -2949,6 +2949,95 @@ func TestWriter_Subscribe_StreamWaitersLeaveNothingBehind(t *testing.T) {
 // TestReadIndex_ConverterSharesNamesAndStaysBounded checks that events read
 // carry the index's own stream-name strings, and that a subscription's
 // caches stay within their bound however many streams and types it meets.
+func TestReadIndex_FrameAtIsABinarySearch(t *testing.T) {
+	// frameAt starts where the frames' sizes say the event should be and
+	// widens from there: whatever the sizes, it must find the frame a
+	// binary search finds, for every event of the segment and past its
+	// last frame's start.
+	rng := rand.New(rand.NewPCG(11, 12))
+	framesOf := func(counts ...int) []frameRef {
+		var frames []frameRef
+		rel := uint32(0)
+		for k, c := range counts {
+			frames = append(frames, frameRef{rel: rel, off: uint32(k)})
+			rel += uint32(c)
+		}
+		return frames
+	}
+	repeat := func(n, c int) []int { return slices.Repeat([]int{c}, n) }
+	randomCounts := func(n, most int) []int {
+		counts := make([]int, n)
+		for k := range counts {
+			counts[k] = 1 + rng.IntN(most)
+		}
+		return counts
+	}
+	layouts := map[string][]frameRef{
+		"one frame":                     framesOf(1),
+		"one frame of many":             framesOf(500),
+		"two frames":                    framesOf(1, 1),
+		"two frames, the first larger":  framesOf(300, 1),
+		"two frames, the second larger": framesOf(1, 300),
+		"an event a frame":              framesOf(repeat(3000, 1)...),
+		"sizes at random":               framesOf(randomCounts(3000, 50)...),
+		"one large frame in the middle": framesOf(slices.Concat(repeat(40, 1), []int{200_000}, repeat(40, 1))...),
+		"one large frame first":         framesOf(slices.Concat([]int{200_000}, repeat(80, 1))...),
+		"one large frame last":          framesOf(slices.Concat(repeat(80, 1), []int{200_000})...),
+		"small frames, then large ones": framesOf(slices.Concat(repeat(2000, 1), repeat(20, 5000))...),
+		"large frames, then small ones": framesOf(slices.Concat(repeat(20, 5000), repeat(2000, 1))...),
+	}
+	for name, frames := range layouts {
+		last := frames[len(frames)-1].rel
+		var rels []uint32
+		if last < 20_000 {
+			for rel := uint32(0); rel <= last+600; rel++ {
+				rels = append(rels, rel)
+			}
+		} else {
+			for _, f := range frames { // either side of every frame start
+				rels = append(rels, f.rel, f.rel+1, max(f.rel, 1)-1)
+			}
+			for range 20_000 {
+				rels = append(rels, rng.Uint32N(last+600))
+			}
+		}
+		for _, rel := range rels {
+			want := sort.Search(len(frames), func(i int) bool { return frames[i].rel > rel }) - 1
+			require.Equal(t, want, frameAt(frames, rel), "%s: event %d", name, rel)
+		}
+	}
+}
+
+func TestReadIndex_LocateIsABinarySearch(t *testing.T) {
+	// Across segments and frames of several events, locateLocked must
+	// find the frame, and its end, that a binary search finds.
+	s, err := Open(t.TempDir(), &Options{SegmentSize: 16 << 10, Sync: SyncNone})
+	require.NoError(t, err)
+	defer s.Close()
+	rng := rand.New(rand.NewPCG(13, 14))
+	for range 1500 {
+		evs := make([]EventData, 1+rng.IntN(3)*rng.IntN(4)) // mostly one event, some up to seven
+		for k := range evs {
+			evs[k] = EventData{Type: "T", Data: make([]byte, rng.IntN(100))}
+		}
+		_, err := s.Append(context.Background(), "st-"+strconv.Itoa(rng.IntN(5)), Any, evs...)
+		require.NoError(t, err)
+	}
+	ix := s.index
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	require.Greater(t, len(ix.segments), 5)
+	for p := range ix.next {
+		seg := ix.segments[sort.Search(len(ix.segments), func(i int) bool { return ix.segments[i].base > p })-1]
+		fi := sort.Search(len(seg.frames), func(i int) bool { return seg.frames[i].rel > uint32(p-seg.base) }) - 1
+		want := frameLoc{seg: seg, off: int64(seg.frames[fi].off), end: seg.end}
+		if fi+1 < len(seg.frames) {
+			want.end = int64(seg.frames[fi+1].off)
+		}
+		require.Equal(t, want, ix.locateLocked(p), "position %d", p)
+	}
+}
+
 func TestReadIndex_ConverterSharesNamesAndStaysBounded(t *testing.T) {
 	s, _ := openWithFS(t, vfs.OS(), &Options{Sync: SyncNone})
 	ctx := context.Background()
