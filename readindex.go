@@ -389,14 +389,17 @@ func (ix *readIndex) locateLocked(p uint64) frameLoc {
 }
 
 // frameAt returns the index of the frame holding the event at rel, frames
-// being a segment's, whose first frame starts at rel 0. A segment's frames
-// mostly hold a like number of events each, so it starts at the frame as
-// far into the slice as rel is into the segment's events, and widens from
-// there, doubling, until it has the frame between two it has read; a
+// being a segment's, not empty, whose first frame starts at rel 0. A
 // binary search of the slice reads a frame per halving, most of them a
-// cache miss in a segment of some 300,000 frames, and a read of one
-// stream looks up every frame it reads. Where the frames' sizes vary
-// widely it reads at most about twice as many as a binary search.
+// cache miss in a segment of some 300,000 frames, and a read of one stream
+// looks up every frame it reads. frameAt guesses instead: the frame as far
+// into the slice as rel is into the span up to the last frame's start,
+// which is the frame wanted, or one beside it, where the events are spread
+// evenly over the frames. From there it widens, doubling, until the frame
+// wanted lies between two it has read, and halves the stretch between
+// them. Where the events are spread unevenly (a few frames of many events
+// among many of one), it reads up to about twice as many frames as a
+// binary search.
 func frameAt(frames []frameRef, rel uint32) int {
 	n := len(frames)
 	last := frames[n-1].rel

@@ -2946,14 +2946,11 @@ func TestWriter_Subscribe_StreamWaitersLeaveNothingBehind(t *testing.T) {
 	assert.Empty(t, s.index.notify.streams)
 }
 
-// TestReadIndex_ConverterSharesNamesAndStaysBounded checks that events read
-// carry the index's own stream-name strings, and that a subscription's
-// caches stay within their bound however many streams and types it meets.
-func TestReadIndex_FrameAtIsABinarySearch(t *testing.T) {
-	// frameAt starts where the frames' sizes say the event should be and
-	// widens from there: whatever the sizes, it must find the frame a
-	// binary search finds, for every event of the segment and past its
-	// last frame's start.
+// TestReadIndex_FrameAtFindsWhatABinarySearchFinds checks frameAt, which
+// starts where the frames' sizes say the event should be and widens from
+// there: whatever the sizes, it must find the frame a binary search
+// finds, for every event of the segment and past its last frame's start.
+func TestReadIndex_FrameAtFindsWhatABinarySearchFinds(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	framesOf := func(counts ...int) []frameRef {
 		var frames []frameRef
@@ -2972,21 +2969,25 @@ func TestReadIndex_FrameAtIsABinarySearch(t *testing.T) {
 		}
 		return counts
 	}
-	layouts := map[string][]frameRef{
-		"one frame":                     framesOf(1),
-		"one frame of many":             framesOf(500),
-		"two frames":                    framesOf(1, 1),
-		"two frames, the first larger":  framesOf(300, 1),
-		"two frames, the second larger": framesOf(1, 300),
-		"an event a frame":              framesOf(repeat(3000, 1)...),
-		"sizes at random":               framesOf(randomCounts(3000, 50)...),
-		"one large frame in the middle": framesOf(slices.Concat(repeat(40, 1), []int{200_000}, repeat(40, 1))...),
-		"one large frame first":         framesOf(slices.Concat([]int{200_000}, repeat(80, 1))...),
-		"one large frame last":          framesOf(slices.Concat(repeat(80, 1), []int{200_000})...),
-		"small frames, then large ones": framesOf(slices.Concat(repeat(2000, 1), repeat(20, 5000))...),
-		"large frames, then small ones": framesOf(slices.Concat(repeat(20, 5000), repeat(2000, 1))...),
+	layouts := []struct { // in order, so that a failure in the sampled positions repeats
+		name   string
+		frames []frameRef
+	}{
+		{"one frame", framesOf(1)},
+		{"one frame of many", framesOf(500)},
+		{"two frames", framesOf(1, 1)},
+		{"two frames, the first larger", framesOf(300, 1)},
+		{"two frames, the second larger", framesOf(1, 300)},
+		{"an event a frame", framesOf(repeat(3000, 1)...)},
+		{"sizes at random", framesOf(randomCounts(3000, 50)...)},
+		{"one large frame in the middle", framesOf(slices.Concat(repeat(40, 1), []int{200_000}, repeat(40, 1))...)},
+		{"one large frame first", framesOf(slices.Concat([]int{200_000}, repeat(80, 1))...)},
+		{"one large frame last", framesOf(slices.Concat(repeat(80, 1), []int{200_000})...)},
+		{"small frames, then large ones", framesOf(slices.Concat(repeat(2000, 1), repeat(20, 5000))...)},
+		{"large frames, then small ones", framesOf(slices.Concat(repeat(20, 5000), repeat(2000, 1))...)},
 	}
-	for name, frames := range layouts {
+	for _, l := range layouts {
+		name, frames := l.name, l.frames
 		last := frames[len(frames)-1].rel
 		var rels []uint32
 		if last < 20_000 {
@@ -3008,15 +3009,16 @@ func TestReadIndex_FrameAtIsABinarySearch(t *testing.T) {
 	}
 }
 
-func TestReadIndex_LocateIsABinarySearch(t *testing.T) {
-	// Across segments and frames of several events, locateLocked must
-	// find the frame, and its end, that a binary search finds.
+// TestReadIndex_LocateFindsWhatABinarySearchFinds checks locateLocked
+// across segments and frames of several events: it must find the frame,
+// and its end, that a binary search finds.
+func TestReadIndex_LocateFindsWhatABinarySearchFinds(t *testing.T) {
 	s, err := Open(t.TempDir(), &Options{SegmentSize: 16 << 10, Sync: SyncNone})
 	require.NoError(t, err)
 	defer s.Close()
 	rng := rand.New(rand.NewPCG(13, 14))
 	for range 1500 {
-		evs := make([]EventData, 1+rng.IntN(3)*rng.IntN(4)) // mostly one event, some up to seven
+		evs := make([]EventData, 1+rng.IntN(3)*rng.IntN(4)) // half of them one event, the rest two to seven
 		for k := range evs {
 			evs[k] = EventData{Type: "T", Data: make([]byte, rng.IntN(100))}
 		}
@@ -3038,6 +3040,9 @@ func TestReadIndex_LocateIsABinarySearch(t *testing.T) {
 	}
 }
 
+// TestReadIndex_ConverterSharesNamesAndStaysBounded checks that events read
+// carry the index's own stream-name strings, and that a subscription's
+// caches stay within their bound however many streams and types it meets.
 func TestReadIndex_ConverterSharesNamesAndStaysBounded(t *testing.T) {
 	s, _ := openWithFS(t, vfs.OS(), &Options{Sync: SyncNone})
 	ctx := context.Background()
