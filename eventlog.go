@@ -307,7 +307,7 @@ type segment struct {
 	size int64 // bytes written; touched only by the writer goroutine (and Open)
 	// zeroed is how far the segment is known to be written: where the
 	// frames ended when its space was reserved ahead, then where the zeros
-	// eventLog.write writes over that space end, and the segment's size
+	// eventLog.writeZeros writes over that space end, and the segment's size
 	// once the frames reach it. 0 where no space is reserved. Touched as
 	// size is.
 	zeroed int64
@@ -477,7 +477,7 @@ type eventLog struct {
 
 	readOnly bool // opened by a read-only Store: no lock, no change to any file
 
-	// zeroAhead makes write write zeros ahead of the frames (see there):
+	// zeroAhead makes write write zeros ahead of the frames (see writeZeros):
 	// set under SyncAlways, whose every batch an fdatasync follows. Set by
 	// Open before the writer starts.
 	zeroAhead bool
@@ -1129,7 +1129,7 @@ func readIndexBytes(fsys vfs.FS, path string, segSize int64) ([]byte, error) {
 // active returns the segment appends go to.
 func (l *eventLog) active() *segment { return l.segments[len(l.segments)-1] }
 
-// Zeros written ahead of the frames (see eventLog.write): a chunk at a
+// Zeros written ahead of the frames (see eventLog.writeZeros): a chunk at a
 // time, whenever fewer than zeroLead bytes past a write are zeroed.
 const (
 	zeroChunk = 256 << 10
@@ -1140,37 +1140,45 @@ const (
 // no memory: its pages all map the kernel's one zero page.
 var zeros [zeroChunk]byte
 
-// write appends whole frames to the active segment.
-//
-// Under zeroAhead, in a segment with space reserved ahead, it first writes
-// zeros over the next chunk of that space when the frames come within
-// zeroLead of its end, for the batch's fdatasync to sync with the frames.
-// The reserved space reads as zeros already, but ext4 (like XFS) keeps it
-// marked unwritten, and the fdatasync of a write reaching blocks not yet
-// written must also commit, through the journal, that they now are: a
-// chunk of zeros makes that one commit for some thousand events, where
-// every batch of more than a few events paid one. On the ext4 of the
-// README's benchmarks, it took the fdatasync of a 35 KB batch from
-// 350-460 µs to about 230 µs. The price is that each byte of a segment is
-// written twice. PostgreSQL fills its new WAL files with zeros for the
-// same reason (wal_init_zero, which can be turned off where it gains
-// nothing: on copy-on-write file systems).
+// write appends whole frames to the active segment, first writing zeros
+// ahead of them where writeZeros says so.
 func (l *eventLog) write(b []byte) error {
 	seg := l.active()
-	if end := seg.size + int64(len(b)); l.zeroAhead && seg.zeroed > 0 && seg.zeroed < l.segmentSize && end+zeroLead > seg.zeroed {
-		from := max(seg.zeroed, end)
-		to := min(from+zeroChunk, l.segmentSize)
-		if from < to {
-			if _, err := seg.file.WriteAt(zeros[:to-from], from); err != nil {
-				return &StorageError{Op: "write", Path: seg.path, Err: err}
-			}
-		}
-		seg.zeroed = to // the segment's size once the frames reach it
+	if err := l.writeZeros(seg, seg.size+int64(len(b))); err != nil {
+		return err
 	}
 	if _, err := seg.file.WriteAt(b, seg.size); err != nil {
 		return &StorageError{Op: "write", Path: seg.path, Err: err}
 	}
 	seg.size += int64(len(b))
+	return nil
+}
+
+// writeZeros, under zeroAhead, in a segment with space reserved ahead,
+// writes zeros over the next chunk of that space when frames ending at end
+// come within zeroLead of its end, for the batch's fdatasync to sync with
+// the frames. The reserved space reads as zeros already, but ext4 (like
+// XFS) keeps it marked unwritten, and the fdatasync of a write reaching
+// blocks not yet written must also commit, through the journal, that they
+// now are: a chunk of zeros makes that one commit for some thousand
+// events, where every batch of more than a few events paid one. On the
+// ext4 of the README's benchmarks, it took the fdatasync of a 35 KB batch
+// from 350-460 µs to about 230 µs. The price is that each byte of a
+// segment is written twice. PostgreSQL fills its new WAL files with zeros
+// for the same reason (wal_init_zero, which can be turned off where it
+// gains nothing: on copy-on-write file systems).
+func (l *eventLog) writeZeros(seg *segment, end int64) error {
+	if !l.zeroAhead || seg.zeroed == 0 || seg.zeroed >= l.segmentSize || end+zeroLead <= seg.zeroed {
+		return nil
+	}
+	from := max(seg.zeroed, end)
+	to := min(from+zeroChunk, l.segmentSize)
+	if from < to {
+		if _, err := seg.file.WriteAt(zeros[:to-from], from); err != nil {
+			return &StorageError{Op: "write", Path: seg.path, Err: err}
+		}
+	}
+	seg.zeroed = to // the segment's size once the frames reach it
 	return nil
 }
 
