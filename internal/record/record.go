@@ -430,6 +430,10 @@ type Frame struct {
 	// SegmentHeader), for ID. The decoder leaves it as it was: the reader
 	// sets it, as only the reader knows the segment.
 	Key uint64
+	// keyMix is mix(mixedKey), kept by PutID so that a reader putting the
+	// IDs of frame after frame of one segment mixes its key once. A zero
+	// Frame holds it already, as mix(0) is 0.
+	keyMix, mixedKey uint64
 }
 
 // ID returns the ID of the frame's i-th event: as stored, or, for one the
@@ -447,7 +451,10 @@ func (f *Frame) PutID(i int, dst *[IDSize]byte) {
 		*dst = f.Events[i].ID
 		return
 	}
-	putAssignedID(dst, f.Key, f.Position+uint64(i), f.Timestamp)
+	if f.mixedKey != f.Key {
+		f.mixedKey, f.keyMix = f.Key, mix(f.Key)
+	}
+	putMixedID(dst, f.keyMix, f.Key, f.Position+uint64(i), f.Timestamp)
 }
 
 // Assigned reports that the store assigned the frame's i-th event its ID,
@@ -478,8 +485,13 @@ func AssignedID(key, position uint64, timestamp int64) (id [IDSize]byte) {
 
 // putAssignedID stores AssignedID(key, position, timestamp) in *id.
 func putAssignedID(id *[IDSize]byte, key, position uint64, timestamp int64) {
+	putMixedID(id, mix(key), key, position, timestamp)
+}
+
+// putMixedID is putAssignedID, given keyMix, mix(key).
+func putMixedID(id *[IDSize]byte, keyMix, key, position uint64, timestamp int64) {
 	ms := uint64(max(timestamp, 0)/1e6) & (1<<48 - 1)
-	r := mix(position ^ mix(key)) // a bijection of position: mix is one
+	r := mix(position ^ keyMix) // a bijection of position: mix is one
 	binary.BigEndian.PutUint64(id[0:8], ms<<16|0x7<<12|r>>52)
 	binary.BigEndian.PutUint64(id[8:16], 0b10<<62|(key&(1<<10-1))<<52|r&(1<<52-1))
 }

@@ -1655,6 +1655,33 @@ func TestAssignedID(t *testing.T) {
 	assert.Equal(t, record.AssignedID(goldenKey, 5, 0), record.AssignedID(goldenKey, 5, -1), "a time before 1970 is 0")
 }
 
+// A Frame keeps its key's mix between calls of PutID, for the frames of
+// one segment; a reader moving to a segment of another key, or to one of
+// key 0, sets Key and must get that key's IDs, not the last one's.
+func TestFrame_PutIDFollowsTheKey(t *testing.T) {
+	const ts = int64(1700000000123456789)
+	var f record.Frame
+	f.Tagged = true
+	f.Timestamp = ts
+	f.Events = make([]record.Event, 2)
+	for _, key := range []uint64{0, goldenKey, goldenKey, goldenKey ^ 1, 0, 1<<record.KeyBits - 1, goldenKey} {
+		f.Key = key
+		for _, p := range []uint64{0, 1, 1 << 40} {
+			f.Position = p
+			for i := range f.Events {
+				var id [record.IDSize]byte
+				f.PutID(i, &id)
+				require.Equal(t, record.AssignedID(key, p+uint64(i), ts), id, "key %#x position %d event %d", key, p, i)
+			}
+		}
+	}
+	g := f // a copy keeps the mix of the key it copies
+	assert.Equal(t, record.AssignedID(goldenKey, 1<<40, ts), g.ID(0))
+	g.Key = 0
+	assert.Equal(t, record.AssignedID(0, 1<<40, ts), g.ID(0))
+	assert.Equal(t, record.AssignedID(goldenKey, 1<<40+1, ts), f.ID(1), "the original keeps its own")
+}
+
 // AssignedPosition finds the position an assigned ID was derived from,
 // whatever the time, and rules out IDs of another version, variant or key.
 func TestAssignedPosition(t *testing.T) {
