@@ -519,7 +519,7 @@ func (ix *readIndex) walk(ctx context.Context, lo, hi uint64, fn func(f *record.
 	}
 	ix.mu.RUnlock()
 
-	w := walker{ix: ix, ctx: ctx, lo: lo, hi: hi, next: lo, fn: fn}
+	w := walker{ix: ix, ctx: ctx, ctxEnds: ctx.Done() != nil, lo: lo, hi: hi, next: lo, fn: fn}
 	if hi-lo >= pipelineEvents && runtime.GOMAXPROCS(0) > 1 {
 		pipelinedWalks.Add(1)
 		return w.pipelined(parts, chunkParts(parts))
@@ -553,10 +553,13 @@ type walkPart struct {
 // walker is the state of one walk: it checks that each frame runs on from
 // the one before and passes it to fn, until the frame holding hi-1.
 type walker struct {
-	ix     *readIndex
-	ctx    context.Context
-	lo, hi uint64
-	next   uint64 // the frames must run on from the one holding lo
+	ix  *readIndex
+	ctx context.Context
+	// ctxEnds is set if ctx can end: a context whose Done is nil, such as
+	// context.Background, never does, and its error need not be read.
+	ctxEnds bool
+	lo, hi  uint64
+	next    uint64 // the frames must run on from the one holding lo
 	// fn takes each frame, and its stream's name as the index holds it
 	// when the walk has looked it up already, else "".
 	fn func(f *record.Frame, stream string) error
@@ -604,8 +607,10 @@ func foundSet(start uint64) uint64 { return (start * 0x9e3779b97f4a7c15) >> (64 
 
 // frame takes w.f, read at off in seg; done is set once it reaches hi.
 func (w *walker) frame(seg *segment, off int64, stream string) (done bool, err error) {
-	if err := w.ctx.Err(); err != nil {
-		return true, err
+	if w.ctxEnds {
+		if err := w.ctx.Err(); err != nil {
+			return true, err
+		}
 	}
 	f := &w.f
 	f.Key = seg.key
@@ -1642,24 +1647,29 @@ var errStopped = errors.New("eventstore: loop stopped")
 // All or Stream. It lives on the loop's goroutine and is not shared: the
 // options' callbacks run there too, between events.
 type subscription struct {
-	ix     *readIndex
-	ctx    context.Context
-	kind   seqKind
-	stream string
-	cfg    subscribeConfig
-	prefix []byte // cfg.prefix's bytes
-	yield  func(RecordedEvent, error) bool
-	conv   *converter
-	next   uint64 // position (for a stream, version) to deliver next
-	passed uint64 // events passed over since the last checkpoint
-	live   bool   // caught up and not fallen behind since
+	ix      *readIndex
+	ctx     context.Context
+	ctxEnds bool // as walker's
+	kind    seqKind
+	stream  string
+	cfg     subscribeConfig
+	prefix  []byte // cfg.prefix's bytes
+	yield   func(RecordedEvent, error) bool
+	conv    *converter
+	next    uint64 // position (for a stream, version) to deliver next
+	passed  uint64 // events passed over since the last checkpoint
+	live    bool   // caught up and not fallen behind since
+	// every is set if the subscription delivers every event: it has no
+	// prefix, type or checkpoint to apply, so frame delivers a frame of
+	// one event without looking for them.
+	every bool
 }
 
 // sequence returns the iterator behind Subscribe, SubscribeStream, All and
 // Stream. Each loop over it runs a subscription of its own.
 func (ix *readIndex) sequence(ctx context.Context, kind seqKind, stream string, from uint64, opts []SubscribeOption) iter.Seq2[RecordedEvent, error] {
 	return func(yield func(RecordedEvent, error) bool) {
-		sub := &subscription{ix: ix, ctx: ctx, kind: kind, stream: stream, next: from, yield: yield, conv: ix.newConverter(subscriptionCache)}
+		sub := &subscription{ix: ix, ctx: ctx, ctxEnds: ctx.Done() != nil, kind: kind, stream: stream, next: from, yield: yield, conv: ix.newConverter(subscriptionCache)}
 		err := sub.configure(opts)
 		if err == nil {
 			err = sub.run()
@@ -1693,6 +1703,7 @@ func (s *subscription) configure(opts []SubscribeOption) error {
 		s.prefix = []byte(*c.prefix)
 	}
 	s.conv.borrow = c.borrow
+	s.every = c.prefix == nil && c.types == nil && c.checkpoint == nil
 	if s.kind.stream() {
 		if err := checkName(s.stream, MaxStreamNameLen); err != nil {
 			return fmt.Errorf("%w: %s", ErrInvalidStream, err)
@@ -1781,8 +1792,23 @@ func (s *subscription) readTo(head uint64) error {
 	return nil
 }
 
-// frame delivers the matching events of a frame of the log.
+// frame delivers the matching events of a frame of the log. The walk
+// calling it has checked s.ctx for this frame.
 func (s *subscription) frame(f *record.Frame, stream string) error {
+	if s.every && len(f.Events) == 1 && f.Position >= s.next {
+		// What the loop below does for such a frame, less what does not
+		// apply: the walk has checked ctx, and nothing is filtered.
+		if s.ix.notify.closing.Load() {
+			return ErrClosed
+		}
+		var ev RecordedEvent
+		s.conv.fill(&ev, f, 0, stream)
+		if !s.yield(ev, nil) {
+			return errStopped
+		}
+		s.next = f.Position + 1
+		return nil
+	}
 	match := s.cfg.prefix == nil
 	if !match && stream != "" { // looked up already; a numbered frame's always is
 		match = strings.HasPrefix(stream, *s.cfg.prefix)
@@ -1843,6 +1869,9 @@ func (s *subscription) typeMatches(typ []byte) bool {
 func (s *subscription) interrupted() error {
 	if s.ix.notify.closing.Load() {
 		return ErrClosed
+	}
+	if !s.ctxEnds {
+		return nil
 	}
 	return s.ctx.Err()
 }
