@@ -519,7 +519,7 @@ func (ix *readIndex) walk(ctx context.Context, lo, hi uint64, fn func(f *record.
 	}
 	ix.mu.RUnlock()
 
-	w := walker{ix: ix, ctx: ctx, ctxEnds: ctx.Done() != nil, lo: lo, hi: hi, next: lo, fn: fn}
+	w := walker{ix: ix, ctx: ctx, ctxNever: ctx.Done() == nil, lo: lo, hi: hi, next: lo, fn: fn}
 	if hi-lo >= pipelineEvents && runtime.GOMAXPROCS(0) > 1 {
 		pipelinedWalks.Add(1)
 		return w.pipelined(parts, chunkParts(parts))
@@ -555,11 +555,12 @@ type walkPart struct {
 type walker struct {
 	ix  *readIndex
 	ctx context.Context
-	// ctxEnds is set if ctx can end: a context whose Done is nil, such as
-	// context.Background, never does, and its error need not be read.
-	ctxEnds bool
-	lo, hi  uint64
-	next    uint64 // the frames must run on from the one holding lo
+	// ctxNever is set if ctx can never end, as a context whose Done is nil
+	// (context.Background's) cannot, so that its error need not be read. A
+	// walker built without it reads the error.
+	ctxNever bool
+	lo, hi   uint64
+	next     uint64 // the frames must run on from the one holding lo
 	// fn takes each frame, and its stream's name as the index holds it
 	// when the walk has looked it up already, else "".
 	fn func(f *record.Frame, stream string) error
@@ -607,7 +608,7 @@ func foundSet(start uint64) uint64 { return (start * 0x9e3779b97f4a7c15) >> (64 
 
 // frame takes w.f, read at off in seg; done is set once it reaches hi.
 func (w *walker) frame(seg *segment, off int64, stream string) (done bool, err error) {
-	if w.ctxEnds {
+	if !w.ctxNever {
 		if err := w.ctx.Err(); err != nil {
 			return true, err
 		}
@@ -1647,18 +1648,18 @@ var errStopped = errors.New("eventstore: loop stopped")
 // All or Stream. It lives on the loop's goroutine and is not shared: the
 // options' callbacks run there too, between events.
 type subscription struct {
-	ix      *readIndex
-	ctx     context.Context
-	ctxEnds bool // as walker's
-	kind    seqKind
-	stream  string
-	cfg     subscribeConfig
-	prefix  []byte // cfg.prefix's bytes
-	yield   func(RecordedEvent, error) bool
-	conv    *converter
-	next    uint64 // position (for a stream, version) to deliver next
-	passed  uint64 // events passed over since the last checkpoint
-	live    bool   // caught up and not fallen behind since
+	ix       *readIndex
+	ctx      context.Context
+	ctxNever bool // as walker's
+	kind     seqKind
+	stream   string
+	cfg      subscribeConfig
+	prefix   []byte // cfg.prefix's bytes
+	yield    func(RecordedEvent, error) bool
+	conv     *converter
+	next     uint64 // position (for a stream, version) to deliver next
+	passed   uint64 // events passed over since the last checkpoint
+	live     bool   // caught up and not fallen behind since
 	// every is set if the subscription delivers every event: it has no
 	// prefix, type or checkpoint to apply, so frame delivers a frame of
 	// one event without looking for them.
@@ -1669,7 +1670,7 @@ type subscription struct {
 // Stream. Each loop over it runs a subscription of its own.
 func (ix *readIndex) sequence(ctx context.Context, kind seqKind, stream string, from uint64, opts []SubscribeOption) iter.Seq2[RecordedEvent, error] {
 	return func(yield func(RecordedEvent, error) bool) {
-		sub := &subscription{ix: ix, ctx: ctx, ctxEnds: ctx.Done() != nil, kind: kind, stream: stream, next: from, yield: yield, conv: ix.newConverter(subscriptionCache)}
+		sub := &subscription{ix: ix, ctx: ctx, ctxNever: ctx.Done() == nil, kind: kind, stream: stream, next: from, yield: yield, conv: ix.newConverter(subscriptionCache)}
 		err := sub.configure(opts)
 		if err == nil {
 			err = sub.run()
@@ -1797,7 +1798,8 @@ func (s *subscription) readTo(head uint64) error {
 func (s *subscription) frame(f *record.Frame, stream string) error {
 	if s.every && len(f.Events) == 1 && f.Position >= s.next {
 		// What the loop below does for such a frame, less what does not
-		// apply: the walk has checked ctx, and nothing is filtered.
+		// apply: the walk has checked ctx, nothing is filtered, and with
+		// no checkpoint to call, passed is not counted.
 		if s.ix.notify.closing.Load() {
 			return ErrClosed
 		}
@@ -1870,7 +1872,7 @@ func (s *subscription) interrupted() error {
 	if s.ix.notify.closing.Load() {
 		return ErrClosed
 	}
-	if !s.ctxEnds {
+	if s.ctxNever {
 		return nil
 	}
 	return s.ctx.Err()

@@ -2375,8 +2375,9 @@ func TestStore_Subscribe_EndsOnBreakCancelAndClose(t *testing.T) {
 					if where != "live" {
 						// Appends of 100 events: a subscription must stop
 						// within one, not at its end. Appends of one event,
-						// which a subscription without options delivers by
-						// a shorter path: it must stop at the next.
+						// which Subscribe without options delivers by a
+						// shorter path (SubscribeStream does not take it):
+						// it must stop at the next.
 						n, per := 200, 100
 						if where != "catching up" {
 							n, per = 2000, 1
@@ -2453,7 +2454,7 @@ func TestStore_Subscribe_EndsOnBreakCancelAndClose(t *testing.T) {
 						assert.ErrorIs(t, got.err, eventstore.ErrClosed)
 					}
 					if where != "live" {
-						assert.Len(t, got.positions, 1, "ended after the event its body held, within its Append")
+						assert.Len(t, got.positions, 1, "ended after the event its body held, not at its Append's end or the log's")
 					}
 				})
 			}

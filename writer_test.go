@@ -4254,6 +4254,72 @@ func TestWalk_HelperEndsWithClose(t *testing.T) {
 	assert.NotContains(t, stacks, "verifyAhead", "a verifier goroutine outlived Close")
 }
 
+// TestWalk_PipelinedStopsAtTheNextEvent ends a pipelined All over frames of
+// one event, which it delivers by the subscription's short path, while its
+// body holds the first event: by Close, by cancelling its context, and by
+// breaking. No event may follow the one held, though the verifiers have
+// read ahead.
+func TestWalk_PipelinedStopsAtTheNextEvent(t *testing.T) {
+	withPipelineFrom(t, 1)
+	for _, how := range []string{"close", "cancel", "break"} {
+		t.Run(how, func(t *testing.T) {
+			s, err := Open(t.TempDir(), &Options{Sync: SyncNone})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = s.Close() })
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			for i := range 2000 {
+				_, err := s.Append(ctx, fmt.Sprint("s-", i%7), Any, EventData{Type: "T", Data: []byte{byte(i)}})
+				require.NoError(t, err)
+			}
+			before := pipelinedWalks.Load()
+			inBody, proceed := make(chan struct{}), make(chan struct{})
+			type result struct {
+				events int
+				err    error
+			}
+			done := make(chan result, 1)
+			go func() {
+				var r result
+				for _, err := range s.All(ctx, 0) {
+					if err != nil {
+						r.err = err
+						continue
+					}
+					r.events++
+					if r.events == 1 {
+						close(inBody)
+						<-proceed
+						if how == "break" {
+							break
+						}
+					}
+				}
+				done <- r
+			}()
+			<-inBody
+			switch how {
+			case "close":
+				require.NoError(t, s.Close())
+			case "cancel":
+				cancel()
+			}
+			close(proceed)
+			r := <-done
+			assert.Equal(t, before+1, pipelinedWalks.Load(), "the walk verified ahead")
+			assert.Equal(t, 1, r.events, "events delivered")
+			switch how {
+			case "close":
+				assert.ErrorIs(t, r.err, ErrClosed)
+			case "cancel":
+				assert.ErrorIs(t, r.err, context.Canceled)
+			case "break":
+				assert.NoError(t, r.err)
+			}
+		})
+	}
+}
+
 // TestWalk_PipelinedCutShortAsSequential cuts a segment short in the middle
 // of a chunk, under the store: a walk that verifies ahead must deliver the
 // same events, and report the same error at the same offset, as one that

@@ -445,7 +445,9 @@ func (f *Frame) ID(i int) [IDSize]byte {
 }
 
 // PutID stores the ID of the frame's event i, as ID returns it, in *dst.
-// It spares a reader filling an event in place the copy of an array.
+// It spares a reader filling an event in place the copy of an array. It
+// and ID write to f, keeping its key's mix, so a Frame must not be given
+// to them on two goroutines at once.
 func (f *Frame) PutID(i int, dst *[IDSize]byte) {
 	if !f.Assigned(i) {
 		*dst = f.Events[i].ID
