@@ -606,12 +606,19 @@ const (
 // ratio's odd constant, which spreads starts a stream's length apart.
 func foundSet(start uint64) uint64 { return (start * 0x9e3779b97f4a7c15) >> (64 - foundBits) }
 
+// ctxErr returns ctx's error, without asking for it if never is set: ctx
+// can never end (see walker.ctxNever).
+func ctxErr(ctx context.Context, never bool) error {
+	if never {
+		return nil
+	}
+	return ctx.Err()
+}
+
 // frame takes w.f, read at off in seg; done is set once it reaches hi.
 func (w *walker) frame(seg *segment, off int64, stream string) (done bool, err error) {
-	if !w.ctxNever {
-		if err := w.ctx.Err(); err != nil {
-			return true, err
-		}
+	if err := ctxErr(w.ctx, w.ctxNever); err != nil {
+		return true, err
 	}
 	f := &w.f
 	f.Key = seg.key
@@ -1872,10 +1879,7 @@ func (s *subscription) interrupted() error {
 	if s.ix.notify.closing.Load() {
 		return ErrClosed
 	}
-	if s.ctxNever {
-		return nil
-	}
-	return s.ctx.Err()
+	return ctxErr(s.ctx, s.ctxNever)
 }
 
 // checkpoint calls the OnCheckpoint function when its interval has passed,
