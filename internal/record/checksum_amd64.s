@@ -39,18 +39,37 @@ words:
 	JAE    words
 
 tail:
-	// The last 0 to 7 bytes take the bytes of one more key, lowest first.
+	// The last 0 to 7 bytes take the bytes of one more key, lowest first:
+	// four, two and one at a time, each read once and written once.
 	TESTQ CX, CX
 	JZ    done
 	ADDQ  R8, DX
+	TESTQ $4, CX
+	JZ    two
+	MOVL   (SI), R9
+	CRC32L R9, AX
+	XORL   DX, R9
+	MOVL   R9, (SI)
+	SHRQ   $32, DX
+	ADDQ   $4, SI
 
-bytes:
-	CRC32B (SI), AX
-	XORB   DL, (SI)
-	SHRQ   $8, DX
-	INCQ   SI
-	DECQ   CX
-	JNZ    bytes
+two:
+	TESTQ $2, CX
+	JZ    one
+	MOVWLZX (SI), R9
+	CRC32W  R9, AX
+	XORL    DX, R9
+	MOVW    R9, (SI)
+	SHRQ    $16, DX
+	ADDQ    $2, SI
+
+one:
+	TESTQ $1, CX
+	JZ    done
+	MOVBLZX (SI), R9
+	CRC32B  R9, AX
+	XORL    DX, R9
+	MOVB    R9, (SI)
 
 done:
 	NOTL AX
