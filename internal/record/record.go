@@ -481,16 +481,12 @@ func (f *Frame) Assigned(i int) bool {
 // give away the others' 74 non-time bits. IDs that must not be guessed are given by the
 // caller (NewEventID draws 74 random bits).
 func AssignedID(key, position uint64, timestamp int64) (id [IDSize]byte) {
-	putAssignedID(&id, key, position, timestamp)
+	putMixedID(&id, mix(key), key, position, timestamp)
 	return id
 }
 
-// putAssignedID stores AssignedID(key, position, timestamp) in *id.
-func putAssignedID(id *[IDSize]byte, key, position uint64, timestamp int64) {
-	putMixedID(id, mix(key), key, position, timestamp)
-}
-
-// putMixedID is putAssignedID, given keyMix, mix(key).
+// putMixedID stores AssignedID(key, position, timestamp) in *id, given
+// keyMix, mix(key), which a Frame keeps between calls (see PutID).
 func putMixedID(id *[IDSize]byte, keyMix, key, position uint64, timestamp int64) {
 	ms := uint64(max(timestamp, 0)/1e6) & (1<<48 - 1)
 	r := mix(position ^ keyMix) // a bijection of position: mix is one

@@ -1419,7 +1419,7 @@ func TestMaskWeyl_IsAWeylSequence(t *testing.T) {
 func TestSumUnmaskWeyl_IsChecksumThenMaskWeyl(t *testing.T) {
 	// The one pass over a payload (in assembly on amd64) must give the
 	// checksum of the bytes as they were, and leave MaskWeyl's bytes, at
-	// every length through the word loop and the byte tail, at any
+	// every length through the word loop and the tail of 0 to 7 bytes, at any
 	// alignment and position.
 	// The bytes either side of the payload must stay as they were.
 	rng := rand.New(rand.NewPCG(3, 4))
